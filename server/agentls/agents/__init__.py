@@ -1,0 +1,1 @@
+"""Agents: definition files found in the workspace, parsed and validated."""

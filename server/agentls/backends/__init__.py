@@ -1,0 +1,1 @@
+"""Backends: talking to models (HTTP APIs or local commands) behind one streaming interface."""

@@ -1,0 +1,1 @@
+"""Execution: running agents (engine), and remembering what ran (history)."""

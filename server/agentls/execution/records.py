@@ -1,0 +1,48 @@
+"""The record of one run: what the engine produces, history stores, and the protocol returns."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "timed_out"]
+FINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A finished run. Never holds an API key: errors are the backends' scrubbed messages."""
+
+    id: str
+    agent: str
+    task: str
+    status: RunStatus
+    output: str
+    started_at: float
+    """Unix time (seconds) when the run was submitted."""
+    duration_ms: float
+    backend: str | None = None
+    model: str | None = None
+    error: str | None = None
+    usage: dict[str, int | None] | None = None
+    manifest: list[dict[str, Any]] = field(default_factory=list)
+    workspace: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The protocol form (also what history persists)."""
+        return asdict(self)
+
+    def summary(self) -> dict[str, Any]:
+        """The short form for listings: no output body, no manifest."""
+        d = asdict(self)
+        d.pop("manifest")
+        out = d.pop("output")
+        d["output_preview"] = out[:200]
+        d["output_chars"] = len(out)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunRecord:
+        """Inverse of ``to_dict``; unknown keys are dropped so old rows still load."""
+        names = cls.__dataclass_fields__.keys()
+        return cls(**{k: v for k, v in data.items() if k in names})
