@@ -1,0 +1,147 @@
+"""The ``workspace/executeCommand`` commands: decode, one service call, encode.
+
+Every handler takes the raw arguments (``*args``: pygls would otherwise coerce them through type
+annotations) and checks them with ``agentls.requests``. Service errors (``AgentlsError``) become
+JSON-RPC errors with their user-safe message; anything else is logged and answered generically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from pygls.exceptions import JsonRpcException
+
+from agentls import requests
+from agentls.errors import AgentlsError
+from agentls.lsp.documents import EditorBuffers
+from agentls.lsp.progress import RunProgress
+from agentls.lsp.protocol import CURRENT_COMMAND, AgentlsProtocol
+
+if TYPE_CHECKING:
+    from agentls.lsp.server import AgentLanguageServer
+    from agentls.service import AgentService
+
+logger = logging.getLogger(__name__)
+
+AGENTS_LIST = "agentls.agents.list"
+RUN = "agentls.run"
+CONTEXT_PREVIEW = "agentls.context.preview"
+RUNS_CANCEL = "agentls.runs.cancel"
+STATUS = "agentls.status"
+HISTORY_LIST = "agentls.history.list"
+HISTORY_GET = "agentls.history.get"
+METRICS = "agentls.metrics"
+CACHE_CLEAR = "agentls.cache.clear"
+
+SERVICE_WAIT_SECONDS = 30.0
+"""A command sent right after ``initialized`` waits this long for the service to start."""
+
+Handler = Callable[["AgentLanguageServer", "AgentService", tuple[Any, ...]], Awaitable[Any]]
+
+
+def _command(name: str, handler: Handler) -> Callable[..., Awaitable[Any]]:
+    """Wrap a handler: wait for the service, link cancellation, map errors."""
+
+    @functools.wraps(handler)
+    async def wrapper(ls: AgentLanguageServer, *args: Any) -> Any:
+        protocol = ls.protocol
+        assert isinstance(protocol, AgentlsProtocol)
+        protocol.link_cancellation()
+        try:
+            service = await ls.wait_for_service(SERVICE_WAIT_SECONDS)
+            return await handler(ls, service, args)
+        except AgentlsError as e:
+            raise JsonRpcException(message=e.message, code=e.code) from None
+        except (asyncio.CancelledError, JsonRpcException):
+            raise
+        except Exception:
+            logger.exception("command %s failed", name)
+            raise JsonRpcException(
+                message=f"{name} failed: internal error; see the server log", code=-32803
+            ) from None
+
+    wrapper.__name__ = name.replace(".", "_")
+    return wrapper
+
+
+async def _agents_list(ls: AgentLanguageServer, service: AgentService, args: tuple[Any, ...]) -> Any:
+    requests.parse_empty(requests.single_object(args, optional=True))
+    return service.list_agents()
+
+
+async def _run(ls: AgentLanguageServer, service: AgentService, args: tuple[Any, ...]) -> Any:
+    run_args = requests.parse_run(requests.single_object(args))
+    buffers = EditorBuffers(ls)
+    if run_args.dry_run:
+        return await service.run(run_args, buffers)
+    ctx = CURRENT_COMMAND.get()
+    client_token = ctx.params.work_done_token if ctx is not None else None
+    progress = await RunProgress.for_request(
+        ls, run_args.agent, run_args.task, client_token, service.engine.cancel
+    )
+    return await service.run(run_args, buffers, progress)
+
+
+async def _preview(ls: AgentLanguageServer, service: AgentService, args: tuple[Any, ...]) -> Any:
+    run_args = requests.parse_run(requests.single_object(args), dry_run_allowed=False)
+    return await service.preview(run_args, EditorBuffers(ls))
+
+
+async def _cancel(ls: AgentLanguageServer, service: AgentService, args: tuple[Any, ...]) -> Any:
+    return service.cancel(requests.parse_run_id(requests.single_object(args)))
+
+
+async def _status(ls: AgentLanguageServer, service: AgentService, args: tuple[Any, ...]) -> Any:
+    requests.parse_empty(requests.single_object(args, optional=True))
+    return service.status()
+
+
+async def _history_list(
+    ls: AgentLanguageServer, service: AgentService, args: tuple[Any, ...]
+) -> Any:
+    return service.history_list(
+        requests.parse_history_list(requests.single_object(args, optional=True))
+    )
+
+
+async def _history_get(
+    ls: AgentLanguageServer, service: AgentService, args: tuple[Any, ...]
+) -> Any:
+    return service.history_get(requests.parse_run_id(requests.single_object(args)))
+
+
+async def _metrics(ls: AgentLanguageServer, service: AgentService, args: tuple[Any, ...]) -> Any:
+    requests.parse_empty(requests.single_object(args, optional=True))
+    snapshot = service.metrics_snapshot()
+    snapshot["transport"] = ls.transport_stats()
+    return snapshot
+
+
+async def _cache_clear(
+    ls: AgentLanguageServer, service: AgentService, args: tuple[Any, ...]
+) -> Any:
+    requests.parse_empty(requests.single_object(args, optional=True))
+    return service.clear_cache()
+
+
+COMMANDS: dict[str, Handler] = {
+    AGENTS_LIST: _agents_list,
+    RUN: _run,
+    CONTEXT_PREVIEW: _preview,
+    RUNS_CANCEL: _cancel,
+    STATUS: _status,
+    HISTORY_LIST: _history_list,
+    HISTORY_GET: _history_get,
+    METRICS: _metrics,
+    CACHE_CLEAR: _cache_clear,
+}
+
+
+def register(ls: AgentLanguageServer) -> None:
+    """Register every command on the server (advertised in ``executeCommandProvider``)."""
+    for name, handler in COMMANDS.items():
+        ls.command(name)(_command(name, handler))

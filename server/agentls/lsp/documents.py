@@ -1,0 +1,96 @@
+"""Editor buffers and diagnostics: the LSP side of what the service reads and reports.
+
+Open buffers are owned by pygls' ``Workspace`` (it applies didOpen/didChange before our handlers
+run); ``EditorBuffers`` only reads them for the context builder, so unsaved text wins over disk.
+Agent-definition problems are published from one function, ``publish_problems``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lsprotocol import types
+from pygls.uris import from_fs_path, to_fs_path
+
+from agentls.agents.definition import Problem
+
+if TYPE_CHECKING:
+    from agentls.lsp.server import AgentLanguageServer
+
+_SEVERITY = {
+    "error": types.DiagnosticSeverity.Error,
+    "warning": types.DiagnosticSeverity.Warning,
+    "information": types.DiagnosticSeverity.Information,
+    "hint": types.DiagnosticSeverity.Hint,
+}
+
+
+def uri_to_path(uri: str) -> Path | None:
+    """The realpath of a ``file:`` URI, or None for other schemes."""
+    fs = to_fs_path(uri)
+    if not fs or not uri.startswith("file:"):
+        return None
+    return Path(os.path.realpath(fs))
+
+
+class EditorBuffers:
+    """A ``BufferSource`` over the editor's open documents (read-only view of pygls' workspace)."""
+
+    def __init__(self, ls: AgentLanguageServer) -> None:
+        self._ls = ls
+
+    def _by_path(self) -> dict[Path, str]:
+        docs = self._ls.workspace.text_documents
+        out: dict[Path, str] = {}
+        for uri in docs:
+            path = uri_to_path(uri)
+            if path is not None:
+                out[path] = uri
+        return out
+
+    def text(self, path: Path) -> str | None:
+        """The buffer's text when the file is open in the editor."""
+        uri = self._by_path().get(path)
+        if uri is None:
+            return None
+        return self._ls.workspace.text_documents[uri].source
+
+    def open_paths(self) -> list[Path]:
+        """Every open file, in the order the editor opened them."""
+        return list(self._by_path())
+
+    def is_open(self, path: Path) -> bool:
+        """Whether the editor holds this file (its text overrides disk)."""
+        return path in self._by_path()
+
+
+def to_diagnostic(problem: Problem) -> types.Diagnostic:
+    """A definition problem as an LSP diagnostic (to the end of the line when no end is known)."""
+    end_line = problem.end_line if problem.end_line is not None else problem.line
+    end_col = problem.end_column if problem.end_column is not None else problem.column + 1_000
+    return types.Diagnostic(
+        range=types.Range(
+            start=types.Position(line=problem.line, character=problem.column),
+            end=types.Position(line=end_line, character=end_col),
+        ),
+        message=problem.message,
+        severity=_SEVERITY.get(problem.severity, types.DiagnosticSeverity.Error),
+        source="agentls",
+    )
+
+
+def publish_problems(ls: AgentLanguageServer, paths: set[Path]) -> None:
+    """Publish the current problems of each definition file (an empty list clears them)."""
+    service = ls.service
+    if service is None:
+        return
+    for path in sorted(paths):
+        uri = from_fs_path(str(path)) or path.as_uri()
+        ls.text_document_publish_diagnostics(
+            types.PublishDiagnosticsParams(
+                uri=uri,
+                diagnostics=[to_diagnostic(p) for p in service.registry.problems(path)],
+            )
+        )

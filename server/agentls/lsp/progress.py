@@ -1,0 +1,107 @@
+"""Streaming a run to the editor: ``$/progress`` and the ``agentls/*`` run notifications.
+
+One ``RunProgress`` per ``agentls.run`` request. It implements the engine's ``RunObserver``:
+``agentls/runStarted``, then every output chunk as ``agentls/output {id, seq, text}`` in order, then
+``agentls/runFinished``. When there is a work-done token (the client's own, or one created because
+the client supports it) it also sends begin / report / end, with the newest output text as the
+report message, and the client's Cancel button cancels the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from lsprotocol import types
+
+from agentls.execution.records import RunRecord
+
+if TYPE_CHECKING:
+    from agentls.lsp.server import AgentLanguageServer
+
+logger = logging.getLogger(__name__)
+
+RUN_STARTED = "agentls/runStarted"
+RUN_OUTPUT = "agentls/output"
+RUN_FINISHED = "agentls/runFinished"
+REPORT_TAIL_CHARS = 200
+"""How much of the newest output a progress report shows (a notification area line, not a log)."""
+
+
+class RunProgress:
+    """Observer of one run that reports to the client."""
+
+    def __init__(
+        self,
+        ls: AgentLanguageServer,
+        agent: str,
+        task: str,
+        token: types.ProgressToken | None,
+        cancel: Callable[[str], object],
+    ) -> None:
+        self._ls = ls
+        self._agent = agent
+        self._task = task
+        self._token = token
+        self._cancel = cancel
+        self._begun = False
+        self._tail = ""
+
+    @classmethod
+    async def for_request(
+        cls,
+        ls: AgentLanguageServer,
+        agent: str,
+        task: str,
+        client_token: types.ProgressToken | None,
+        cancel: Callable[[str], object],
+    ) -> RunProgress:
+        """Use the client's token, or create one when the client supports work-done progress."""
+        token = client_token
+        if token is None and ls.supports_work_done_progress:
+            candidate = f"agentls-run-{uuid.uuid4().hex}"
+            try:
+                await ls.work_done_progress.create_async(candidate)
+                token = candidate
+            except Exception:  # progress is a nicety; the run goes on without it
+                logger.warning("client refused a progress token; running without progress")
+        return cls(ls, agent, task, token, cancel)
+
+    def started(self, run_id: str) -> None:
+        """The engine started the run (after any queueing)."""
+        self._ls.protocol.notify(RUN_STARTED, {"id": run_id, "agent": self._agent,
+                                               "task": self._task})
+        if self._token is None:
+            return
+        progress = self._ls.work_done_progress
+        progress.begin(
+            self._token,
+            types.WorkDoneProgressBegin(
+                title=f"agentls: {self._agent}", cancellable=True, message="running"
+            ),
+        )
+        self._begun = True
+        future = progress.tokens.get(self._token)
+        if future is not None:
+            future.add_done_callback(lambda f: f.cancelled() and self._cancel(run_id))
+
+    def output(self, run_id: str, seq: int, text: str) -> None:
+        """One output chunk, in order."""
+        self._ls.protocol.notify(RUN_OUTPUT, {"id": run_id, "seq": seq, "text": text})
+        if self._begun and self._token is not None:
+            self._tail = (self._tail + text)[-REPORT_TAIL_CHARS:]
+            self._ls.work_done_progress.report(
+                self._token, types.WorkDoneProgressReport(message=self._tail.strip() or None)
+            )
+
+    def finished(self, record: RunRecord) -> None:
+        """The run ended (any status)."""
+        if self._begun and self._token is not None:
+            self._ls.work_done_progress.end(
+                self._token, types.WorkDoneProgressEnd(message=record.status)
+            )
+            self._ls.work_done_progress.tokens.pop(self._token, None)  # pygls never drops them
+        self._ls.protocol.notify(RUN_FINISHED, {"id": record.id, "agent": record.agent,
+                                                "status": record.status})

@@ -1,0 +1,235 @@
+"""The language server: lifecycle, configuration, document and file events, composed in one place.
+
+``create_server()`` builds an ``AgentLanguageServer`` and registers every handler. The server
+answers ``initialize`` before touching the workspace; on ``initialized`` it pulls the client's
+configuration, builds the ``AgentService`` and starts it in the background. Handlers here are
+adapters: they translate LSP events into service calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+
+from agentls import __version__
+from agentls.config import Settings, load_settings
+from agentls.lsp import commands
+from agentls.lsp.documents import EditorBuffers, publish_problems, uri_to_path
+from agentls.lsp.protocol import AgentlsProtocol
+from agentls.service import AgentService
+
+logger = logging.getLogger(__name__)
+
+CONFIG_SECTION = "agentls"
+
+
+class AgentLanguageServer(LanguageServer):
+    """pygls' server plus the agentls session it adapts."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "agentls",
+            __version__,
+            text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+            protocol_cls=AgentlsProtocol,
+        )
+        self.init_options: dict[str, Any] = {}
+        """``initializationOptions`` as the client sent them (pygls does not keep them)."""
+        self.client_config: dict[str, Any] = {}
+        """The last ``workspace/configuration`` answer for the ``agentls`` section."""
+        self.service: AgentService | None = None
+        """The session; None until ``initialized`` has been handled."""
+        self._service_ready = asyncio.Event()
+        self._start_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Future[Any]] = set()
+        """Strong references to fire-and-forget work (asyncio keeps only weak ones)."""
+
+    @property
+    def supports_work_done_progress(self) -> bool:
+        """Whether the client accepts server-created progress tokens."""
+        window = self.client_capabilities.window
+        return bool(window and window.work_done_progress)
+
+    @property
+    def supports_configuration(self) -> bool:
+        """Whether the client answers ``workspace/configuration``."""
+        ws = self.client_capabilities.workspace
+        return bool(ws and ws.configuration)
+
+    async def wait_for_service(self, timeout: float) -> AgentService:
+        """The started service; waits for ``initialized`` to finish starting it."""
+        if self.service is None or not self._service_ready.is_set():
+            try:
+                await asyncio.wait_for(self._service_ready.wait(), timeout)
+            except TimeoutError:
+                from agentls.errors import AgentlsError
+
+                raise AgentlsError("agentls is still starting; try again") from None
+        assert self.service is not None
+        return self.service
+
+    def transport_stats(self) -> dict[str, Any]:
+        """Bookkeeping sizes inside pygls, so leaks show up in ``agentls.metrics``."""
+        return {
+            "pending_requests": len(self.protocol._request_futures),
+            "progress_tokens": len(self.work_done_progress.tokens),
+        }
+
+    def folders(self) -> list[Path]:
+        """The workspace folders as realpaths (the root URI when the client sent no folders)."""
+        paths: list[Path] = []
+        for folder in self.workspace.folders.values():
+            path = uri_to_path(folder.uri)
+            if path is not None:
+                paths.append(path)
+        if not paths and self.workspace.root_uri:
+            root = uri_to_path(self.workspace.root_uri)
+            if root is not None:
+                paths.append(root)
+        return paths
+
+    async def pull_client_config(self) -> None:
+        """Ask the client for the ``agentls`` section (when it can answer)."""
+        if not self.supports_configuration:
+            return
+        try:
+            values = await asyncio.wait_for(
+                self.workspace_configuration_async(
+                    types.ConfigurationParams(
+                        items=[types.ConfigurationItem(section=CONFIG_SECTION)]
+                    )
+                ),
+                5.0,
+            )
+        except Exception:  # a client that cannot answer leaves the other layers in force
+            logger.warning("workspace/configuration failed; using the other configuration layers")
+            return
+        value = values[0] if values else None
+        self.client_config = value if isinstance(value, dict) else {}
+
+    def current_settings(self) -> Settings:
+        """Merge every configuration layer now."""
+        return load_settings(self.folders(), self.init_options, self.client_config)
+
+    async def start_service(self) -> None:
+        """Build and start the session (called once, after ``initialized``)."""
+        await self.pull_client_config()
+        settings = self.current_settings()
+        logging.getLogger("agentls").setLevel(settings.log_level)
+        for problem in settings.problems:
+            logger.warning("configuration: %s", problem)
+        service = AgentService(settings, self.folders())
+        buffers = EditorBuffers(self)
+        service.on_problems_changed = lambda paths: publish_problems(self, paths)
+        service.on_config_file_changed = self.reload_settings_soon
+        service.is_open_in_editor = buffers.is_open
+        self.service = service
+        try:
+            await service.start()
+        finally:
+            self._service_ready.set()
+        logger.info("agentls %s serving %s", __version__, [str(f) for f in service.roots.folders])
+
+    def reload_settings_soon(self) -> None:
+        """Re-read every layer in the background (config file or client settings changed)."""
+        task = asyncio.ensure_future(self._reload_settings())
+        self._background(task)
+
+    async def _reload_settings(self) -> None:
+        await self.pull_client_config()
+        if self.service is not None:
+            self.service.update_settings(self.current_settings())
+
+    def _background(self, task: asyncio.Future[Any]) -> None:
+        """Keep a strong reference and log failures of fire-and-forget work."""
+        self._tasks.add(task)
+
+        def done(t: asyncio.Future[Any]) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                logger.error("background task failed", exc_info=t.exception())
+
+        task.add_done_callback(done)
+
+
+def create_server() -> AgentLanguageServer:
+    """Build the server and register every handler."""
+    ls = AgentLanguageServer()
+    commands.register(ls)
+
+    @ls.feature(types.INITIALIZE)
+    def on_initialize(ls: AgentLanguageServer, params: types.InitializeParams) -> None:
+        options = params.initialization_options
+        ls.init_options = dict(options) if isinstance(options, dict) else {}
+
+    @ls.feature(types.INITIALIZED)
+    def on_initialized(ls: AgentLanguageServer, params: types.InitializedParams) -> None:
+        ls._start_task = asyncio.ensure_future(ls.start_service())
+        ls._background(ls._start_task)
+
+    @ls.feature(types.SHUTDOWN)
+    async def on_shutdown(ls: AgentLanguageServer, params: Any) -> None:
+        if ls._start_task is not None and not ls._start_task.done():
+            ls._start_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await ls._start_task
+        if ls.service is not None:
+            await ls.service.shutdown()
+
+    @ls.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
+    async def on_folders(
+        ls: AgentLanguageServer, params: types.DidChangeWorkspaceFoldersParams
+    ) -> None:
+        if ls.service is not None:
+            await ls.service.set_folders(ls.folders())
+
+    @ls.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    def on_configuration(
+        ls: AgentLanguageServer, params: types.DidChangeConfigurationParams
+    ) -> None:
+        settings = params.settings
+        if isinstance(settings, dict) and isinstance(settings.get(CONFIG_SECTION), dict):
+            ls.client_config = settings[CONFIG_SECTION]
+        ls.reload_settings_soon()
+
+    @ls.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def on_open(ls: AgentLanguageServer, params: types.DidOpenTextDocumentParams) -> None:
+        _buffer_changed(ls, params.text_document.uri, open_=True)
+
+    @ls.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def on_change(ls: AgentLanguageServer, params: types.DidChangeTextDocumentParams) -> None:
+        _buffer_changed(ls, params.text_document.uri, open_=True)
+
+    @ls.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def on_close(ls: AgentLanguageServer, params: types.DidCloseTextDocumentParams) -> None:
+        _buffer_changed(ls, params.text_document.uri, open_=False)
+
+    @ls.feature(types.TEXT_DOCUMENT_DID_SAVE)
+    def on_save(ls: AgentLanguageServer, params: types.DidSaveTextDocumentParams) -> None:
+        path = uri_to_path(params.text_document.uri)
+        if ls.service is not None and path is not None:
+            ls.service.files_changed({path})
+
+    @ls.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    def on_watched(ls: AgentLanguageServer, params: types.DidChangeWatchedFilesParams) -> None:
+        if ls.service is None:
+            return
+        paths = {p for c in params.changes if (p := uri_to_path(c.uri)) is not None}
+        if paths:
+            ls.service.files_changed(paths)
+
+    return ls
+
+
+def _buffer_changed(ls: AgentLanguageServer, uri: str, *, open_: bool) -> None:
+    path = uri_to_path(uri)
+    if ls.service is None or path is None:
+        return
+    text = ls.workspace.get_text_document(uri).source if open_ else None
+    ls.service.buffer_changed(path, text)

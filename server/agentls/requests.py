@@ -1,0 +1,187 @@
+"""The arguments of each command, checked strictly before any work starts.
+
+Every command takes one JSON object. Checking is explicit and never coerces: a string is not a list,
+``1`` is not ``true``, ``"5"`` is not a number. Unknown keys are refused too, so a misspelt field is
+reported instead of silently ignored. Each failure is an ``InvalidArguments`` naming the field.
+These types are shared by the LSP commands and the ``agentls`` command line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from agentls.errors import InvalidArguments
+
+MAX_TASK_CHARS = 1_000_000
+"""A task longer than this is refused; it would not fit any model's context anyway."""
+
+
+@dataclass(frozen=True)
+class Position:
+    """A 0-based LSP position (character in UTF-16 code units)."""
+
+    line: int
+    character: int
+
+
+@dataclass(frozen=True)
+class RangeArg:
+    """An LSP range as the client sends it."""
+
+    start: Position
+    end: Position
+
+
+@dataclass(frozen=True)
+class RunArgs:
+    """``agentls.run`` and ``agentls.context.preview``."""
+
+    agent: str
+    task: str = ""
+    uri: str | None = None
+    range: RangeArg | None = None
+    files: tuple[str, ...] = ()
+    variables: Mapping[str, str] = field(default_factory=dict)
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class HistoryListArgs:
+    """``agentls.history.list``."""
+
+    limit: int = 50
+    agent: str | None = None
+    status: str | None = None
+
+
+RUN_STATUSES = ("succeeded", "failed", "cancelled", "timed_out")
+
+
+def single_object(arguments: Sequence[Any] | None, *, optional: bool = False) -> dict[str, Any]:
+    """The one object argument of a command (``[]`` or no arguments is ``{}`` when optional)."""
+    if arguments is None or len(arguments) == 0:
+        if optional:
+            return {}
+        raise InvalidArguments("arguments", "expected one object argument")
+    if len(arguments) != 1:
+        raise InvalidArguments("arguments", f"expected one object argument, got {len(arguments)}")
+    obj = arguments[0]
+    if obj is None and optional:
+        return {}
+    if not isinstance(obj, dict):
+        raise InvalidArguments("arguments", f"expected an object, got {_kind(obj)}")
+    return obj
+
+
+def parse_run(raw: Mapping[str, Any], *, dry_run_allowed: bool = True) -> RunArgs:
+    """Check ``agentls.run`` / ``agentls.context.preview`` arguments."""
+    allowed = {"agent", "task", "uri", "range", "files", "variables"}
+    if dry_run_allowed:
+        allowed.add("dry_run")
+    _no_unknown(raw, allowed)
+    agent = _str(raw, "agent", required=True)
+    assert agent is not None
+    if not agent.strip():
+        raise InvalidArguments("agent", "must not be empty")
+    task = _str(raw, "task") or ""
+    if len(task) > MAX_TASK_CHARS:
+        raise InvalidArguments("task", f"longer than {MAX_TASK_CHARS} characters")
+    uri = _str(raw, "uri")
+    rng = _range(raw.get("range")) if raw.get("range") is not None else None
+    if rng is not None and uri is None:
+        raise InvalidArguments("range", "a range needs a uri")
+    files = raw.get("files")
+    if files is None:
+        file_list: tuple[str, ...] = ()
+    elif isinstance(files, list) and all(isinstance(f, str) and f for f in files):
+        file_list = tuple(files)
+    else:
+        raise InvalidArguments("files", "expected a list of non-empty strings (URIs or paths)")
+    variables = raw.get("variables")
+    if variables is None:
+        var_map: dict[str, str] = {}
+    elif isinstance(variables, dict) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in variables.items()
+    ):
+        var_map = dict(variables)
+    else:
+        raise InvalidArguments("variables", "expected an object of string values")
+    dry = raw.get("dry_run", False)
+    if not isinstance(dry, bool):
+        raise InvalidArguments("dry_run", f"expected a boolean, got {_kind(dry)}")
+    return RunArgs(agent, task, uri, rng, file_list, var_map, dry)
+
+
+def parse_run_id(raw: Mapping[str, Any]) -> str:
+    """``agentls.runs.cancel`` / ``agentls.history.get``: ``{id}``."""
+    _no_unknown(raw, {"id"})
+    run_id = _str(raw, "id", required=True)
+    assert run_id is not None
+    return run_id
+
+
+def parse_history_list(raw: Mapping[str, Any]) -> HistoryListArgs:
+    """``agentls.history.list``: ``{limit?, agent?, status?}``."""
+    _no_unknown(raw, {"limit", "agent", "status"})
+    limit = raw.get("limit", 50)
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
+        raise InvalidArguments("limit", "expected an integer from 1 to 10000")
+    status = _str(raw, "status")
+    if status is not None and status not in RUN_STATUSES:
+        raise InvalidArguments("status", f"expected one of {', '.join(RUN_STATUSES)}")
+    return HistoryListArgs(limit, _str(raw, "agent"), status)
+
+
+def parse_empty(raw: Mapping[str, Any]) -> None:
+    """Commands that take no fields still refuse unknown ones."""
+    _no_unknown(raw, set())
+
+
+def _no_unknown(raw: Mapping[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise InvalidArguments(unknown[0], "unknown field")
+
+
+def _str(raw: Mapping[str, Any], key: str, *, required: bool = False) -> str | None:
+    value = raw.get(key)
+    if value is None:
+        if required:
+            raise InvalidArguments(key, "required")
+        return None
+    if not isinstance(value, str):
+        raise InvalidArguments(key, f"expected a string, got {_kind(value)}")
+    return value
+
+
+def _int(raw: Any, key: str) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0:
+        raise InvalidArguments(key, "expected a non-negative integer")
+    return raw
+
+
+def _range(raw: Any) -> RangeArg:
+    if not isinstance(raw, dict) or not isinstance(raw.get("start"), dict) or not isinstance(
+        raw.get("end"), dict
+    ):
+        raise InvalidArguments("range", "expected {start: {line, character}, end: {...}}")
+    start = Position(
+        _int(raw["start"].get("line"), "range.start.line"),
+        _int(raw["start"].get("character"), "range.start.character"),
+    )
+    end = Position(
+        _int(raw["end"].get("line"), "range.end.line"),
+        _int(raw["end"].get("character"), "range.end.character"),
+    )
+    if (end.line, end.character) < (start.line, start.character):
+        raise InvalidArguments("range", "end is before start")
+    return RangeArg(start, end)
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "a boolean", int: "a number", float: "a number", str: "a string",
+            list: "a list", dict: "an object"}.get(type(value), type(value).__name__)

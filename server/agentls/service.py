@@ -1,0 +1,365 @@
+"""The agentls application: composes the services and answers every command, without pygls.
+
+``AgentService`` is the composition root for one workspace session. It owns the service objects
+(index, cache, registry, builder, engine, history, metrics, backends, watcher) and the effective
+``Settings``; every method runs on the event loop. The LSP layer (``agentls.lsp``) adapts it to the
+protocol and ``agentls run`` drives it from a terminal, so both behave the same.
+
+Callbacks out of the service (diagnostics to publish, a configuration file that changed) are plain
+callables that the adapter sets; the service never knows who listens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from agentls.agents.definition import AgentDefinition, is_definition_path
+from agentls.agents.registry import AgentRegistry
+from agentls.backends.base import BackendError, BackendRequest
+from agentls.backends.factory import BackendFactory
+from agentls.config import WORKSPACE_CONFIG_NAME, BackendConfig, Settings, default_data_dir
+from agentls.context.builder import BufferSource, ContextBuilder, ContextRequest, ContextResult, Selection
+from agentls.errors import AgentlsError, UnknownRun
+from agentls.execution.engine import ExecutionEngine, RunJob, RunObserver
+from agentls.execution.history import ExecutionHistory, history_path
+from agentls.execution.records import RunRecord
+from agentls.metrics import Metrics
+from agentls.requests import HistoryListArgs, RunArgs
+from agentls.workspace.cache import FileCache
+from agentls.workspace.index import WorkspaceIndex
+from agentls.workspace.roots import WorkspaceRoots
+from agentls.workspace.watcher import Watcher
+
+logger = logging.getLogger(__name__)
+
+INDEX_WAIT_SECONDS = 30.0
+"""How long a run waits for the first workspace scan before building with what is known."""
+
+
+class NoBuffers:
+    """A ``BufferSource`` with no open editor buffers (the command line)."""
+
+    def text(self, path: Path) -> str | None:
+        """No buffer overrides disk."""
+        return None
+
+    def open_paths(self) -> list[Path]:
+        """Nothing is open."""
+        return []
+
+
+class AgentService:
+    """Everything one workspace session needs, behind methods that take and return plain data."""
+
+    def __init__(self, settings: Settings, folders: Sequence[Path], *, watch: bool = True) -> None:
+        self.settings = settings
+        """The effective configuration; replaced as a whole by ``update_settings``."""
+        self.roots = WorkspaceRoots(folders)
+        """The workspace folders (realpaths); the only judge of what is inside."""
+        limits = settings.limits
+        self.index = WorkspaceIndex(self.roots, max_file_bytes=limits.max_file_bytes)
+        self.cache = FileCache(max_bytes=limits.cache_max_bytes)
+        self.registry = AgentRegistry()
+        self.builder = ContextBuilder(
+            self.roots, self.index, self.cache, max_file_bytes=limits.max_file_bytes
+        )
+        self.metrics = Metrics()
+        self.history = ExecutionHistory(
+            self._history_file(),
+            max_entries=limits.history_max_entries,
+            max_bytes=limits.history_max_bytes,
+        )
+        self.engine = ExecutionEngine(
+            max_concurrent=limits.max_concurrent_runs,
+            max_queued=limits.max_queued_runs,
+            on_finished=self._run_finished,
+        )
+        self.backends = BackendFactory()
+        self._watch = watch
+        self.watcher: Watcher | None = None
+        """Disk-change watcher over the folders; None until ``start`` (or when not watching)."""
+        self.on_problems_changed: Callable[[set[Path]], None] = lambda paths: None
+        """Set by the adapter: definition files whose problems changed (publish diagnostics)."""
+        self.on_config_file_changed: Callable[[], None] = lambda: None
+        """Set by the adapter: a workspace ``agentls.toml`` changed (reload the settings)."""
+        self.is_open_in_editor: Callable[[Path], bool] = lambda path: False
+        """Set by the adapter: whether the editor holds an unsaved buffer for a path."""
+        self._scan_task: asyncio.Task[None] | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def _history_file(self) -> Path | None:
+        if not self.roots.folders:
+            return None
+        return history_path(self.settings.data_dir or default_data_dir(), self.roots.folders)
+
+    async def start(self) -> None:
+        """Load agents, open history, start the scan and the watcher; returns before the scan ends."""
+        self.history.open()
+        changed: set[Path] = set()
+        for folder in self.roots.folders:
+            changed |= self.registry.load_folder(folder)
+        changed |= self.registry.set_backends(
+            self.settings.backends.keys(), self.settings.default_backend
+        )
+        self.on_problems_changed(changed | set(self.registry.files()))
+        self._scan_task = asyncio.create_task(self.index.scan(), name="agentls-scan")
+        if self._watch and self.roots.folders:
+            self.watcher = Watcher(self.roots.folders, self.files_changed)
+            try:
+                await self.watcher.start()
+            except Exception:  # the server works without a watcher, only staler
+                logger.exception("file watcher failed to start; relying on editor notifications")
+                self.watcher = None
+
+    async def shutdown(self) -> None:
+        """Cancel runs, stop watching, close history and backends. Safe to call twice."""
+        await self.engine.shutdown(timeout=1.0)
+        if self.watcher is not None:
+            await self.watcher.stop()
+            self.watcher = None
+        if self._scan_task is not None and not self._scan_task.done():
+            self._scan_task.cancel()
+        await self.backends.aclose()
+        self.history.close()
+
+    async def set_folders(self, folders: Sequence[Path]) -> None:
+        """The editor's workspace folders changed: reload agents, rescan, rewatch."""
+        old = set(self.roots.folders)
+        self.roots.set_folders(folders)
+        new = set(self.roots.folders)
+        changed: set[Path] = set()
+        for folder in old - new:
+            changed |= self.registry.remove_folder(folder)
+        for folder in new - old:
+            changed |= self.registry.load_folder(folder)
+        changed |= self.registry.set_backends(
+            self.settings.backends.keys(), self.settings.default_backend
+        )
+        self.on_problems_changed(changed)
+        self._scan_task = asyncio.create_task(self.index.scan(), name="agentls-rescan")
+        if self.watcher is not None:
+            await self.watcher.set_folders(self.roots.folders)
+
+    def update_settings(self, settings: Settings) -> None:
+        """New configuration: backends and trust apply to the next run; limits at restart."""
+        self.settings = settings
+        changed = self.registry.set_backends(settings.backends.keys(), settings.default_backend)
+        self.on_problems_changed(changed)
+
+    # -- change notifications ----------------------------------------------------------------
+
+    def files_changed(self, paths: set[Path]) -> None:
+        """Disk changed (watcher or editor notification): invalidate, reindex, reload agents."""
+        self.cache.invalidate(paths)
+        self.index.note_changes(paths)
+        problems: set[Path] = set()
+        config_changed = False
+        for path in paths:
+            folder = self.roots.folder_of(path)
+            if folder is None:
+                continue
+            rel = path.relative_to(folder).as_posix()
+            if rel == WORKSPACE_CONFIG_NAME:
+                config_changed = True
+            elif is_definition_path(rel) and not self.is_open_in_editor(path):
+                problems |= self.registry.update(path, None)
+        if problems:
+            self.on_problems_changed(problems)
+        if config_changed:
+            self.on_config_file_changed()
+
+    def buffer_changed(self, path: Path, text: str | None) -> None:
+        """An editor buffer opened, changed (``text``) or closed (``None``): agents follow it."""
+        folder = self.roots.folder_of(path)
+        if folder is None or not is_definition_path(path.relative_to(folder).as_posix()):
+            return
+        self.on_problems_changed(self.registry.update(path, text))
+
+    # -- commands ----------------------------------------------------------------------------
+
+    def list_agents(self) -> dict[str, Any]:
+        """``agentls.agents.list``."""
+        agents = []
+        for entry in self.registry.agents():
+            d = entry.to_dict(self.roots.display)
+            d["uri"] = entry.source.as_uri()
+            agents.append(d)
+        return {"agents": agents}
+
+    async def preview(self, args: RunArgs, buffers: BufferSource) -> dict[str, Any]:
+        """``agentls.context.preview``: the exact prompt and manifest, no backend contacted."""
+        agent = self.registry.get(args.agent)
+        context = await self._build(agent, args, buffers)
+        return {"prompt": context.prompt, "manifest": [m.to_dict() for m in context.manifest]}
+
+    async def run(
+        self, args: RunArgs, buffers: BufferSource, observer: RunObserver | None = None
+    ) -> dict[str, Any]:
+        """``agentls.run``: build the context, run on the backend, record the run.
+
+        Argument errors and unknown agents raise (the request fails); everything that goes wrong
+        once a run exists (untrusted backend, missing program, provider errors, timeouts) is a
+        ``failed``/``timed_out`` run in the result and in history. Cancelling the awaiting task
+        cancels the run, which is recorded as ``cancelled`` before the cancellation propagates.
+        """
+        agent = self.registry.get(args.agent)
+        started = time.time()
+        context = await self._build(agent, args, buffers)
+        manifest = [m.to_dict() for m in context.manifest]
+        run_id = uuid.uuid4().hex[:12]
+        config = self.settings.backend(agent.backend)
+        model = agent.model or (config.model if config else None)
+        workspace = str(self.roots.folders[0]) if self.roots.folders else None
+        if args.dry_run:
+            return {
+                "id": run_id, "agent": agent.name, "status": "succeeded", "output": "",
+                "error": None, "duration_ms": round((time.time() - started) * 1000, 3),
+                "usage": None, "manifest": manifest, "prompt": context.prompt,
+                "backend": config.name if config else None, "model": model, "dry_run": True,
+            }
+        refusal = self._refusal(agent, config)
+        if refusal is not None or config is None:
+            record = RunRecord(
+                id=run_id, agent=agent.name, task=args.task, status="failed", output="",
+                started_at=started, duration_ms=round((time.time() - started) * 1000, 3),
+                backend=config.name if config else agent.backend, model=model,
+                error=refusal or "no backend", manifest=manifest, workspace=workspace,
+            )
+            self._run_finished(record)
+            if observer is not None:
+                observer.finished(record)
+            return record.to_dict()
+        try:
+            backend = self.backends.get(config)
+        except BackendError as e:
+            record = RunRecord(
+                id=run_id, agent=agent.name, task=args.task, status="failed", output="",
+                started_at=started, duration_ms=0.0, backend=config.name, model=model,
+                error=e.message, manifest=manifest, workspace=workspace,
+            )
+            self._run_finished(record)
+            return record.to_dict()
+        limits = self.settings.limits
+        job = RunJob(
+            id=run_id, agent=agent.name, task=args.task, backend=backend,
+            backend_name=config.name, model=model,
+            request=BackendRequest(
+                run_id=run_id, system=context.system, user=context.user,
+                model=agent.model, cwd=str(self.roots.folder_of(agent.source) or workspace or "."),
+            ),
+            timeout=agent.timeout or limits.run_timeout,
+            max_output_bytes=limits.max_output_bytes, manifest=manifest, workspace=workspace,
+        )
+        handle = self.engine.submit(job, observer)
+        try:
+            record = await asyncio.shield(handle.wait())
+        except asyncio.CancelledError:
+            self.engine.cancel(run_id)
+            await handle.wait()
+            raise
+        return record.to_dict()
+
+    def cancel(self, run_id: str) -> dict[str, Any]:
+        """``agentls.runs.cancel``: True when a queued or running run was cancelled."""
+        return {"cancelled": self.engine.cancel(run_id)}
+
+    def status(self) -> dict[str, Any]:
+        """``agentls.status``."""
+        return {
+            "runs": self.engine.active(),
+            "index": self.index.stats(),
+            "trusted": self.settings.trusted,
+            "folders": [str(f) for f in self.roots.folders],
+            "config_problems": list(self.settings.problems),
+        }
+
+    def history_list(self, args: HistoryListArgs) -> dict[str, Any]:
+        """``agentls.history.list``: newest first, short form."""
+        records = self.history.list(limit=args.limit, agent=args.agent, status=args.status)
+        return {"runs": [r.summary() for r in records]}
+
+    def history_get(self, run_id: str) -> dict[str, Any]:
+        """``agentls.history.get``: one run in full."""
+        record = self.history.get(run_id)
+        if record is None:
+            raise UnknownRun(run_id)
+        return record.to_dict()
+
+    def metrics_snapshot(self) -> dict[str, Any]:
+        """``agentls.metrics``."""
+        return self.metrics.snapshot(
+            cache=self.cache.stats(), index=self.index.stats(), history=self.history.stats(),
+            engine={"active": len(self.engine.active())},
+        )
+
+    def clear_cache(self) -> dict[str, Any]:
+        """``agentls.cache.clear``."""
+        return {"cleared": self.cache.clear()}
+
+    # -- internals ---------------------------------------------------------------------------
+
+    async def _build(
+        self, agent: AgentDefinition, args: RunArgs, buffers: BufferSource
+    ) -> ContextResult:
+        active = self.roots.resolve(args.uri) if args.uri else None
+        files = tuple(self.roots.resolve(f) for f in args.files)
+        selection = None
+        if active is not None and args.range is not None:
+            r = args.range
+            selection = Selection(
+                active, r.start.line, r.start.character, r.end.line, r.end.character
+            )
+        if self.index.state != "ready":
+            await self.index.wait_ready(timeout=INDEX_WAIT_SECONDS)
+        limits = self.settings.limits
+        return await self.builder.build(
+            agent,
+            ContextRequest(
+                task=args.task, selection=selection, active_file=active, files=files,
+                variables=args.variables,
+            ),
+            buffers,
+            max_files=agent.max_files or limits.max_files,
+            max_context_tokens=agent.max_context_tokens or limits.max_context_tokens,
+        )
+
+    def _refusal(self, agent: AgentDefinition, config: BackendConfig | None) -> str | None:
+        """Why this agent may not run now, as a message that says what to do; None if it may."""
+        if config is None:
+            if agent.backend:
+                return f"backend {agent.backend!r} is not configured"
+            return (
+                "no backend configured: set default_backend and [backends.NAME] in agentls.toml "
+                "or ~/.config/agentls/config.toml"
+            )
+        if config.origin == "workspace" and not self.settings.trusted:
+            folder = self.roots.folders[0] if self.roots.folders else "this workspace"
+            return (
+                f"backend {config.name!r} is defined by the workspace's agentls.toml, and the "
+                "workspace is not trusted. Trust it in your editor (VS Code: Workspace Trust; "
+                "other editors: initializationOptions {\"trusted\": true}), or add "
+                f"trusted_workspaces = [\"{folder}\"] to ~/.config/agentls/config.toml."
+            )
+        return None
+
+    def _run_finished(self, record: RunRecord) -> None:
+        """Every finished run passes here once: history, then metrics."""
+        try:
+            self.history.add(record)
+        except Exception:  # history degrades itself; this is the last line of defence
+            logger.exception("could not record run %s", record.id)
+        self.metrics.run_finished(record)
+
+
+def run_error_message(error: BaseException) -> str:
+    """The user-facing text of an error: its own message if it is ours, else a generic one."""
+    if isinstance(error, AgentlsError):
+        return error.message
+    return "internal error; see the server log"
