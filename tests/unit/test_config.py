@@ -1,0 +1,137 @@
+"""Configuration layers, validation and trust."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agentls.config import Limits, load_settings
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults_without_any_file(tmp_path: Path) -> None:
+    s = load_settings([tmp_path], user_file=tmp_path / "none.toml")
+    assert s.backends == {}
+    assert s.default_backend is None
+    assert s.limits == Limits()
+    assert s.trusted is False
+    assert s.problems == ()
+
+
+def test_layers_merge_key_by_key(tmp_path: Path) -> None:
+    user = _write(
+        tmp_path / "user.toml",
+        """
+default_backend = "local"
+[backends.local]
+kind = "openai"
+base_url = "http://127.0.0.1:11434/v1"
+model = "small"
+[limits]
+max_files = 10
+""",
+    )
+    ws = tmp_path / "ws"
+    _write(ws / "agentls.toml", "[limits]\nmax_context_tokens = 999\n")
+    s = load_settings(
+        [ws],
+        {"limits": {"max_files": 20}},
+        {"backends": {"local": {"model": "big"}}},
+        user_file=user,
+    )
+    assert s.limits.max_files == 20
+    assert s.limits.max_context_tokens == 999
+    local = s.backends["local"]
+    assert (local.kind, local.model, local.base_url) == (
+        "openai",
+        "big",
+        "http://127.0.0.1:11434/v1",
+    )
+    assert local.origin == "client"
+    assert s.default_backend == "local"
+
+
+def test_workspace_backends_are_marked_and_need_trust(tmp_path: Path) -> None:
+    user = _write(tmp_path / "user.toml", '[backends.mine]\nkind = "command"\nargv = ["mine"]\n')
+    ws = tmp_path / "ws"
+    _write(
+        ws / "agentls.toml",
+        """
+[backends.theirs]
+kind = "command"
+argv = ["theirs"]
+[backends.mine]
+argv = ["changed-by-workspace"]
+""",
+    )
+    s = load_settings([ws], user_file=user)
+    assert s.backends["theirs"].origin == "workspace"
+    assert s.backends["mine"].origin == "workspace"  # a workspace change taints it
+    assert s.trusted is False
+    assert load_settings([ws], {"trusted": True}, user_file=user).trusted is True
+
+
+def test_only_the_user_file_can_trust_folders(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    _write(ws / "agentls.toml", f'trusted_workspaces = ["{ws}"]\n')
+    user = tmp_path / "user.toml"
+    assert load_settings([ws], user_file=user).trusted is False
+    _write(user, f'trusted_workspaces = ["{ws}"]\n')
+    assert load_settings([ws], user_file=user).trusted is True
+    assert (
+        load_settings([ws], {"trusted_workspaces": [str(ws)]}, user_file=tmp_path / "x").trusted
+        is False
+    )
+
+
+def test_wrong_values_are_problems_and_defaults_stay(tmp_path: Path) -> None:
+    user = _write(
+        tmp_path / "user.toml",
+        """
+colour = "red"
+[limits]
+max_files = "many"
+cache_max_bytes = -1
+run_timeout = true
+[backends.a]
+kind = "telepathy"
+[backends.b]
+kind = "command"
+argv = "not a list"
+[backends.c]
+kind = "command"
+""",
+    )
+    s = load_settings([], {"trusted": "yes"}, user_file=user)
+    text = "\n".join(s.problems)
+    for needle in [
+        "colour",
+        "limits.max_files",
+        "limits.cache_max_bytes",
+        "limits.run_timeout",
+        "backends.a.kind",
+        "backends.b.argv",
+        "backends.c.argv",
+        "trusted",
+    ]:
+        assert needle in text, needle
+    assert s.limits == Limits()
+    assert s.backends == {}
+    assert s.trusted is False
+
+
+def test_broken_toml_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    _write(ws / "agentls.toml", "default_backend = \n")
+    s = load_settings([ws], user_file=tmp_path / "none.toml")
+    assert any("agentls.toml" in p for p in s.problems)
+
+
+def test_default_backend_must_exist(tmp_path: Path) -> None:
+    s = load_settings([], {"default_backend": "ghost"}, user_file=tmp_path / "none.toml")
+    assert any("ghost" in p for p in s.problems)
+    assert s.backend(None) is None

@@ -1,0 +1,100 @@
+"""Strict command-argument checking: no coercion, named fields."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from agentls.errors import InvalidArguments
+from agentls.requests import parse_history_list, parse_run, parse_run_id, single_object
+
+
+def test_single_object() -> None:
+    assert single_object([{"a": 1}]) == {"a": 1}
+    assert single_object(None, optional=True) == {}
+    assert single_object([], optional=True) == {}
+    for bad in (None, [], ["text"], [1, 2], [[1]]):
+        with pytest.raises(InvalidArguments):
+            single_object(bad)
+
+
+def test_full_run_arguments() -> None:
+    args = parse_run(
+        {
+            "agent": "reviewer",
+            "task": "t",
+            "uri": "file:///x.py",
+            "range": {"start": {"line": 1, "character": 0}, "end": {"line": 2, "character": 3}},
+            "files": ["a.py"],
+            "variables": {"k": "v"},
+            "dry_run": True,
+        }
+    )
+    assert args.agent == "reviewer" and args.dry_run is True
+    assert args.range is not None and args.range.end.character == 3
+    assert args.files == ("a.py",) and dict(args.variables) == {"k": "v"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        ({}, "agent"),
+        ({"agent": ""}, "agent"),
+        ({"agent": 1}, "agent"),
+        ({"agent": "a", "task": 1}, "task"),
+        ({"agent": "a", "dry_run": 1}, "dry_run"),
+        ({"agent": "a", "files": "x"}, "files"),
+        ({"agent": "a", "files": [1]}, "files"),
+        ({"agent": "a", "variables": {"k": 1}}, "variables"),
+        ({"agent": "a", "range": {"start": {"line": 0, "character": 0}}}, "range"),
+        (
+            {
+                "agent": "a",
+                "uri": "f",
+                "range": {
+                    "start": {"line": True, "character": 0},
+                    "end": {"line": 0, "character": 0},
+                },
+            },
+            "range.start.line",
+        ),
+        (
+            {
+                "agent": "a",
+                "uri": "f",
+                "range": {"start": {"line": 3, "character": 0}, "end": {"line": 1, "character": 0}},
+            },
+            "range",
+        ),
+        (
+            {
+                "agent": "a",
+                "range": {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 0}},
+            },
+            "range",
+        ),
+        ({"agent": "a", "extra": 1}, "extra"),
+    ],
+)
+def test_bad_run_arguments_name_the_field(raw: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidArguments) as info:
+        parse_run(raw)
+    assert info.value.field == field
+    assert info.value.message.startswith(field)
+
+
+def test_preview_refuses_dry_run() -> None:
+    with pytest.raises(InvalidArguments):
+        parse_run({"agent": "a", "dry_run": True}, dry_run_allowed=False)
+
+
+def test_history_and_ids() -> None:
+    assert parse_history_list({}).limit == 50
+    assert parse_history_list({"limit": 3, "status": "failed"}).status == "failed"
+    for bad in ({"limit": 0}, {"limit": "3"}, {"limit": True}, {"status": "weird"}):
+        with pytest.raises(InvalidArguments):
+            parse_history_list(bad)
+    assert parse_run_id({"id": "abc"}) == "abc"
+    with pytest.raises(InvalidArguments):
+        parse_run_id({"id": 5})
