@@ -1,0 +1,286 @@
+/**
+ * The extension's own commands (palette, context menus, views). Each one gathers what the user
+ * chose (agent, task, selection or files), makes one server request, and shows the answer; none
+ * holds agent logic. Server commands themselves are registered by the language client.
+ *
+ * "Run Agent…" also accepts an argument object (`{agent, task, dryRun, uri, range, files}`) so a
+ * keybinding or another extension can run an agent without the pickers.
+ */
+
+import * as vscode from "vscode";
+import { agentPicks } from "./agentsModel";
+import type { ServerClient } from "./client";
+import type { DocumentStore } from "./documents";
+import { historyPicks } from "./historyModel";
+import { errorMessage } from "./log";
+import { renderMetrics, renderPreview, renderRun } from "./outputDocument";
+import {
+  type AgentInfo,
+  type AgentsListResult,
+  Commands,
+  type ContextPreviewResult,
+  type HistoryListResult,
+  type RunArgs,
+  type RunResult,
+  type StatusResult,
+} from "./protocol";
+import type { RunController } from "./runs";
+import type { AgentsView, HistoryView } from "./views";
+
+/** What a caller may pass to "Run Agent…" to skip the pickers. */
+export interface RunAgentOptions {
+  agent?: string;
+  task?: string;
+  dryRun?: boolean;
+  uri?: string;
+  range?: RunArgs["range"];
+  files?: string[];
+  variables?: Record<string, string>;
+}
+
+/** What the editor offers as context: the selection, else the active file, else nothing. */
+interface Attachment {
+  uri?: string;
+  range?: RunArgs["range"];
+  files?: string[];
+}
+
+export interface CommandDeps {
+  server: ServerClient;
+  runs: RunController;
+  documents: DocumentStore;
+  agentsView: AgentsView;
+  historyView: HistoryView;
+}
+
+export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
+  const { server, runs, documents, agentsView, historyView } = deps;
+
+  const guarded =
+    <A extends unknown[]>(fn: (...args: A) => Promise<unknown>) =>
+    async (...args: A): Promise<unknown> => {
+      try {
+        return await fn(...args);
+      } catch (error) {
+        void vscode.window.showErrorMessage(`agentls: ${errorMessage(error)}`);
+        return undefined;
+      }
+    };
+
+  async function listAgents(): Promise<AgentInfo[]> {
+    return (await server.execute<AgentsListResult>(Commands.agentsList, {})).agents;
+  }
+
+  async function pickAgent(placeHolder: string): Promise<string | undefined> {
+    const agents = await listAgents();
+    if (agents.length === 0) {
+      void vscode.window.showInformationMessage(
+        "agentls found no agents in this workspace. Add a Markdown file with YAML front matter under .agents/.",
+      );
+      return undefined;
+    }
+    const pick = await vscode.window.showQuickPick(agentPicks(agents), {
+      placeHolder,
+      matchOnDescription: true,
+      matchOnDetail: true,
+    });
+    if (pick === undefined) {
+      return undefined;
+    }
+    if (!pick.valid) {
+      const agent = agents.find((a) => a.name === pick.agent);
+      const choice = await vscode.window.showErrorMessage(
+        `agentls: ${pick.agent} cannot run: ${pick.detail.replace(/^Invalid: /, "")}`,
+        "Open Definition",
+      );
+      if (choice === "Open Definition" && agent !== undefined) {
+        await vscode.window.showTextDocument(vscode.Uri.parse(agent.uri));
+      }
+      return undefined;
+    }
+    return pick.agent;
+  }
+
+  async function askTask(agent: string): Promise<string | undefined> {
+    return vscode.window.showInputBox({
+      title: `Run ${agent}`,
+      prompt: "What should the agent do? The selection or the active file is attached.",
+      placeHolder: "e.g. Review this change for bugs",
+      ignoreFocusOut: true,
+    });
+  }
+
+  function editorAttachment(selectionOnly: boolean): Attachment {
+    const editor = vscode.window.activeTextEditor;
+    if (editor === undefined || editor.document.uri.scheme === "agentls") {
+      return {};
+    }
+    const uri = editor.document.uri.toString();
+    const sel = editor.selection;
+    if (!sel.isEmpty) {
+      return {
+        uri,
+        range: {
+          start: { line: sel.start.line, character: sel.start.character },
+          end: { line: sel.end.line, character: sel.end.character },
+        },
+      };
+    }
+    return selectionOnly ? {} : { uri };
+  }
+
+  /** The explorer passes (clicked, allSelected); several files are attached as `files`. */
+  function explorerAttachment(clicked: vscode.Uri, all: unknown): Attachment {
+    const uris = Array.isArray(all) && all.length > 0 ? (all as vscode.Uri[]) : [clicked];
+    return { files: uris.map((u) => u.toString()) };
+  }
+
+  async function runAgent(options: RunAgentOptions, attachment: Attachment): Promise<RunResult | undefined> {
+    const agent = options.agent ?? (await pickAgent("Run which agent?"));
+    if (agent === undefined) {
+      return undefined;
+    }
+    const task = options.task ?? (await askTask(agent));
+    if (task === undefined) {
+      return undefined;
+    }
+    const args: RunArgs = { agent, task, ...attachment };
+    if (options.uri !== undefined) args.uri = options.uri;
+    if (options.range !== undefined) args.range = options.range;
+    if (options.files !== undefined) args.files = options.files;
+    if (options.variables !== undefined) args.variables = options.variables;
+    if (options.dryRun === true) args.dry_run = true;
+    const result = await runs.run(args);
+    historyView.refresh();
+    return result;
+  }
+
+  async function openRun(id: string): Promise<void> {
+    const live = runs.documentOf(id);
+    if (live !== undefined) {
+      await vscode.window.showTextDocument(live, { preview: false });
+      return;
+    }
+    const record = await server.execute<RunResult>(Commands.historyGet, { id });
+    await documents.show(
+      documents.newUri(record.agent),
+      renderRun({ agent: record.agent, task: record.task ?? "", id: record.id, result: record, streamed: "" }),
+    );
+  }
+
+  return [
+    vscode.commands.registerCommand(
+      "agentls.runAgent",
+      guarded(async (arg?: unknown, all?: unknown) => {
+        if (arg instanceof vscode.Uri) {
+          return runAgent({}, explorerAttachment(arg, all));
+        }
+        const options = (typeof arg === "object" && arg !== null ? arg : {}) as RunAgentOptions;
+        return runAgent(options, editorAttachment(false));
+      }),
+    ),
+    vscode.commands.registerCommand(
+      "agentls.runAgentOnSelection",
+      guarded(async () => {
+        const attachment = editorAttachment(true);
+        if (attachment.range === undefined) {
+          void vscode.window.showInformationMessage("agentls: select some text first.");
+          return undefined;
+        }
+        return runAgent({}, attachment);
+      }),
+    ),
+    vscode.commands.registerCommand(
+      "agentls.runThisAgent",
+      guarded(async (row?: { name?: string }) => runAgent({ agent: row?.name }, editorAttachment(false))),
+    ),
+    vscode.commands.registerCommand(
+      "agentls.previewContext",
+      guarded(async (options?: RunAgentOptions) => {
+        const agent = options?.agent ?? (await pickAgent("Preview the context of which agent?"));
+        if (agent === undefined) {
+          return undefined;
+        }
+        const task = options?.task ?? (await askTask(agent));
+        if (task === undefined) {
+          return undefined;
+        }
+        const preview = await server.execute<ContextPreviewResult>(Commands.contextPreview, {
+          agent,
+          task,
+          ...editorAttachment(false),
+        });
+        await documents.show(documents.newUri(`${agent}-context`), renderPreview(agent, task, preview));
+        return preview;
+      }),
+    ),
+    vscode.commands.registerCommand(
+      "agentls.cancelRun",
+      guarded(async (id?: unknown) => {
+        let target = typeof id === "string" ? id : undefined;
+        if (target === undefined) {
+          const status = await server.execute<StatusResult>(Commands.status, {});
+          const active = status.runs.filter((r) => r.status === "running" || r.status === "queued");
+          if (active.length === 0) {
+            void vscode.window.showInformationMessage("agentls: no run is in flight.");
+            return false;
+          }
+          const pick =
+            active.length === 1
+              ? { id: active[0]?.id }
+              : await vscode.window.showQuickPick(
+                  active.map((r) => ({ label: r.agent, description: `${r.status} · ${r.output_chars} chars`, id: r.id })),
+                  { placeHolder: "Cancel which run?" },
+                );
+          target = pick?.id;
+        }
+        if (target === undefined) {
+          return false;
+        }
+        const cancelled = await runs.cancel(target);
+        if (!cancelled) {
+          void vscode.window.showInformationMessage("agentls: that run had already ended.");
+        }
+        return cancelled;
+      }),
+    ),
+    vscode.commands.registerCommand(
+      "agentls.showHistory",
+      guarded(async () => {
+        const history = await server.execute<HistoryListResult>(Commands.historyList, { limit: 200 });
+        if (history.runs.length === 0) {
+          void vscode.window.showInformationMessage("agentls: no runs yet.");
+          return undefined;
+        }
+        const pick = await vscode.window.showQuickPick(historyPicks(history.runs, Date.now()), {
+          placeHolder: "Open the output of which run?",
+          matchOnDescription: true,
+          matchOnDetail: true,
+        });
+        if (pick !== undefined) {
+          await openRun(pick.id);
+        }
+        return pick?.id;
+      }),
+    ),
+    vscode.commands.registerCommand("agentls.openRun", guarded(openRun)),
+    vscode.commands.registerCommand(
+      "agentls.showMetrics",
+      guarded(async () => {
+        const metrics = await server.execute<Record<string, unknown>>(Commands.metrics, {});
+        await documents.show(documents.newUri("metrics"), renderMetrics(metrics));
+        return metrics;
+      }),
+    ),
+    vscode.commands.registerCommand(
+      "agentls.restartServer",
+      guarded(() => server.restart("requested by the user")),
+    ),
+    vscode.commands.registerCommand(
+      "agentls.refreshViews",
+      guarded(async () => {
+        await Promise.all([agentsView.reload(), historyView.reload()]);
+      }),
+    ),
+  ];
+}

@@ -1,0 +1,200 @@
+/**
+ * The Markdown documents a user reads: a run's output (streamed, then final), a context preview,
+ * and the metrics. Pure: it assembles text from protocol values and never imports `vscode`.
+ *
+ * Streaming: the server numbers output chunks from 0 (`agentls/output` `seq`). Chunks are kept by
+ * number and only the unbroken prefix is shown, so a late or repeated chunk can never garble the
+ * text. When the run's result arrives its `output` replaces the streamed text: the result is the
+ * server's record of the run and wins over whatever the notifications delivered.
+ */
+
+import {
+  fenced,
+  formatDuration,
+  formatTimestamp,
+  statusLabel,
+  tableCell,
+} from "./format";
+import type { ContextPreviewResult, ManifestEntry, RunResult } from "./protocol";
+
+/** Output chunks of one run, in `seq` order. */
+export class OutputAssembler {
+  private readonly pending = new Map<number, string>();
+  private readonly parts: string[] = [];
+  private next = 0;
+
+  /** Adds a chunk; returns whether the visible text grew. Duplicates and stale chunks are ignored. */
+  add(seq: number, text: string): boolean {
+    if (!Number.isInteger(seq) || seq < this.next || this.pending.has(seq)) {
+      return false;
+    }
+    this.pending.set(seq, text);
+    let grew = false;
+    for (let chunk = this.pending.get(this.next); chunk !== undefined; chunk = this.pending.get(this.next)) {
+      this.pending.delete(this.next);
+      this.parts.push(chunk);
+      this.next += 1;
+      grew = true;
+    }
+    return grew;
+  }
+
+  /** The text of every chunk up to the first one still missing. */
+  get text(): string {
+    return this.parts.join("");
+  }
+
+  /** How many chunks arrived ahead of a gap (a sign of lost notifications). */
+  get waiting(): number {
+    return this.pending.size;
+  }
+}
+
+/** What the document of one run shows at a moment: before, during or after the run. */
+export interface RunView {
+  agent: string;
+  task: string;
+  /** Known once the server announces the run. */
+  id?: string;
+  /** Set when the run ended; until then the document says it is running. */
+  result?: RunResult;
+  /** Streamed output so far (ignored once `result` is set). */
+  streamed: string;
+  /** Shown instead of a result when the request itself failed (server gone, bad arguments). */
+  requestError?: string;
+}
+
+/** The Markdown of a run's document. */
+export function renderRun(view: RunView): string {
+  const result = view.result;
+  const state = result
+    ? statusLabel(result.status)
+    : view.requestError !== undefined
+      ? "Not run"
+      : "Running…";
+  const lines: string[] = [`# ${view.agent}: ${state}`, "", `**Task:** ${view.task || "(none)"}`, ""];
+  if (view.requestError !== undefined) {
+    lines.push(`> **Error:** ${view.requestError}`, "");
+    return lines.join("\n");
+  }
+  if (!result) {
+    lines.push("---", "", view.streamed, "");
+    return lines.join("\n");
+  }
+  if (result.prompt !== undefined) {
+    lines.push(
+      "Dry run: this is the exact prompt a run would send. Nothing was sent to the backend.",
+      "",
+      "## Prompt",
+      "",
+      fenced(result.prompt, "text"),
+      "",
+    );
+  } else {
+    lines.push("---", "", result.output, "");
+  }
+  if (result.error) {
+    lines.push(`> **Error:** ${result.error}`, "");
+  }
+  lines.push("---", "", `*${runFooter(result)}*`, "");
+  if (result.manifest.length > 0) {
+    lines.push(renderManifest(result.manifest), "");
+  }
+  return lines.join("\n");
+}
+
+/** One line under a finished run: status, time, tokens, files, id. */
+export function runFooter(result: RunResult): string {
+  const parts = [`${statusLabel(result.status)} in ${formatDuration(result.duration_ms)}`];
+  if (result.started_at !== undefined) {
+    parts.push(`started ${formatTimestamp(result.started_at)}`);
+  }
+  const usage = result.usage;
+  if (usage && (typeof usage.prompt_tokens === "number" || typeof usage.completion_tokens === "number")) {
+    parts.push(`${usage.prompt_tokens ?? "?"} prompt + ${usage.completion_tokens ?? "?"} completion tokens`);
+  }
+  const included = result.manifest.filter((m) => m.status !== "excluded").length;
+  parts.push(`${included} of ${result.manifest.length} files attached`);
+  if (result.backend) {
+    parts.push(`backend ${result.backend}${result.model ? ` (${result.model})` : ""}`);
+  }
+  parts.push(`run ${result.id}`);
+  return parts.join(" · ");
+}
+
+/** The manifest as a table: every file considered, with what happened to it and why. */
+export function renderManifest(manifest: readonly ManifestEntry[]): string {
+  const rows = [
+    "## Context",
+    "",
+    "| File | From | Status | Tokens | Reason |",
+    "| --- | --- | --- | ---: | --- |",
+  ];
+  for (const m of manifest) {
+    rows.push(
+      `| ${tableCell(m.path)} | ${tableCell(m.source)} | ${tableCell(m.status)} | ` +
+        `${tableCell(m.tokens)} | ${tableCell(m.reason)} |`,
+    );
+  }
+  return rows.join("\n");
+}
+
+/** The document of "Preview Context…": the exact prompt, then the manifest. */
+export function renderPreview(agent: string, task: string, preview: ContextPreviewResult): string {
+  return [
+    `# ${agent}: context preview`,
+    "",
+    `**Task:** ${task || "(none)"}`,
+    "",
+    "The exact prompt a run would send (nothing was sent):",
+    "",
+    fenced(preview.prompt, "text"),
+    "",
+    renderManifest(preview.manifest),
+    "",
+  ].join("\n");
+}
+
+/**
+ * The metrics as Markdown: one section per top-level group, nested values flattened into dotted
+ * keys. The server owns what the groups contain; this only lays them out.
+ */
+export function renderMetrics(metrics: Record<string, unknown>): string {
+  const lines = ["# agentls metrics", ""];
+  for (const [group, value] of Object.entries(metrics)) {
+    lines.push(`## ${group}`, "");
+    if (value !== null && typeof value === "object") {
+      lines.push("| Metric | Value |", "| --- | ---: |");
+      for (const [key, v] of flatten(value as Record<string, unknown>, "")) {
+        lines.push(`| ${tableCell(key)} | ${tableCell(formatValue(v))} |`);
+      }
+    } else {
+      lines.push(String(formatValue(value)));
+    }
+    lines.push("");
+  }
+  return lines.join("\n");
+}
+
+function flatten(obj: Record<string, unknown> | unknown[], prefix: string): [string, unknown][] {
+  const out: [string, unknown][] = [];
+  for (const [key, value] of Object.entries(obj)) {
+    const name = prefix ? `${prefix}.${key}` : key;
+    if (value !== null && typeof value === "object" && Object.keys(value).length > 0) {
+      out.push(...flatten(value as Record<string, unknown>, name));
+    } else {
+      out.push([name, value]);
+    }
+  }
+  return out;
+}
+
+function formatValue(value: unknown): string {
+  if (typeof value === "number" && !Number.isInteger(value)) {
+    return value.toFixed(3).replace(/\.?0+$/, "");
+  }
+  if (value !== null && typeof value === "object") {
+    return JSON.stringify(value);
+  }
+  return String(value);
+}

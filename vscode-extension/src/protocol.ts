@@ -1,0 +1,158 @@
+/**
+ * The server's protocol as the extension sees it: command names, notification names and the shapes
+ * of their payloads. It mirrors docs/protocol.md one to one; nothing here talks to the server.
+ *
+ * Every server feature is a `workspace/executeCommand` with one object argument, so any LSP client
+ * can call it; the extension adds only UI around these calls.
+ */
+
+/** `workspace/executeCommand` names the server answers. */
+export const Commands = {
+  agentsList: "agentls.agents.list",
+  run: "agentls.run",
+  contextPreview: "agentls.context.preview",
+  runsCancel: "agentls.runs.cancel",
+  status: "agentls.status",
+  historyList: "agentls.history.list",
+  historyGet: "agentls.history.get",
+  metrics: "agentls.metrics",
+  cacheClear: "agentls.cache.clear",
+} as const;
+
+/** Notifications the server sends about every run, whoever started it. */
+export const Notifications = {
+  runStarted: "agentls/runStarted",
+  output: "agentls/output",
+  runFinished: "agentls/runFinished",
+} as const;
+
+export type RunStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled" | "timed_out";
+
+export interface Position {
+  line: number;
+  character: number;
+}
+
+export interface Range {
+  start: Position;
+  end: Position;
+}
+
+/** A problem in an agent definition; older servers send plain strings. */
+export type AgentProblem = string | { message: string; line?: number; column?: number; severity?: string };
+
+export interface AgentInfo {
+  name: string;
+  description: string;
+  backend: string | null;
+  model: string | null;
+  /** Workspace-relative path of the definition file. */
+  source: string;
+  /** File URI of the definition file. */
+  uri: string;
+  valid: boolean;
+  problems: AgentProblem[];
+}
+
+export interface AgentsListResult {
+  agents: AgentInfo[];
+}
+
+export interface RunArgs {
+  agent: string;
+  task: string;
+  uri?: string;
+  range?: Range;
+  files?: string[];
+  variables?: Record<string, string>;
+  dry_run?: boolean;
+}
+
+export interface ManifestEntry {
+  path: string;
+  source: string;
+  status: string;
+  reason: string | null;
+  bytes: number;
+  size: number;
+  tokens: number;
+}
+
+export interface Usage {
+  prompt_tokens?: number | null;
+  completion_tokens?: number | null;
+}
+
+/** The result of `agentls.run`, and the full record `agentls.history.get` returns. */
+export interface RunResult {
+  id: string;
+  agent: string;
+  task?: string;
+  status: RunStatus;
+  output: string;
+  error?: string | null;
+  duration_ms: number;
+  started_at?: number;
+  backend?: string | null;
+  model?: string | null;
+  usage?: Usage | null;
+  manifest: ManifestEntry[];
+  /** Dry runs only: the exact prompt a real run would send. */
+  prompt?: string;
+}
+
+export interface ContextPreviewResult {
+  prompt: string;
+  manifest: ManifestEntry[];
+}
+
+export interface RunsCancelResult {
+  cancelled: boolean;
+}
+
+export interface RunSummary {
+  id: string;
+  agent: string;
+  task: string;
+  status: RunStatus;
+  started_at: number;
+  duration_ms: number;
+  error: string | null;
+  output_preview: string;
+}
+
+export interface HistoryListResult {
+  runs: RunSummary[];
+}
+
+export interface ActiveRun {
+  id: string;
+  agent: string;
+  status: RunStatus;
+  submitted_at: number;
+  output_chars: number;
+}
+
+export interface StatusResult {
+  runs: ActiveRun[];
+  index: { state: string; files: number; bytes: number; excluded: number; folders: number };
+  trusted: boolean;
+}
+
+export interface RunStartedParams {
+  id: string;
+  agent: string;
+  task: string;
+}
+
+export interface OutputParams {
+  id: string;
+  seq: number;
+  text: string;
+}
+
+export interface RunFinishedParams {
+  id: string;
+  agent: string;
+  status: RunStatus;
+}

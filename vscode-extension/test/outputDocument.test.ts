@@ -1,0 +1,107 @@
+// Unit tests of outputDocument.ts: streamed output assembly and the Markdown of run, preview and
+// metrics documents.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { OutputAssembler, renderManifest, renderMetrics, renderPreview, renderRun } from "../src/outputDocument";
+import type { ManifestEntry, RunResult } from "../src/protocol";
+
+const MANIFEST: ManifestEntry[] = [
+  { path: "src/app.py", source: "selection", status: "included", reason: null, bytes: 120, size: 120, tokens: 30 },
+  { path: "src/big|file.bin", source: "glob", status: "excluded", reason: "binary", bytes: 0, size: 9000, tokens: 0 },
+];
+
+function result(overrides: Partial<RunResult> = {}): RunResult {
+  return {
+    id: "r-1",
+    agent: "reviewer",
+    status: "succeeded",
+    output: "Looks good.\n",
+    duration_ms: 1530,
+    usage: { prompt_tokens: 100, completion_tokens: 7 },
+    manifest: MANIFEST,
+    ...overrides,
+  };
+}
+
+test("chunks in order make the text", () => {
+  const out = new OutputAssembler();
+  assert.equal(out.add(0, "Hel"), true);
+  assert.equal(out.add(1, "lo"), true);
+  assert.equal(out.text, "Hello");
+});
+
+test("a chunk ahead of a gap waits; duplicates and stale chunks are ignored", () => {
+  const out = new OutputAssembler();
+  assert.equal(out.add(1, "B"), false);
+  assert.equal(out.text, "");
+  assert.equal(out.waiting, 1);
+  assert.equal(out.add(0, "A"), true);
+  assert.equal(out.text, "AB");
+  assert.equal(out.add(1, "X"), false);
+  assert.equal(out.add(0, "X"), false);
+  assert.equal(out.add(2.5, "X"), false);
+  assert.equal(out.add(3, "D"), false);
+  assert.equal(out.add(3, "Y"), false);
+  assert.equal(out.add(2, "C"), true);
+  assert.equal(out.text, "ABCD");
+  assert.equal(out.waiting, 0);
+});
+
+test("a running document shows the task and the output so far", () => {
+  const md = renderRun({ agent: "reviewer", task: "check it", streamed: "partial answ" });
+  assert.match(md, /^# reviewer: Running…/);
+  assert.match(md, /\*\*Task:\*\* check it/);
+  assert.ok(md.includes("partial answ"));
+});
+
+test("a finished run shows the result's output, not the stream, then a footer and the manifest", () => {
+  const md = renderRun({ agent: "reviewer", task: "check it", streamed: "stale", result: result() });
+  assert.match(md, /^# reviewer: Succeeded/);
+  assert.ok(md.includes("Looks good."));
+  assert.ok(!md.includes("stale"));
+  assert.ok(md.includes("*Succeeded in 1.5 s · 100 prompt + 7 completion tokens · 1 of 2 files attached · run r-1*"));
+  assert.ok(md.includes("| src/app.py | selection | included | 30 |  |"));
+  assert.ok(md.includes("| src/big\\|file.bin | glob | excluded | 0 | binary |"));
+});
+
+test("a failed run shows its error", () => {
+  const md = renderRun({
+    agent: "reviewer",
+    task: "t",
+    streamed: "",
+    result: result({ status: "failed", output: "", error: "backend said 500", usage: null, manifest: [] }),
+  });
+  assert.match(md, /^# reviewer: Failed/);
+  assert.ok(md.includes("> **Error:** backend said 500"));
+  assert.ok(md.includes("*Failed in 1.5 s · 0 of 0 files attached · run r-1*"));
+  assert.ok(!md.includes("## Context"));
+});
+
+test("a dry run shows the exact prompt fenced, and says nothing was sent", () => {
+  const prompt = "You are a reviewer.\n```py\nx = 1\n```\nTask: check it";
+  const md = renderRun({ agent: "reviewer", task: "check it", streamed: "", result: result({ output: "", prompt }) });
+  assert.ok(md.includes("Nothing was sent to the backend."));
+  assert.ok(md.includes(`\`\`\`\`text\n${prompt}\n\`\`\`\``));
+});
+
+test("a request that failed before running says so", () => {
+  const md = renderRun({ agent: "ghost", task: "t", streamed: "", requestError: "unknown agent 'ghost'" });
+  assert.match(md, /^# ghost: Not run/);
+  assert.ok(md.includes("> **Error:** unknown agent 'ghost'"));
+});
+
+test("the preview shows the prompt and the manifest", () => {
+  const md = renderPreview("reviewer", "", { prompt: "PROMPT", manifest: MANIFEST });
+  assert.ok(md.includes("**Task:** (none)"));
+  assert.ok(md.includes("```text\nPROMPT\n```"));
+  assert.equal(md.includes(renderManifest(MANIFEST)), true);
+});
+
+test("metrics are laid out as tables of flattened keys", () => {
+  const md = renderMetrics({ memory: { rss_bytes: 1000, cpu: { percent: 1.23456 } }, uptime: 5, cache: {} });
+  assert.ok(md.includes("## memory"));
+  assert.ok(md.includes("| rss_bytes | 1000 |"));
+  assert.ok(md.includes("| cpu.percent | 1.235 |"));
+  assert.ok(md.includes("## uptime\n\n5"));
+  assert.ok(md.includes("## cache\n\n| Metric | Value |"));
+});
