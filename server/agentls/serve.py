@@ -49,6 +49,7 @@ def serve(*, tcp: str | None, log_file: str | None, log_level: str | None) -> in
             return 2
         server.start_tcp(host, int(port))
         return 0
+    from agentls.lsp.transport import run_stdio
+
     out = _protocol_stdout()
-    server.start_io(sys.stdin.buffer, out)
-    return 0
+    return run_stdio(server, sys.stdin.buffer, out)
