@@ -1,0 +1,338 @@
+"""The ``command`` backend: a local program that reads the prompt on stdin and writes the answer.
+
+This module owns the life of one agent child process per run: how it is started (an argv list,
+never a shell; a new session so the whole process group can be signalled; pipes on all three
+standard streams so the child never inherits fd 1, which is the LSP stream), which environment it
+sees (``child_env``: a safe base set plus the names the configuration lists, so API keys reach a
+child only when the user asked for it), how its output is streamed (an incremental UTF-8 decoder
+that never fails on bad bytes) and how it ends (the process group is signalled on every exit path,
+normal or not, so grandchildren do not outlive the run).
+
+Why ``loop.subprocess_exec`` with a protocol of our own rather than ``create_subprocess_exec``:
+both exec the argv directly, but on Python 3.11 ``Process.wait()`` returns only once *every* pipe
+is closed, so a grandchild that keeps stdout or stderr open would hang a run whose own program had
+already exited. The protocol's ``process_exited`` tells us the moment the program ends; we then
+give the pipes a short grace (``LINGER``) and stop the group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import logging
+import os
+import signal
+from collections import deque
+from collections.abc import AsyncIterator, Mapping
+from typing import cast
+
+from agentls.backends.base import BackendError, BackendEvent, BackendRequest, TextDelta
+from agentls.config import BackendConfig
+from agentls.redaction import scrub
+
+logger = logging.getLogger(__name__)
+
+SAFE_ENV_NAMES: frozenset[str] = frozenset(
+    {
+        # POSIX basics every CLI expects.
+        "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM",
+        "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME", "XDG_RUNTIME_DIR",
+        # Windows: without these, programs cannot even find their own DLLs or profile.
+        "SYSTEMROOT", "SYSTEMDRIVE", "WINDIR", "COMSPEC", "PATHEXT", "TEMP", "TMP",
+        "USERNAME", "USERPROFILE", "HOMEDRIVE", "HOMEPATH", "APPDATA", "LOCALAPPDATA",
+        "PROGRAMDATA",
+    }
+)
+"""Variables passed to every command child: locale, paths and identity, never credentials."""
+
+SAFE_ENV_PREFIXES: tuple[str, ...] = ("LC_",)
+"""Variable name prefixes passed to every command child (the locale categories)."""
+
+READ_HIGH_WATER = 256 * 1024
+"""Bytes of unread stdout after which we stop reading the pipe, so a child that floods output
+faster than the run consumes it blocks on its own write instead of growing our memory."""
+
+STDERR_TAIL_BYTES = 4096
+"""Bytes of stderr kept (the most recent ones): enough for an error message, bounded for a child
+that writes megabytes of logs."""
+
+ERROR_TAIL_CHARS = 2048
+"""How much of the stderr tail goes into a failure message."""
+
+LINGER = 1.0
+"""Seconds we keep reading stdout after the program exited, while a grandchild still holds it."""
+
+KILL_GRACE = 0.5
+"""Seconds between SIGTERM and SIGKILL when stopping a process group."""
+
+REAP_TIMEOUT = 1.0
+"""Seconds to wait for the program's exit status after SIGKILL before giving up on it."""
+
+
+def child_env(
+    config: BackendConfig,
+    run_id: str,
+    model: str | None,
+    base: Mapping[str, str] = os.environ,
+) -> dict[str, str]:
+    """The environment of a command child: an allow-list, never the server's whole environment.
+
+    The server's own environment may hold API keys for the HTTP backends; a command agent should
+    see one only if the user named it in ``env``, so a third-party CLI cannot pick up keys meant
+    for something else (hardening S7).
+
+    Args:
+        config: The backend; its ``env`` names extra variables to pass (those that exist).
+        run_id: Exposed as ``AGENTLS_RUN_ID`` so a program can tag its own logs.
+        model: Exposed as ``AGENTLS_MODEL`` when known, so one script can serve several models.
+        base: The environment to pick from (the server's by default).
+
+    Returns:
+        A new mapping: safe base variables, the configured names, then the ``AGENTLS_*`` ones.
+    """
+    env = {
+        name: value
+        for name, value in base.items()
+        if name in SAFE_ENV_NAMES or name.startswith(SAFE_ENV_PREFIXES)
+    }
+    for name in config.env:
+        if name and "=" not in name and name in base:
+            env[name] = base[name]
+    env["AGENTLS_RUN_ID"] = run_id
+    if model:
+        env["AGENTLS_MODEL"] = model
+    return env
+
+
+class _ChildPipes(asyncio.SubprocessProtocol):
+    """What the event loop tells us about one child: its stdout, its stderr tail, its exit.
+
+    State is changed only by the loop's callbacks and read by the generator on the same loop;
+    ``changed`` wakes the generator after any change.
+    """
+
+    def __init__(self) -> None:
+        """Start empty; ``connection_made`` delivers the transport."""
+        self.transport: asyncio.SubprocessTransport | None = None
+        self.changed = asyncio.Event()
+        """Set whenever there is new output, stdout closed, or the program exited."""
+        self.exited = asyncio.Event()
+        """Set once the program's exit status is known (it has been reaped)."""
+        self.stdout_closed = False
+        self._stdout: deque[bytes] = deque()
+        self._stdout_bytes = 0
+        self._paused = False
+        self._stderr = bytearray()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Keep the transport: it is how we pause reading and learn the pid."""
+        self.transport = cast(asyncio.SubprocessTransport, transport)
+
+    def pipe_data_received(self, fd: int, data: bytes | bytearray) -> None:
+        """Queue stdout; keep only the tail of stderr."""
+        if fd == 1:
+            self._stdout.append(bytes(data))
+            self._stdout_bytes += len(data)
+            if self._stdout_bytes >= READ_HIGH_WATER and not self._paused:
+                reader = self._pipe(1)
+                if reader is not None:
+                    reader.pause_reading()
+                    self._paused = True
+            self.changed.set()
+        elif fd == 2:
+            self._stderr += data
+            if len(self._stderr) > STDERR_TAIL_BYTES:
+                del self._stderr[: len(self._stderr) - STDERR_TAIL_BYTES]
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        """Note the end of stdout (stdin closing early just means the child stopped reading)."""
+        if fd == 1:
+            self.stdout_closed = True
+            self.changed.set()
+
+    def process_exited(self) -> None:
+        """The program ended (its status is on the transport); grandchildren may live on."""
+        self.exited.set()
+        self.changed.set()
+
+    def take(self) -> bytes:
+        """Everything stdout delivered since the last call; resumes a paused pipe."""
+        data = b"".join(self._stdout)
+        self._stdout.clear()
+        self._stdout_bytes = 0
+        if self._paused:
+            reader = self._pipe(1)
+            if reader is not None and not reader.is_closing():
+                reader.resume_reading()
+            self._paused = False
+        return data
+
+    def stderr_tail(self) -> str:
+        """The last stderr bytes as text (bad UTF-8 replaced), stripped."""
+        return self._stderr.decode("utf-8", errors="replace").strip()
+
+    def _pipe(self, fd: int) -> asyncio.ReadTransport | None:
+        if self.transport is None:
+            return None
+        return cast(asyncio.ReadTransport | None, self.transport.get_pipe_transport(fd))
+
+
+def _signal_group(pid: int, sig: int) -> bool:
+    """Send ``sig`` to the process group led by ``pid``; False when the group is gone."""
+    try:
+        if hasattr(os, "killpg"):
+            os.killpg(pid, sig)
+        else:  # pragma: no cover - Windows has no process groups of this kind
+            os.kill(pid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        # The pid was reused by a process we may not signal: our group is gone.
+        return False
+    return True
+
+
+class CommandBackend:
+    """Runs a configured program per request; implements ``agentls.backends.base.Backend``."""
+
+    def __init__(self, config: BackendConfig) -> None:
+        """Check the configuration once; a backend without a program cannot be built."""
+        if not config.argv or not config.argv[0]:
+            raise BackendError(f"backend {config.name!r}: a command backend needs a program (argv)")
+        self.name = config.name
+        """The backend's configured name."""
+        self._config = config
+
+    def stream(self, request: BackendRequest) -> AsyncIterator[BackendEvent]:
+        """Start the program with the prompt on stdin and yield its stdout as text.
+
+        Raises:
+            BackendError: The program could not start, or it exited with a failure (the message
+                names it, its exit code or signal, and the end of its stderr).
+        """
+        return self._run(request)
+
+    async def aclose(self) -> None:
+        """Nothing is shared between runs: each run's generator cleans up its own process."""
+
+    async def _run(self, request: BackendRequest) -> AsyncIterator[BackendEvent]:
+        config = self._config
+        program = config.argv[0]
+        env = child_env(config, request.run_id, request.model or config.model)
+        secrets = [env[name] for name in config.env if name in env]
+        loop = asyncio.get_running_loop()
+        try:
+            transport, pipes = await loop.subprocess_exec(
+                _ChildPipes,
+                *config.argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                cwd=request.cwd,
+                env=env,
+                start_new_session=True,
+            )
+        except FileNotFoundError as e:
+            if request.cwd is not None and e.filename == request.cwd:
+                raise BackendError(f"working directory not found: {request.cwd}") from None
+            raise BackendError(f"command not found: {program}") from None
+        except PermissionError:
+            raise BackendError(f"command not found: {program} (not executable)") from None
+        except OSError as e:
+            raise BackendError(f"could not start {program}: {e.strerror or e}") from None
+
+        pid = transport.get_pid()
+        logger.debug("run %s: started %s (pid %d)", request.run_id, program, pid)
+        try:
+            stdin = cast(asyncio.WriteTransport | None, transport.get_pipe_transport(0))
+            if stdin is not None:
+                # Buffered by the transport and written as the child reads, concurrently with our
+                # reading of stdout: no pipe deadlock, whatever the prompt's size. A child that
+                # never reads just leaves it unsent (EPIPE is handled by the transport).
+                stdin.write(request.prompt.encode("utf-8", errors="replace"))
+                stdin.close()
+            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            linger_until: float | None = None
+            while True:
+                data = pipes.take()
+                if data:
+                    text = decoder.decode(data)
+                    if text:
+                        yield TextDelta(text)
+                    continue
+                if pipes.stdout_closed:
+                    break
+                if pipes.exited.is_set():
+                    # The program is gone but something (a grandchild) still holds stdout.
+                    now = loop.time()
+                    linger_until = linger_until or now + LINGER
+                    if now >= linger_until:
+                        break
+                pipes.changed.clear()
+                timeout = None if linger_until is None else max(0.0, linger_until - loop.time())
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(timeout):
+                        await pipes.changed.wait()
+            tail = decoder.decode(b"", final=True)
+            if tail:
+                yield TextDelta(tail)
+            await pipes.exited.wait()
+            code = transport.get_returncode()
+            if code:
+                raise BackendError(self._failure(program, code, pipes.stderr_tail(), secrets))
+        finally:
+            await self._stop(transport, pipes, request.run_id)
+
+    @staticmethod
+    def _failure(program: str, code: int, stderr: str, secrets: list[str]) -> str:
+        """The user-facing message for a failed program: what, why, and its last words."""
+        if code < 0:
+            try:
+                how = f"was killed by signal {signal.Signals(-code).name}"
+            except ValueError:
+                how = f"was killed by signal {-code}"
+        else:
+            how = f"exited with code {code}"
+        message = f"{program} {how}"
+        if stderr:
+            tail = stderr[-ERROR_TAIL_CHARS:]
+            message += f": {tail}" if len(stderr) <= ERROR_TAIL_CHARS else f": ...{tail}"
+        return scrub(message, secrets)
+
+    async def _stop(
+        self, transport: asyncio.SubprocessTransport, pipes: _ChildPipes, run_id: str
+    ) -> None:
+        """Stop the whole process group: SIGTERM, then SIGKILL after ``KILL_GRACE``; reap.
+
+        Runs on every way out of the generator (end of output, failure, cancellation, timeout,
+        the consumer closing it early). If this cleanup is itself cancelled, the group is
+        SIGKILLed at once so nothing survives a second cancellation.
+        """
+        pid = transport.get_pid()
+        loop = asyncio.get_running_loop()
+        try:
+            if _signal_group(pid, signal.SIGTERM):
+                deadline = loop.time() + KILL_GRACE
+                if not pipes.exited.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(KILL_GRACE):
+                            await pipes.exited.wait()
+                # The program is gone; give the rest of the group what is left of the grace.
+                delay = 0.002
+                while loop.time() < deadline and _signal_group(pid, 0):
+                    await asyncio.sleep(min(delay, max(0.0, deadline - loop.time())))
+                    delay = min(delay * 2, 0.05)
+                if _signal_group(pid, signal.SIGKILL):
+                    logger.debug("run %s: process group %d needed SIGKILL", run_id, pid)
+            if not pipes.exited.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(REAP_TIMEOUT):
+                        await pipes.exited.wait()
+                if not pipes.exited.is_set():
+                    logger.warning("run %s: process %d did not exit after SIGKILL", run_id, pid)
+        except BaseException:
+            _signal_group(pid, signal.SIGKILL)
+            raise
+        finally:
+            transport.close()

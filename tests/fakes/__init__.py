@@ -1,0 +1,1 @@
+"""Real programs and servers that stand in for agents and model providers in the tests."""
