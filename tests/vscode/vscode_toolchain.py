@@ -29,7 +29,7 @@ NODE24_VERSION = "24.22.3"
 CODE_SERVER_VERSION = "4.139.1"
 """code-server 4.139.1 ships VS Code 1.139.1."""
 APT_PACKAGES = ("chromium", "libkrb5-dev")
-"""Chromium opens the workbench; libkrb5-dev has the gssapi headers code-server's kerberos module needs."""
+"""Chromium opens the workbench; libkrb5-dev has the headers code-server's kerberos module needs."""
 
 EXTENSION_DIR = Path(__file__).resolve().parents[2] / "vscode-extension"
 
@@ -76,7 +76,9 @@ def run_step(
             check=False,
         )
     except subprocess.TimeoutExpired as e:
-        raise ToolchainUnavailable(f"{what}: no answer after {timeout:.0f} s ({' '.join(argv)})") from e
+        raise ToolchainUnavailable(
+            f"{what}: no answer after {timeout:.0f} s ({' '.join(argv)})"
+        ) from e
     except OSError as e:
         raise ToolchainUnavailable(f"{what}: cannot run {argv[0]}: {e}") from e
     if proc.returncode != 0:
@@ -131,7 +133,9 @@ def _ensure_apt_packages() -> Path:
                 f"(run: sudo apt-get install -y {' '.join(missing)})"
             )
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        run_step(["apt-get", "update", "-qq"], cwd=Path("/"), timeout=300, env=env, what="apt-get update")
+        run_step(
+            ["apt-get", "update", "-qq"], cwd=Path("/"), timeout=300, env=env, what="apt-get update"
+        )
         run_step(
             ["apt-get", "install", "-y", "-qq", *missing],
             cwd=Path("/"),
@@ -177,8 +181,15 @@ def _ensure_node24(root: Path) -> Path:
         return node
     folder.mkdir(parents=True, exist_ok=True)
     run_step(
-        [npm(), "install", "--no-audit", "--no-fund", "--prefix", str(folder),
-         f"{package}@{NODE24_VERSION}"],
+        [
+            npm(),
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--prefix",
+            str(folder),
+            f"{package}@{NODE24_VERSION}",
+        ],
         cwd=folder,
         timeout=600,
         what=f"npm install {package}@{NODE24_VERSION}",
@@ -210,8 +221,15 @@ def _ensure_code_server(root: Path, node24: Path) -> Path:
         "npm_config_jobs": "2",
     }
     run_step(
-        [npm(), "install", "--no-audit", "--no-fund", "--prefix", str(folder),
-         f"code-server@{CODE_SERVER_VERSION}"],
+        [
+            npm(),
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--prefix",
+            str(folder),
+            f"code-server@{CODE_SERVER_VERSION}",
+        ],
         cwd=folder,
         timeout=1500,
         env=env,
@@ -236,5 +254,5 @@ def ensure_toolchain() -> Toolchain:
     return Toolchain(node24=node24, code_server=code_server, chromium=chromium)
 
 
-if __name__ == "__main__":  # pragma: no cover - lets a developer pre-install: python vscode_toolchain.py
+if __name__ == "__main__":  # a developer can pre-install with: python vscode_toolchain.py
     print(ensure_toolchain())

@@ -1,0 +1,106 @@
+// Test-only driver for the real-VS-Code test. After the agentls extension activates, it runs the
+// agentls commands a user would (a dry run, then a real run on the example's `command` backend)
+// with the cart file open and a selection made, and writes what the editor then shows (the run
+// documents' text, the Agents and History view rows) to the JSON file named by
+// AGENTLS_E2E_REPORT. Every step is timed out, and a failure is reported, never swallowed.
+"use strict";
+const fs = require("node:fs");
+const path = require("node:path");
+const vscode = require("vscode");
+
+const STEP_TIMEOUT_MS = 60_000;
+
+function withTimeout(promise, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer after ${STEP_TIMEOUT_MS} ms`)), STEP_TIMEOUT_MS);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+async function waitFor(what, check) {
+  const deadline = Date.now() + STEP_TIMEOUT_MS;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** The text of a run document once the run has ended (no longer "Running…"). */
+function finalText(uri) {
+  return waitFor(`the final text of ${uri}`, () => {
+    const text = vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri?.toString())?.getText();
+    return text && !text.includes("Running…") ? text : undefined;
+  });
+}
+
+function agentlsDocuments() {
+  return vscode.workspace.textDocuments
+    .filter((d) => d.uri.scheme === "agentls")
+    .map((d) => ({ uri: d.uri.toString(), languageId: d.languageId, text: d.getText() }));
+}
+
+async function drive(report) {
+  const ext = vscode.extensions.getExtension("agentls.agentls");
+  if (!ext) throw new Error("the agentls extension is not installed");
+  const api = await withTimeout(ext.activate(), "activating agentls");
+  report.steps.push("activated");
+  report.serverState = await waitFor("the agentls server", () => {
+    const state = api.serverState();
+    return state === "running" || state === "failed" ? state : undefined;
+  });
+  if (report.serverState !== "running") throw new Error(`server state ${report.serverState}`);
+
+  const folder = vscode.workspace.workspaceFolders[0].uri;
+  const cart = vscode.Uri.joinPath(folder, "src", "shop", "cart.py");
+  const editor = await vscode.window.showTextDocument(cart);
+  const lastLine = Math.min(editor.document.lineCount - 1, 12);
+  editor.selection = new vscode.Selection(0, 0, lastLine, editor.document.lineAt(lastLine).text.length);
+  report.selection = editor.document.getText(editor.selection);
+  report.steps.push("selected");
+
+  report.dryRun = await withTimeout(
+    vscode.commands.executeCommand("agentls.runAgent", {
+      agent: "reviewer",
+      task: "Check the cart for rounding bugs",
+      dryRun: true,
+    }),
+    "dry run",
+  );
+  report.dryRunDocument = await finalText(vscode.window.activeTextEditor?.document.uri);
+  report.steps.push("dry run");
+
+  // The real run attaches the active file: put the focus back on the cart.
+  await vscode.window.showTextDocument(editor.document, { viewColumn: vscode.ViewColumn.One });
+  report.run = await withTimeout(
+    vscode.commands.executeCommand("agentls.runAgent", { agent: "outline", task: "Outline the cart" }),
+    "command-backend run",
+  );
+  report.runDocument = await finalText(vscode.window.activeTextEditor?.document.uri);
+  report.steps.push("run");
+
+  await vscode.commands.executeCommand("workbench.view.extension.agentls");
+  await withTimeout(api.refreshViews(), "refreshing views");
+  report.agentRows = api.agentRows();
+  report.historyRows = api.historyRows();
+  report.documents = agentlsDocuments();
+  report.steps.push("views");
+}
+
+async function activate() {
+  const out = process.env.AGENTLS_E2E_REPORT;
+  if (!out) return; // installed by hand outside the test: do nothing
+  const report = { steps: [], error: null };
+  try {
+    await drive(report);
+  } catch (error) {
+    report.error = error && error.stack ? error.stack : String(error);
+  }
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  fs.writeFileSync(`${out}.tmp`, JSON.stringify(report, null, 2));
+  fs.renameSync(`${out}.tmp`, out); // the test never reads a half-written report
+}
+
+module.exports = { activate, deactivate() {} };
