@@ -332,8 +332,12 @@ def test_symlinks_out_of_the_folder_are_skipped_and_aliases_count_once(
     assert names(reg) == ["shared"]
     assert reg.files() == [folder / ".agents/shared.md"]
     # an editor event on the second path to the same file is not a second agent
-    assert reg.update(folder / ".claude/agents/shared.md", None) == set()
+    alias = folder / ".claude/agents/shared.md"
+    assert reg.update(alias, None) == set()
+    assert reg.update(alias, "---\nname: [\n---\n") == set()
+    reg.load_folder(folder)
     assert names(reg) == ["shared"]
+    assert reg.problems(alias) == []
 
 
 def test_scans_can_run_off_the_loop_and_be_applied_later(folder: Path) -> None:

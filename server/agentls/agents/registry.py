@@ -214,7 +214,9 @@ def definition_files(folder: Path) -> list[Path]:
         if os.path.islink(top) or not top.is_dir() or os.path.realpath(top) != str(top):
             continue
         if location == ".agents":
-            for directory, dirnames, filenames in os.walk(top, followlinks=False):
+            for directory, dirnames, filenames in os.walk(
+                top, onerror=_log_walk_error, followlinks=False
+            ):
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
                 for name in sorted(filenames):
                     consider(directory, name)
@@ -234,6 +236,11 @@ def definition_files(folder: Path) -> list[Path]:
             )
             break
     return sorted(found[:MAX_FILES_PER_FOLDER], key=str)
+
+
+def _log_walk_error(error: OSError) -> None:
+    """A folder the walk cannot list is skipped; say so, since its agents will be missing."""
+    logger.warning("cannot list %s: %s", error.filename, error.strerror)
 
 
 def scan_folder(folder: Path, max_bytes: int = MAX_DEFINITION_BYTES) -> FolderScan:
@@ -331,6 +338,10 @@ class AgentRegistry:
         folders = [f for f in self._claims if _is_definition_in(key, f)]
         if not folders:
             return self._rescan_for_directory(key) if text is None else set()
+        target = Path(os.path.realpath(key))
+        if any(p != key and r == target for p, r in self._real.items()):
+            logger.debug("%s is another path to a known definition file; ignored", key)
+            return set()
         if text is not None:
             self._buffers[key] = text
             result: ParseResult | None = parse_text(key, text, self._max_bytes)
@@ -343,10 +354,6 @@ class AgentRegistry:
                 self._claims[f].discard(key)
             self._forget_if_unclaimed(key)
             return self._refresh()
-        target = Path(os.path.realpath(key))
-        if any(p != key and r == target for p, r in self._real.items()):
-            logger.debug("%s is another path to a known definition file; ignored", key)
-            return set()
         for f in folders:
             self._claims[f].add(key)
         self._parsed[key] = result
