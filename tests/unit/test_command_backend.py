@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import stat
@@ -15,6 +16,7 @@ import pytest
 
 from agentls.backends.base import BackendError, BackendRequest, TextDelta
 from agentls.backends.command import CommandBackend, child_env
+from agentls.backends.factory import BackendFactory
 from agentls.config import BackendConfig
 
 FAKES = Path(__file__).resolve().parents[1] / "fakes" / "agent_commands.py"
@@ -301,3 +303,53 @@ async def test_concurrent_runs_are_independent() -> None:
 def test_a_command_backend_needs_a_program() -> None:
     with pytest.raises(BackendError, match="needs a program"):
         CommandBackend(BackendConfig(name="empty", kind="command"))
+
+
+# -- the backend factory ------------------------------------------------------------------------
+
+
+async def test_factory_reuses_an_instance_while_the_config_is_unchanged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    closed: list[str] = []
+
+    async def record_close(self: CommandBackend) -> None:
+        closed.append(self.name)
+
+    monkeypatch.setattr(CommandBackend, "aclose", record_close)
+    factory = BackendFactory()
+    config = BackendConfig(name="local", kind="command", argv=argv("echo"))
+    first = factory.get(config)
+    assert isinstance(first, CommandBackend)
+    assert factory.get(BackendConfig(name="local", kind="command", argv=argv("echo"))) is first
+    other = factory.get(BackendConfig(name="other", kind="command", argv=argv("echo")))
+    assert other is not first and closed == []
+
+    changed = factory.get(BackendConfig(name="local", kind="command", argv=argv("cwd")))
+    assert changed is not first
+    await asyncio.sleep(0)  # the replaced instance is closed in the background
+    assert closed == ["local"]
+    assert await collect(changed, request()) == os.getcwd()  # the new config is the one used
+
+    await factory.aclose()
+    assert sorted(closed) == ["local", "local", "other"]
+    assert factory.get(config) is not first  # usable again after aclose
+
+
+def test_factory_reports_unavailable_http_kinds() -> None:
+    factory = BackendFactory()
+    for kind, module in (("openai", "agentls.backends.openai"),
+                         ("anthropic", "agentls.backends.anthropic")):
+        config = BackendConfig(name=f"b-{kind}", kind=kind, model="m")  # type: ignore[arg-type]
+        if importlib.util.find_spec(module) is None:
+            with pytest.raises(BackendError) as info:
+                factory.get(config)
+            assert info.value.message == f"backend kind {kind!r} is not available"
+        else:
+            assert factory.get(config).name == f"b-{kind}"
+
+
+def test_factory_rejects_an_unknown_kind() -> None:
+    config = BackendConfig(name="odd", kind="carrier-pigeon", argv=("x",))  # type: ignore[arg-type]
+    with pytest.raises(BackendError, match="unknown backend kind 'carrier-pigeon'"):
+        BackendFactory().get(config)

@@ -1,0 +1,416 @@
+"""The execution engine: owner of the runs that are queued or running.
+
+Every run is one asyncio task. A semaphore of ``max_concurrent`` slots decides when a queued run
+starts; at most ``max_queued`` runs may wait for a slot, beyond that ``submit`` refuses with
+``Overloaded`` instead of growing without bound. A run ends in exactly one final status:
+
+* ``succeeded``: the backend's stream ended normally;
+* ``failed``: the backend raised ``BackendError`` (its message is the run's error), the output
+  went over ``max_output_bytes`` (kept up to the cap), or something unexpected happened (logged
+  with its traceback; the run only says "internal error; see the server log", because exception
+  text may carry paths or secrets);
+* ``cancelled``: ``cancel`` was called (a queued run never starts; a running run's task is
+  cancelled, which is what makes the backend close its HTTP stream or kill its process group);
+* ``timed_out``: the run took longer than its job's timeout (the time spent queued does not count).
+
+Partial output is kept in every case. Each finished run is handed to ``on_finished`` (history,
+metrics) exactly once, then to the observer, and then resolves its handle. Observers are the LSP
+layer's business: an exception in one is logged and never changes the run.
+
+All state here is changed on the event loop; nothing in this module blocks it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from agentls.backends.base import Backend, BackendError, BackendRequest, TextDelta, Usage
+from agentls.errors import AgentlsError, Overloaded
+from agentls.execution.records import RunRecord, RunStatus
+
+logger = logging.getLogger(__name__)
+
+INTERNAL_ERROR = "internal error; see the server log"
+"""The error of a run that failed for a reason that is a bug, not the backend's doing."""
+
+
+@dataclass(frozen=True)
+class RunJob:
+    """Everything one run needs, decided before it is submitted (the engine decides nothing)."""
+
+    id: str
+    agent: str
+    task: str
+    backend: Backend
+    backend_name: str | None
+    model: str | None
+    request: BackendRequest
+    timeout: float
+    """Seconds the run may take once started; 0 or less means no limit."""
+    max_output_bytes: int
+    """UTF-8 bytes of output kept; more fails the run (the first ``max_output_bytes`` are kept)."""
+    manifest: list[dict[str, Any]] = field(default_factory=list)
+    workspace: str | None = None
+
+
+class RunObserver(Protocol):
+    """Who wants to follow one run as it happens (the LSP layer's progress reporting)."""
+
+    def started(self, run_id: str) -> None:
+        """The run got a slot and its backend is being called."""
+        ...
+
+    def output(self, run_id: str, seq: int, text: str) -> None:
+        """A piece of output; ``seq`` counts 0, 1, 2... per run, in order."""
+        ...
+
+    def finished(self, record: RunRecord) -> None:
+        """The run ended (after history has it)."""
+        ...
+
+
+class RunHandle:
+    """A submitted run as its submitter sees it: identity, live status, and its final record."""
+
+    def __init__(self, run_id: str, agent: str, submitted_at: float) -> None:
+        """Create a queued handle; the engine moves ``status`` along."""
+        self.id = run_id
+        self.agent = agent
+        self.submitted_at = submitted_at
+        """Unix time of ``submit``."""
+        self.status: RunStatus = "queued"
+        """``queued``, ``running``, then one final status."""
+        self.output_chars = 0
+        """Characters of output so far."""
+        self.record: RunRecord | None = None
+        """The final record, once there is one."""
+        self._done: asyncio.Future[RunRecord] = asyncio.get_running_loop().create_future()
+
+    async def wait(self) -> RunRecord:
+        """The final record. Never raises for a run's failure; cancelling the waiter is safe."""
+        return await asyncio.shield(self._done)
+
+    def _resolve(self, record: RunRecord) -> None:
+        self.record = record
+        self.status = record.status
+        if not self._done.done():
+            self._done.set_result(record)
+
+
+class _Run:
+    """The engine's own bookkeeping for one run."""
+
+    def __init__(self, job: RunJob, handle: RunHandle, observer: RunObserver | None) -> None:
+        self.job = job
+        self.handle = handle
+        self.observer = observer
+        self.task: asyncio.Task[None] | None = None
+        self.queued = True
+        """Counted in the engine's queue (waiting for a slot)."""
+        self.chunks: list[str] = []
+        self.output_bytes = 0
+        self.seq = 0
+        self.usage: dict[str, int | None] | None = None
+        self.overflow: str | None = None
+        """Set when the output went over the cap: the error the run fails with."""
+        self.started_mono: float | None = None
+        self.finished = False
+
+
+class ExecutionEngine:
+    """Runs jobs with a concurrency limit, a bounded queue, timeouts and cancellation."""
+
+    def __init__(
+        self,
+        *,
+        max_concurrent: int,
+        max_queued: int,
+        on_finished: Callable[[RunRecord], None] | None = None,
+    ) -> None:
+        """Create an idle engine.
+
+        Args:
+            max_concurrent: Runs that may be running at once (at least 1 is used).
+            max_queued: Runs that may wait for a slot; one more is refused with ``Overloaded``.
+            on_finished: Called once per finished run, before the observer (history, metrics).
+        """
+        self._max_concurrent = max(1, max_concurrent)
+        self._max_queued = max(0, max_queued)
+        self._slots = asyncio.Semaphore(self._max_concurrent)
+        self._on_finished = on_finished
+        self._runs: dict[str, _Run] = {}
+        """Queued and running runs by id; a run leaves when it is finished."""
+        self._queued = 0
+        """Submitted runs that do not hold a slot yet."""
+        self._running = 0
+        """Runs holding a slot."""
+        self._closed = False
+
+    # -- public API ---------------------------------------------------------------------------
+
+    def submit(self, job: RunJob, observer: RunObserver | None = None) -> RunHandle:
+        """Queue a run; it starts as soon as a slot is free.
+
+        Raises:
+            Overloaded: ``max_queued`` runs are already waiting.
+            AgentlsError: The engine is shut down, or the run id is already in use.
+        """
+        if self._closed:
+            raise AgentlsError("the server is shutting down; the run was not started")
+        if job.id in self._runs:
+            raise AgentlsError(f"a run with id {job.id!r} is already active")
+        # Runs not yet holding a slot, less the slots free right now: those really wait.
+        waiting = self._queued - (self._max_concurrent - self._running)
+        if waiting >= self._max_queued:
+            raise Overloaded(
+                f"too many runs are waiting ({waiting} queued, "
+                f"{self._running} running); try again later"
+            )
+        handle = RunHandle(job.id, job.agent, time.time())
+        run = _Run(job, handle, observer)
+        self._runs[job.id] = run
+        self._queued += 1
+        run.task = asyncio.create_task(self._execute(run), name=f"agentls-run-{job.id}")
+        run.task.add_done_callback(lambda task: self._task_done(run, task))
+        return handle
+
+    def cancel(self, run_id: str) -> bool:
+        """Cancel a queued or running run; False for unknown or already finished ids."""
+        run = self._runs.get(run_id)
+        if run is None or run.finished or run.task is None or run.task.done():
+            return False
+        run.task.cancel()
+        # A queued run will never take a slot now: free its place in the queue at once.
+        self._leave_queue(run)
+        return True
+
+    def get(self, run_id: str) -> RunHandle | None:
+        """The handle of a queued or running run (finished runs are in history)."""
+        run = self._runs.get(run_id)
+        return run.handle if run is not None else None
+
+    def active(self) -> list[dict[str, Any]]:
+        """Queued and running runs, oldest first, in the short form ``agentls.status`` shows."""
+        return [
+            {
+                "id": run.handle.id,
+                "agent": run.handle.agent,
+                "status": run.handle.status,
+                "submitted_at": run.handle.submitted_at,
+                "output_chars": run.handle.output_chars,
+            }
+            for run in self._runs.values()
+        ]
+
+    async def shutdown(self, timeout: float = 1.0) -> None:  # noqa: ASYNC109 - a wait bound
+        """Refuse new runs, cancel every run, and wait up to ``timeout`` s for them to end."""
+        self._closed = True
+        tasks = [run.task for run in self._runs.values() if run.task is not None]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=timeout)
+            if pending:
+                logger.warning("%d run(s) did not stop within %.1f s", len(pending), timeout)
+
+    @staticmethod
+    def failed_record(
+        *,
+        id: str,
+        agent: str,
+        task: str,
+        error: str,
+        backend: str | None = None,
+        model: str | None = None,
+        manifest: list[dict[str, Any]] | None = None,
+        workspace: str | None = None,
+        started_at: float | None = None,
+    ) -> RunRecord:
+        """The record of a run refused before it started (untrusted backend, unknown kind...).
+
+        Such runs never reach the engine but still belong in history, with the reason.
+        """
+        return RunRecord(
+            id=id,
+            agent=agent,
+            task=task,
+            status="failed",
+            output="",
+            started_at=time.time() if started_at is None else started_at,
+            duration_ms=0.0,
+            backend=backend,
+            model=model,
+            error=error,
+            manifest=list(manifest or []),
+            workspace=workspace,
+        )
+
+    # -- the life of a run ----------------------------------------------------------------------
+
+    async def _execute(self, run: _Run) -> None:
+        try:
+            await self._slots.acquire()
+        except asyncio.CancelledError:
+            self._leave_queue(run)
+            self._finish(run, "cancelled", None)
+            return
+        self._leave_queue(run)
+        self._running += 1
+        try:
+            run.handle.status = "running"
+            run.started_mono = time.monotonic()
+            self._notify(run, "started", run.job.id)
+            status, error = await self._drive(run)
+        finally:
+            self._running -= 1
+            self._slots.release()
+        self._finish(run, status, error)
+
+    async def _drive(self, run: _Run) -> tuple[RunStatus, str | None]:
+        """Run the backend under the job's timeout; map every way it can end to a status."""
+        job = run.job
+        deadline = asyncio.timeout(job.timeout if job.timeout > 0 else None)
+        try:
+            async with deadline:
+                await self._pump(run)
+        except TimeoutError:
+            if deadline.expired():
+                return "timed_out", f"timed out after {job.timeout:g} s"
+            logger.exception("run %s (agent %s): unexpected timeout error", job.id, job.agent)
+            return "failed", INTERNAL_ERROR
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()  # we own this task: its cancellation is the run's end, handled
+            return "cancelled", None
+        except BackendError as e:
+            return "failed", e.message
+        except Exception:
+            logger.exception("run %s (agent %s) failed unexpectedly", job.id, job.agent)
+            return "failed", INTERNAL_ERROR
+        if run.overflow is not None:
+            return "failed", run.overflow
+        return "succeeded", None
+
+    async def _pump(self, run: _Run) -> None:
+        """Move the backend's events into the run until the stream ends or the output is full."""
+        stream = run.job.backend.stream(run.job.request)
+        try:
+            async for event in stream:
+                if isinstance(event, TextDelta):
+                    if not self._append(run, event.text):
+                        break
+                elif isinstance(event, Usage):
+                    self._add_usage(run, event)
+        finally:
+            await _close_stream(stream)
+
+    def _append(self, run: _Run, text: str) -> bool:
+        """Keep a piece of output and pass it on; False once the output cap is reached."""
+        if not text:
+            return True
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates from a provider's JSON: keep the rest
+            data = text.encode("utf-8", errors="replace")
+            text = data.decode("utf-8")
+        room = run.job.max_output_bytes - run.output_bytes
+        full = len(data) > room
+        if full:
+            text = data[: max(0, room)].decode("utf-8", errors="ignore")
+            data = text.encode("utf-8")
+            run.overflow = (
+                f"output exceeded the limit of {run.job.max_output_bytes} bytes; "
+                "the rest was discarded"
+            )
+        if text:
+            run.chunks.append(text)
+            run.output_bytes += len(data)
+            run.handle.output_chars += len(text)
+            seq = run.seq
+            run.seq += 1
+            self._notify(run, "output", run.job.id, seq, text)
+        return not full
+
+    @staticmethod
+    def _add_usage(run: _Run, usage: Usage) -> None:
+        """Merge usage reports: providers send prompt and completion counts at different times."""
+        current = run.usage or {"prompt_tokens": None, "completion_tokens": None}
+        if usage.prompt_tokens is not None:
+            current["prompt_tokens"] = usage.prompt_tokens
+        if usage.completion_tokens is not None:
+            current["completion_tokens"] = usage.completion_tokens
+        run.usage = current
+
+    def _leave_queue(self, run: _Run) -> None:
+        if run.queued:
+            run.queued = False
+            self._queued -= 1
+
+    def _finish(self, run: _Run, status: RunStatus, error: str | None) -> None:
+        """Build the final record and hand it out, exactly once per run."""
+        if run.finished:
+            return
+        run.finished = True
+        job = run.job
+        duration = 0.0 if run.started_mono is None else time.monotonic() - run.started_mono
+        record = RunRecord(
+            id=job.id,
+            agent=job.agent,
+            task=job.task,
+            status=status,
+            output="".join(run.chunks),
+            started_at=run.handle.submitted_at,
+            duration_ms=round(duration * 1000, 3),
+            backend=job.backend_name,
+            model=job.model,
+            error=error,
+            usage=run.usage,
+            manifest=job.manifest,
+            workspace=job.workspace,
+        )
+        run.chunks = []
+        self._runs.pop(job.id, None)
+        run.handle.status = status
+        if self._on_finished is not None:
+            try:
+                self._on_finished(record)
+            except Exception:
+                logger.exception("recording run %s failed", job.id)
+        self._notify(run, "finished", record)
+        run.handle._resolve(record)
+
+    def _task_done(self, run: _Run, task: asyncio.Task[None]) -> None:
+        """Safety net: a task cancelled before its first step never ran ``_execute`` at all."""
+        if run.finished:
+            return
+        self._leave_queue(run)
+        if task.cancelled():
+            self._finish(run, "cancelled", None)
+            return
+        exc = task.exception()
+        if exc is not None:
+            logger.error("run %s ended abnormally", run.job.id, exc_info=exc)
+        self._finish(run, "failed", INTERNAL_ERROR)
+
+    @staticmethod
+    def _notify(run: _Run, event: str, *args: Any) -> None:
+        observer = run.observer
+        if observer is None:
+            return
+        try:
+            getattr(observer, event)(*args)
+        except Exception:
+            logger.exception("run observer failed in %s for run %s", event, run.job.id)
+
+
+async def _close_stream(stream: AsyncIterator[Any]) -> None:
+    """Close a backend stream so its cleanup (killing processes, closing sockets) runs now."""
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        await aclose()
