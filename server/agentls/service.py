@@ -24,7 +24,13 @@ from agentls.agents.registry import AgentRegistry
 from agentls.backends.base import BackendError, BackendRequest
 from agentls.backends.factory import BackendFactory
 from agentls.config import WORKSPACE_CONFIG_NAME, BackendConfig, Settings, default_data_dir
-from agentls.context.builder import BufferSource, ContextBuilder, ContextRequest, ContextResult, Selection
+from agentls.context.builder import (
+    BufferSource,
+    ContextBuilder,
+    ContextRequest,
+    ContextResult,
+    Selection,
+)
 from agentls.errors import AgentlsError, UnknownRun
 from agentls.execution.engine import ExecutionEngine, RunJob, RunObserver
 from agentls.execution.history import ExecutionHistory, history_path
@@ -100,7 +106,7 @@ class AgentService:
         return history_path(self.settings.data_dir or default_data_dir(), self.roots.folders)
 
     async def start(self) -> None:
-        """Load agents, open history, start the scan and the watcher; returns before the scan ends."""
+        """Load agents, open history, start the scan and the watcher; does not wait for the scan."""
         self.history.open()
         changed: set[Path] = set()
         for folder in self.roots.folders:
@@ -168,7 +174,8 @@ class AgentService:
             rel = path.relative_to(folder).as_posix()
             if rel == WORKSPACE_CONFIG_NAME:
                 config_changed = True
-            elif is_definition_path(rel) and not self.is_open_in_editor(path):
+            elif _may_hold_definitions(rel) and not self.is_open_in_editor(path):
+                # a moved or deleted folder is reported once; update() rescans for it
                 problems |= self.registry.update(path, None)
         if problems:
             self.on_problems_changed(problems)
@@ -219,18 +226,34 @@ class AgentService:
         workspace = str(self.roots.folders[0]) if self.roots.folders else None
         if args.dry_run:
             return {
-                "id": run_id, "agent": agent.name, "status": "succeeded", "output": "",
-                "error": None, "duration_ms": round((time.time() - started) * 1000, 3),
-                "usage": None, "manifest": manifest, "prompt": context.prompt,
-                "backend": config.name if config else None, "model": model, "dry_run": True,
+                "id": run_id,
+                "agent": agent.name,
+                "status": "succeeded",
+                "output": "",
+                "error": None,
+                "duration_ms": round((time.time() - started) * 1000, 3),
+                "usage": None,
+                "manifest": manifest,
+                "prompt": context.prompt,
+                "backend": config.name if config else None,
+                "model": model,
+                "dry_run": True,
             }
         refusal = self._refusal(agent, config)
         if refusal is not None or config is None:
             record = RunRecord(
-                id=run_id, agent=agent.name, task=args.task, status="failed", output="",
-                started_at=started, duration_ms=round((time.time() - started) * 1000, 3),
-                backend=config.name if config else agent.backend, model=model,
-                error=refusal or "no backend", manifest=manifest, workspace=workspace,
+                id=run_id,
+                agent=agent.name,
+                task=args.task,
+                status="failed",
+                output="",
+                started_at=started,
+                duration_ms=round((time.time() - started) * 1000, 3),
+                backend=config.name if config else agent.backend,
+                model=model,
+                error=refusal or "no backend",
+                manifest=manifest,
+                workspace=workspace,
             )
             self._run_finished(record)
             if observer is not None:
@@ -240,22 +263,40 @@ class AgentService:
             backend = self.backends.get(config)
         except BackendError as e:
             record = RunRecord(
-                id=run_id, agent=agent.name, task=args.task, status="failed", output="",
-                started_at=started, duration_ms=0.0, backend=config.name, model=model,
-                error=e.message, manifest=manifest, workspace=workspace,
+                id=run_id,
+                agent=agent.name,
+                task=args.task,
+                status="failed",
+                output="",
+                started_at=started,
+                duration_ms=0.0,
+                backend=config.name,
+                model=model,
+                error=e.message,
+                manifest=manifest,
+                workspace=workspace,
             )
             self._run_finished(record)
             return record.to_dict()
         limits = self.settings.limits
         job = RunJob(
-            id=run_id, agent=agent.name, task=args.task, backend=backend,
-            backend_name=config.name, model=model,
+            id=run_id,
+            agent=agent.name,
+            task=args.task,
+            backend=backend,
+            backend_name=config.name,
+            model=model,
             request=BackendRequest(
-                run_id=run_id, system=context.system, user=context.user,
-                model=agent.model, cwd=str(self.roots.folder_of(agent.source) or workspace or "."),
+                run_id=run_id,
+                system=context.system,
+                user=context.user,
+                model=agent.model,
+                cwd=str(self.roots.folder_of(agent.source) or workspace or "."),
             ),
             timeout=agent.timeout or limits.run_timeout,
-            max_output_bytes=limits.max_output_bytes, manifest=manifest, workspace=workspace,
+            max_output_bytes=limits.max_output_bytes,
+            manifest=manifest,
+            workspace=workspace,
         )
         handle = self.engine.submit(job, observer)
         try:
@@ -295,7 +336,9 @@ class AgentService:
     def metrics_snapshot(self) -> dict[str, Any]:
         """``agentls.metrics``."""
         return self.metrics.snapshot(
-            cache=self.cache.stats(), index=self.index.stats(), history=self.history.stats(),
+            cache=self.cache.stats(),
+            index=self.index.stats(),
+            history=self.history.stats(),
             engine={"active": len(self.engine.active())},
         )
 
@@ -322,7 +365,10 @@ class AgentService:
         return await self.builder.build(
             agent,
             ContextRequest(
-                task=args.task, selection=selection, active_file=active, files=files,
+                task=args.task,
+                selection=selection,
+                active_file=active,
+                files=files,
                 variables=args.variables,
             ),
             buffers,
@@ -344,8 +390,8 @@ class AgentService:
             return (
                 f"backend {config.name!r} is defined by the workspace's agentls.toml, and the "
                 "workspace is not trusted. Trust it in your editor (VS Code: Workspace Trust; "
-                "other editors: initializationOptions {\"trusted\": true}), or add "
-                f"trusted_workspaces = [\"{folder}\"] to ~/.config/agentls/config.toml."
+                'other editors: initializationOptions {"trusted": true}), or add '
+                f'trusted_workspaces = ["{folder}"] to ~/.config/agentls/config.toml.'
             )
         return None
 
@@ -356,6 +402,14 @@ class AgentService:
         except Exception:  # history degrades itself; this is the last line of defence
             logger.exception("could not record run %s", record.id)
         self.metrics.run_finished(record)
+
+
+_DEFINITION_DIRS = (".agents", ".claude", ".claude/agents", ".github", ".github/agents")
+
+
+def _may_hold_definitions(rel: str) -> bool:
+    """A definition file, or a folder whose move or deletion changes the definitions."""
+    return is_definition_path(rel) or rel in _DEFINITION_DIRS or rel.startswith(".agents/")
 
 
 def run_error_message(error: BaseException) -> str:

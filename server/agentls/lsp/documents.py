@@ -8,11 +8,13 @@ Agent-definition problems are published from one function, ``publish_problems``.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
 from pygls.uris import from_fs_path, to_fs_path
+from pygls.workspace.position_codec import PositionCodec
 
 from agentls.agents.definition import Problem
 
@@ -66,15 +68,27 @@ class EditorBuffers:
         return path in self._by_path()
 
 
-def to_diagnostic(problem: Problem) -> types.Diagnostic:
-    """A definition problem as an LSP diagnostic (to the end of the line when no end is known)."""
+END_OF_LINE = 1_000_000
+"""A column past any real line: the codec clamps it to the line's end."""
+
+
+def to_diagnostic(problem: Problem, lines: Sequence[str], codec: PositionCodec) -> types.Diagnostic:
+    """A definition problem as an LSP diagnostic (to the end of the line when no end is known).
+
+    ``Problem`` columns count code points; the client counts in its negotiated encoding (UTF-16
+    by default), so columns are converted against the document's own lines.
+    """
     end_line = problem.end_line if problem.end_line is not None else problem.line
-    end_col = problem.end_column if problem.end_column is not None else problem.column + 1_000
+    end_col = problem.end_column if problem.end_column is not None else END_OF_LINE
+    start = types.Position(line=problem.line, character=problem.column)
+    end = types.Position(line=end_line, character=end_col)
+    if lines:
+        start = codec.position_to_client_units(lines, start)
+        end = codec.position_to_client_units(lines, end)
+    elif end.character == END_OF_LINE:
+        end = types.Position(line=end_line + 1, character=0)
     return types.Diagnostic(
-        range=types.Range(
-            start=types.Position(line=problem.line, character=problem.column),
-            end=types.Position(line=end_line, character=end_col),
-        ),
+        range=types.Range(start=start, end=end),
         message=problem.message,
         severity=_SEVERITY.get(problem.severity, types.DiagnosticSeverity.Error),
         source="agentls",
@@ -88,9 +102,17 @@ def publish_problems(ls: AgentLanguageServer, paths: set[Path]) -> None:
         return
     for path in sorted(paths):
         uri = from_fs_path(str(path)) or path.as_uri()
+        problems = service.registry.problems(path)
+        document = ls.workspace.get_text_document(uri)
+        lines: Sequence[str] = ()
+        if problems:
+            try:
+                lines = document.lines
+            except (OSError, UnicodeDecodeError):  # deleted or unreadable: positions as they are
+                lines = ()
         ls.text_document_publish_diagnostics(
             types.PublishDiagnosticsParams(
                 uri=uri,
-                diagnostics=[to_diagnostic(p) for p in service.registry.problems(path)],
+                diagnostics=[to_diagnostic(p, lines, document.position_codec) for p in problems],
             )
         )
