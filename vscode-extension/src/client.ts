@@ -8,6 +8,7 @@
  * language client's own generic pop-ups are turned off so they do not pile up on top of it.
  */
 
+import { type ChildProcess, spawn } from "node:child_process";
 import * as vscode from "vscode";
 import {
   CloseAction,
@@ -20,7 +21,6 @@ import {
   type LanguageClientOptions,
   type ServerOptions,
   State,
-  TransportKind,
   WorkDoneProgress,
   WorkDoneProgressCancelNotification,
   type WorkDoneProgressReport,
@@ -45,6 +45,8 @@ import {
 const RESTART_DELAY_MS = 1000;
 /** A server that dies more often than this within three minutes is left stopped. */
 const MAX_CRASHES = 3;
+/** How much of the server's stderr is kept to explain a failed start. */
+const STDERR_TAIL_CHARS = 2000;
 
 export type ServerState = "stopped" | "starting" | "running" | "failed";
 
@@ -69,6 +71,10 @@ export class ServerClient implements vscode.Disposable {
   private crashTimes: number[] = [];
   private clientDisposables: vscode.Disposable[] = [];
   private currentState: ServerState = "stopped";
+  /** The server process of the current client, killed if it outlives a stop. */
+  private process: ChildProcess | undefined;
+  /** The end of the current process's stderr: what a failed start is explained with. */
+  private stderrTail = "";
 
   private readonly stateEmitter = new vscode.EventEmitter<ServerState>();
   private readonly runStartedEmitter = new vscode.EventEmitter<RunStartedParams>();
@@ -204,21 +210,37 @@ export class ServerClient implements vscode.Disposable {
     const client = this.createClient(cmd);
     this.client = client;
     this.setState("starting");
+    let failure: string | undefined;
     try {
       await client.start();
+      if (client.state !== State.Running) {
+        failure = "it exited during start-up";
+      }
+    } catch (error) {
+      failure = errorMessage(error);
+    }
+    if (failure === undefined) {
       this.crashTimes = [];
       this.setState("running");
-    } catch (error) {
-      log().error(`The server did not start: ${errorMessage(error)}`);
-      this.disposeClientListeners();
-      this.client = undefined;
-      await client.dispose().catch(() => undefined);
-      this.setState("failed");
-      void this.showStartFailure(
-        `The agentls server could not start with \`${describeCommand(cmd)}\`: ${errorMessage(error)}. ` +
-          startHint(cmd),
+      this.clientDisposables.push(
+        client.onDidChangeState((e) => {
+          if (e.newState === State.Running) {
+            this.setState("running");
+          } else if (e.newState === State.Starting && this.currentState === "running") {
+            this.setState("starting"); // restarting after a crash
+          }
+        }),
       );
+      return;
     }
+    const stderr = lastLines(this.stderrTail, 1);
+    log().error(`The server did not start: ${failure}`);
+    await this.doStop();
+    this.setState("failed");
+    void this.showStartFailure(
+      `The agentls server could not start with \`${describeCommand(cmd)}\`: ` +
+        `${stderr || failure}. ${startHint(cmd)}`,
+    );
   }
 
   private async doStop(): Promise<void> {
@@ -233,7 +255,24 @@ export class ServerClient implements vscode.Disposable {
       }
     }
     await client?.dispose().catch(() => undefined);
-    this.setState("stopped");
+    const proc = this.process;
+    this.process = undefined;
+    if (proc !== undefined && proc.exitCode === null && proc.signalCode === null) {
+      // The server did not exit after shutdown/exit: end it so no process outlives the client.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          proc.kill("SIGKILL");
+          resolve();
+        }, 2000);
+        proc.once("exit", () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    if (this.currentState !== "failed") {
+      this.setState("stopped");
+    }
   }
 
   private disposeClientListeners(): void {
@@ -244,12 +283,22 @@ export class ServerClient implements vscode.Disposable {
   }
 
   private createClient(cmd: ServerCommand): QuietLanguageClient {
-    const serverOptions: ServerOptions = {
-      command: cmd.command,
-      args: cmd.args,
-      transport: TransportKind.stdio,
-      options: { cwd: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath },
-    };
+    // The process is spawned here, not by the language client, to keep the end of its stderr
+    // (the reason a start failed, e.g. "No module named agentls") and to kill it if it hangs.
+    const serverOptions: ServerOptions = () =>
+      new Promise<ChildProcess>((resolve, reject) => {
+        this.stderrTail = "";
+        const proc = spawn(cmd.command, cmd.args, {
+          cwd: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath,
+          stdio: "pipe",
+        });
+        this.process = proc;
+        proc.stderr.on("data", (chunk: Buffer) => {
+          this.stderrTail = (this.stderrTail + chunk.toString("utf8")).slice(-STDERR_TAIL_CHARS);
+        });
+        proc.once("error", (error) => reject(new Error(`cannot run ${cmd.command}: ${error.message}`)));
+        proc.once("spawn", () => resolve(proc));
+      });
     const clientOptions: LanguageClientOptions = {
       documentSelector: [{ scheme: "file" }, { scheme: "untitled" }],
       initializationOptions: toInitializationOptions(reader(), vscode.workspace.isTrusted),
@@ -323,6 +372,17 @@ export class ServerClient implements vscode.Disposable {
       log().show();
     }
   }
+}
+
+/** The last non-empty lines of a text, joined: the gist of a traceback. */
+function lastLines(text: string, count: number): string {
+  return text
+    .split(/\r?\n/)
+    .map((line) => line.trim())
+    .filter((line) => line !== "")
+    .slice(-count)
+    .join(" ")
+    .slice(-500);
 }
 
 function startHint(cmd: ServerCommand): string {
