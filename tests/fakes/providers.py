@@ -63,7 +63,7 @@ class Reply:
     """How many text chunks are sent before ``then`` (None: all of them). The provider's preamble
     (OpenAI's role chunk; Anthropic's message_start, content_block_start, ping) goes first."""
     delay: float = 0.0
-    """Seconds to wait before each write."""
+    """Seconds to wait before each write (each event, or each piece of a trickle)."""
     piece: int = 0
     """When > 0, the body is written in pieces of this many bytes (a trickle that splits lines,
     events and UTF-8 characters)."""
@@ -174,6 +174,7 @@ class FakeProvider:
         self._script: deque[Reply] = deque()
         self._requests: list[RecordedRequest] = []
         self._disconnects: list[float] = []
+        self._open_connections = 0
         self._connections = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
@@ -235,6 +236,11 @@ class FakeProvider:
         with self._lock:
             return len(self._disconnects)
 
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until the client has closed every connection (no pool left); False on timeout."""
+        with self._lock:
+            return self._lock.wait_for(lambda: self._open_connections == 0, timeout)
+
     def wait_disconnect(self, timeout: float, count: int = 1) -> bool:
         """Wait until ``count`` abandoned answers have been noticed; False on timeout."""
         with self._lock:
@@ -279,6 +285,8 @@ class FakeProvider:
         assert task is not None
         self._tasks.add(task)
         connection = next(self._connections)
+        with self._lock:
+            self._open_connections += 1
         try:
             while True:
                 request = await self._read_request(reader, connection)
@@ -290,10 +298,15 @@ class FakeProvider:
                     return
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             return
+        except asyncio.CancelledError:
+            return  # stop(): end quietly (3.11's stream callback would log a cancelled task)
         finally:
             self._tasks.discard(task)
             if not writer.is_closing():
                 writer.close()
+            with self._lock:
+                self._open_connections -= 1
+                self._lock.notify_all()
 
     @staticmethod
     async def _read_request(
@@ -424,7 +437,7 @@ class _Exchange:
             body += ending
         elif reply.then == "error":
             body.append(_error_event(self.provider.kind, reply.message))
-        if not await self._chunks(b"".join(body), reply):
+        if not await self._chunks(body, reply):
             return False
         if reply.then == "reset":
             self._reset()
@@ -434,10 +447,12 @@ class _Exchange:
             return False
         return await self._send(b"0\r\n\r\n", count_disconnect=False)
 
-    async def _chunks(self, body: bytes, reply: Reply) -> bool:
-        step = reply.piece or len(body) or 1
-        for start in range(0, len(body), step):
-            piece = body[start : start + step]
+    async def _chunks(self, events: list[bytes], reply: Reply) -> bool:
+        """Write one HTTP chunk per event (as real servers flush), or ``piece``-byte slices."""
+        if reply.piece:
+            body = b"".join(events)
+            events = [body[i : i + reply.piece] for i in range(0, len(body), reply.piece)]
+        for piece in events:
             if reply.delay:
                 await asyncio.sleep(reply.delay)
             if not await self._send(b"%x\r\n%s\r\n" % (len(piece), piece)):

@@ -11,11 +11,13 @@ import codecs
 import contextlib
 import itertools
 import logging
+import re
 import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,10 +37,11 @@ from tests.fakes.providers import (
     trickle,
 )
 
+from agentls.backends.anthropic import AnthropicBackend
 from agentls.backends.base import BackendError, BackendEvent, BackendRequest, TextDelta, Usage
 from agentls.backends.http import HttpOptions, SseEvent, SseParser
 from agentls.backends.openai import OpenAIBackend
-from agentls.config import BackendConfig
+from agentls.config import BackendConfig, load_settings
 
 KEY_ENV = "AGENTLS_TEST_OPENAI_KEY"
 FAST = HttpOptions(backoff_base=0.01, backoff_max=0.05)
@@ -176,6 +179,23 @@ async def test_one_pooled_connection_across_runs_until_aclose(
     first, second, third = (r.connection for r in fake.requests)
     assert first == second
     assert third != second
+
+
+async def test_aclose_during_a_run_waits_for_it_then_closes_the_pool(
+    fake: FakeProvider, backend: OpenAIBackend
+) -> None:
+    """A configuration change retires a backend while it may still be streaming a run."""
+    fake.script(stream("a", "b", "c", "d", delay=0.05))
+    seen: list[str] = []
+    async with contextlib.aclosing(backend.stream(REQUEST)) as events:
+        async for event in events:
+            if isinstance(event, TextDelta):
+                seen.append(event.text)
+                if len(seen) == 1:
+                    await backend.aclose()
+    assert seen == ["a", "b", "c", "d"]
+    assert fake.disconnects == 0
+    assert await asyncio.to_thread(fake.wait_idle, 1.0)
 
 
 # -- configuration errors -----------------------------------------------------------------------
@@ -519,3 +539,25 @@ def test_sse_parser_bounds_a_line_without_an_end() -> None:
     with pytest.raises(BackendError, match="longer than 100 characters"):
         for _ in range(20):
             parser.feed("x" * 10)
+
+
+# -- the documented configurations ---------------------------------------------------------------
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "backends.md"
+
+
+def test_every_documented_example_loads_and_builds_a_request(tmp_path: Path) -> None:
+    blocks = re.findall(r"```toml\n(.*?)```", DOCS.read_text(encoding="utf-8"), re.S)
+    assert len(blocks) >= 7
+    names = []
+    for block in blocks:
+        user_file = tmp_path / "config.toml"
+        user_file.write_text(block, encoding="utf-8")
+        settings = load_settings(user_file=user_file)
+        assert settings.problems == (), block
+        for config in settings.backends.values():
+            cls = OpenAIBackend if config.kind == "openai" else AnthropicBackend
+            body = cls(config).payload(REQUEST)
+            assert body["model"] == config.model and body["stream"] is True
+            names.append(config.name)
+    assert {"openai", "local", "llamacpp", "vllm", "claude"} <= set(names)

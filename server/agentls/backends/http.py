@@ -251,6 +251,9 @@ class StreamingClient:
         self._options = options or HttpOptions()
         self._http: httpx.AsyncClient | None = None
         """The pooled client, shared by every run of this backend; None until used or closed."""
+        self._streaming = 0
+        """Streams in progress on ``_http``; a close waits for them (see ``aclose``)."""
+        self._close_requested = False
         self._random = random.Random()  # noqa: S311 - retry jitter, not cryptography
 
     def _client(self) -> httpx.AsyncClient:
@@ -274,7 +277,19 @@ class StreamingClient:
         return self._http
 
     async def aclose(self) -> None:
-        """Close the pooled connections; idempotent. A later ``stream`` opens a new pool."""
+        """Close the pooled connections once no stream uses them; idempotent.
+
+        The factory closes a backend when its configuration changes, which may happen while a run
+        is streaming on it; closing the pool then would break that run for nothing. So the close
+        waits for the streams in progress (cancel them first to close at once, as shutdown does).
+        A later ``stream`` opens a new pool.
+        """
+        self._close_requested = True
+        if self._streaming == 0:
+            await self._close_pool()
+
+    async def _close_pool(self) -> None:
+        self._close_requested = False
         http, self._http = self._http, None
         if http is not None:
             await http.aclose()
@@ -296,6 +311,7 @@ class StreamingClient:
         Raises:
             BackendError: any failure, with a short message scrubbed of ``secrets``.
         """
+        self._streaming += 1
         try:
             attempts = self._attempts(url, headers, body, decoder, secrets)
             async with contextlib.aclosing(attempts) as events:
@@ -303,6 +319,10 @@ class StreamingClient:
                     yield event
         except BackendError as e:
             raise BackendError(scrub(e.message, secrets)) from None
+        finally:
+            self._streaming -= 1
+            if self._close_requested and self._streaming == 0:
+                await self._close_pool()
 
     async def _attempts(
         self,
