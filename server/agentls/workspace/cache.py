@@ -1,0 +1,203 @@
+"""File contents held in memory: the owner of every cached byte.
+
+An LRU bounded by **bytes** (cachetools), where an entry costs ``len(data)`` plus a fixed overhead.
+Content is UTF-8 bytes, so that count is the real memory cost (notes/performance.md, section 6:
+1.03x for bytes, against up to 4x for a ``str`` holding one emoji).
+
+An entry is trusted only while the file's ``(mtime_ns, size)`` on disk still match the ones seen
+when it was read: every ``get`` does one ``os.stat`` (about 2 us), so an edit made behind the
+watcher's back (or before its event arrives) is never served stale. A read that raced with a write
+(``CachedFile.racy``) is never trusted at all. The watcher's events only free memory sooner.
+
+The cache is changed on the event loop only; ``read_many`` hands misses to the loader's worker
+threads and stores what comes back on the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from cachetools import LRUCache
+
+from agentls.workspace.loader import CachedFile, load_files
+
+__all__ = ["ENTRY_OVERHEAD_BYTES", "CachedFile", "FileCache"]
+
+logger = logging.getLogger(__name__)
+
+ENTRY_OVERHEAD_BYTES = 256
+"""What an entry costs besides its data: the key ``Path``, the ``CachedFile``, the LRU links."""
+
+
+def _entry_size(item: CachedFile) -> int:
+    return len(item.data) + ENTRY_OVERHEAD_BYTES
+
+
+class _CountingLRU(LRUCache[Path, CachedFile]):
+    """An LRU that counts the entries it evicts to make room."""
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__(maxsize=maxsize, getsizeof=_entry_size)
+        self.evictions = 0
+        """Entries dropped to make room for others (not invalidations)."""
+
+    def popitem(self) -> tuple[Path, CachedFile]:
+        """Evict the least recently used entry, counting it."""
+        item = super().popitem()
+        self.evictions += 1
+        return item
+
+
+class FileCache:
+    """Recently read files, bounded by bytes, validated against the disk on every lookup."""
+
+    def __init__(self, *, max_bytes: int, workers: int = 4) -> None:
+        """An empty cache.
+
+        Args:
+            max_bytes: the byte budget (``limits.cache_max_bytes``); 0 disables caching.
+            workers: threads ``read_many`` may use for a cold load.
+
+        Raises:
+            ValueError: a negative ``max_bytes`` or a ``workers`` below 1.
+        """
+        if max_bytes < 0:
+            raise ValueError("max_bytes must not be negative")
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
+        self._max_bytes = max_bytes
+        """The byte budget entries (with their overhead) must fit in."""
+        self._workers = workers
+        """How many slices a cold load is split into."""
+        self._lru = _CountingLRU(max(max_bytes, 1))
+        """The entries, by realpath."""
+        self._hits = 0
+        """Lookups answered from memory with a validated entry."""
+        self._misses = 0
+        """Lookups that found nothing usable (absent, stale or racy)."""
+        self._stale = 0
+        """Entries dropped because the file had changed (or vanished) on disk."""
+        self._evictions_before_clear = 0
+        """Evictions counted by LRUs replaced by ``clear``."""
+
+    def get(self, path: Path) -> CachedFile | None:
+        """The cached content of ``path`` if it is still what is on disk.
+
+        Args:
+            path: a realpath.
+
+        Returns:
+            The entry, or None (and the entry dropped) when the file changed, vanished, or was
+            read while it was being written.
+        """
+        item = self._lru.get(path)
+        if item is None:
+            self._misses += 1
+            return None
+        try:
+            st = os.stat(path)
+        except (OSError, ValueError):
+            st = None
+        if st is None or item.racy or st.st_mtime_ns != item.mtime_ns or st.st_size != item.size:
+            self._lru.pop(path, None)
+            self._stale += 1
+            self._misses += 1
+            return None
+        self._hits += 1
+        return item
+
+    def put(self, path: Path, item: CachedFile) -> None:
+        """Remember a file's content, evicting the least recently used ones to make room.
+
+        A racy read is not kept (it could never be served), nor is an entry bigger than the
+        whole budget.
+
+        Args:
+            path: a realpath.
+            item: the content as the loader read it.
+        """
+        if item.racy or _entry_size(item) > self._max_bytes:
+            self._lru.pop(path, None)
+            return
+        self._lru[path] = item
+
+    async def read_many(
+        self, paths: Sequence[Path], *, max_file_bytes: int
+    ) -> dict[Path, CachedFile | str]:
+        """The content of many files: validated hits from memory, misses read in parallel.
+
+        Args:
+            paths: realpaths; duplicates are looked up once.
+            max_file_bytes: the per-file size limit (a cached file above it is ``too_large``).
+
+        Returns:
+            Each path's content or failure reason (see ``loader.load_files``), in the order given.
+        """
+        found: dict[Path, CachedFile | str] = {}
+        misses: list[Path] = []
+        order = list(dict.fromkeys(paths))
+        for path in order:
+            item = self.get(path)
+            if item is None:
+                misses.append(path)
+            elif item.size > max_file_bytes:
+                found[path] = "too_large"
+            else:
+                found[path] = item
+        if not misses:
+            return found
+        loaded = await load_files(misses, max_file_bytes=max_file_bytes, workers=self._workers)
+        for path, value in loaded.items():
+            if isinstance(value, CachedFile):
+                self.put(path, value)
+            found[path] = value
+        return {path: found[path] for path in order}
+
+    def invalidate(self, paths: Iterable[Path]) -> int:
+        """Forget the given files (after a watcher event or an editor save).
+
+        Args:
+            paths: realpaths; unknown ones are ignored.
+
+        Returns:
+            How many entries were dropped.
+        """
+        dropped = 0
+        for path in paths:
+            if self._lru.pop(path, None) is not None:
+                dropped += 1
+        return dropped
+
+    def clear(self) -> int:
+        """Forget everything (``agentls.cache.clear``); counters other than entries are kept.
+
+        Returns:
+            How many entries were dropped.
+        """
+        dropped = len(self._lru)
+        self._evictions_before_clear += self._lru.evictions
+        self._lru = _CountingLRU(max(self._max_bytes, 1))
+        return dropped
+
+    def stats(self) -> dict[str, Any]:
+        """Figures for ``agentls.metrics``.
+
+        Returns:
+            ``hits``, ``misses``, ``hit_rate`` (0.0 before any lookup), ``entries``, ``bytes``
+            (the budget in use, overhead included), ``max_bytes``, ``evictions`` and ``stale``.
+        """
+        lookups = self._hits + self._misses
+        return {
+            "hits": self._hits,
+            "misses": self._misses,
+            "hit_rate": self._hits / lookups if lookups else 0.0,
+            "entries": len(self._lru),
+            "bytes": int(self._lru.currsize),
+            "max_bytes": self._max_bytes,
+            "evictions": self._evictions_before_clear + self._lru.evictions,
+            "stale": self._stale,
+        }

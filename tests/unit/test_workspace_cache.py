@@ -1,0 +1,180 @@
+"""The file cache: bounded by real bytes, LRU with counters, and never a stale read."""
+
+from __future__ import annotations
+
+import gc
+import os
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from agentls.workspace.cache import ENTRY_OVERHEAD_BYTES, CachedFile, FileCache
+
+MAX_FILE = 1024 * 1024
+RACY_WAIT = 0.05
+"""Longer than the loader's racy window: reads after this are trusted by the cache."""
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return Path(os.path.realpath(tmp_path))
+
+
+def settle() -> None:
+    time.sleep(RACY_WAIT)
+
+
+async def test_hits_come_from_memory_and_are_counted(root: Path) -> None:
+    paths = []
+    for i in range(10):
+        p = root / f"f{i}.txt"
+        p.write_text(f"file {i}\n")
+        paths.append(p)
+    settle()
+    cache = FileCache(max_bytes=1024 * 1024)
+    first = await cache.read_many(paths, max_file_bytes=MAX_FILE)
+    assert [v.data for v in first.values() if isinstance(v, CachedFile)] == [
+        f"file {i}\n".encode() for i in range(10)
+    ]
+    assert cache.stats()["misses"] == 10 and cache.stats()["hits"] == 0
+    for _ in range(9):
+        again = await cache.read_many(paths, max_file_bytes=MAX_FILE)
+        assert again == first
+    stats = cache.stats()
+    assert (stats["hits"], stats["misses"], stats["entries"]) == (90, 10, 10)
+    assert stats["hit_rate"] == pytest.approx(0.9)
+    assert stats["bytes"] == sum(len(f"file {i}\n") + ENTRY_OVERHEAD_BYTES for i in range(10))
+
+
+async def test_byte_bound_holds_with_non_ascii_content(root: Path) -> None:
+    # 3 and 4 byte characters: a str cache counting len() would undercount 3-4x
+    chunk = "中文😀é" * 3000  # 12,000 characters, 3+3+4+2 = 12 bytes per 4 of them
+    data = chunk.encode("utf-8")
+    paths = []
+    for i in range(40):
+        p = root / f"u{i}.txt"
+        p.write_bytes(data)
+        paths.append(p)
+    settle()
+    budget = 10 * (len(data) + ENTRY_OVERHEAD_BYTES) + 100
+    cache = FileCache(max_bytes=budget)
+    got = await cache.read_many(paths, max_file_bytes=MAX_FILE)
+    assert all(isinstance(v, CachedFile) and v.data == data for v in got.values())
+    stats = cache.stats()
+    assert stats["bytes"] <= budget
+    assert stats["entries"] == 10
+    assert stats["evictions"] == 30
+    assert len(data) == 36_000  # UTF-8 bytes are what is counted, not 12,000 characters
+
+
+async def test_lru_evicts_the_least_recently_used(root: Path) -> None:
+    paths = {}
+    for name in "abcd":
+        p = root / name
+        p.write_bytes(name.encode() * 1000)
+        paths[name] = p
+    settle()
+    cache = FileCache(max_bytes=3 * (1000 + ENTRY_OVERHEAD_BYTES))
+    await cache.read_many([paths["a"], paths["b"], paths["c"]], max_file_bytes=MAX_FILE)
+    assert cache.get(paths["a"]) is not None  # "a" is now the most recently used
+    await cache.read_many([paths["d"]], max_file_bytes=MAX_FILE)
+    assert cache.stats()["evictions"] == 1
+    assert cache.get(paths["b"]) is None  # evicted
+    assert cache.get(paths["a"]) is not None
+    assert cache.get(paths["c"]) is not None
+    assert cache.get(paths["d"]) is not None
+
+
+async def test_revalidation_after_external_writes_never_reads_stale(root: Path) -> None:
+    """hardening F5: 200 write -> read iterations, zero stale reads (no watcher involved)."""
+    path = root / "edited.py"
+    cache = FileCache(max_bytes=1024 * 1024)
+    stale = 0
+    for i in range(200):
+        # same size every time for half the iterations: only mtime can tell them apart
+        content = f"v{i:05d}\n" if i % 2 else f"value = {i}\n" * (1 + i % 5)
+        path.write_text(content)
+        got = (await cache.read_many([path], max_file_bytes=MAX_FILE))[path]
+        assert isinstance(got, CachedFile)
+        if got.data != content.encode():
+            stale += 1
+    assert stale == 0
+
+
+async def test_a_racy_read_is_never_served_and_a_settled_one_is(root: Path) -> None:
+    path = root / "hot.txt"
+    path.write_text("one\n")
+    cache = FileCache(max_bytes=1024 * 1024)
+    got = (await cache.read_many([path], max_file_bytes=MAX_FILE))[path]
+    assert isinstance(got, CachedFile) and got.racy
+    assert cache.get(path) is None  # not kept: a same-size write in the same tick would hide
+    settle()
+    await cache.read_many([path], max_file_bytes=MAX_FILE)
+    assert cache.get(path) is not None
+
+
+async def test_changed_deleted_and_too_large_entries(root: Path) -> None:
+    a, b = root / "a.txt", root / "b.txt"
+    a.write_text("a" * 100)
+    b.write_text("b" * 100)
+    settle()
+    cache = FileCache(max_bytes=1024 * 1024)
+    await cache.read_many([a, b], max_file_bytes=MAX_FILE)
+    b.unlink()
+    assert cache.get(b) is None
+    assert (await cache.read_many([b], max_file_bytes=MAX_FILE))[b] == "missing"
+    # a lower limit applies to what is already cached
+    assert (await cache.read_many([a], max_file_bytes=50))[a] == "too_large"
+    assert cache.stats()["stale"] == 1
+
+
+async def test_invalidate_and_clear(root: Path) -> None:
+    paths = [root / f"{i}.txt" for i in range(5)]
+    for p in paths:
+        p.write_text("x")
+    settle()
+    cache = FileCache(max_bytes=1024 * 1024)
+    await cache.read_many(paths, max_file_bytes=MAX_FILE)
+    assert cache.invalidate([paths[0], paths[1], root / "unknown"]) == 2
+    assert cache.stats()["entries"] == 3
+    assert cache.clear() == 3
+    stats = cache.stats()
+    assert (stats["entries"], stats["bytes"], stats["evictions"]) == (0, 0, 0)
+    assert stats["misses"] == 5  # counters survive a clear
+
+
+def test_an_entry_bigger_than_the_budget_is_not_kept(root: Path) -> None:
+    cache = FileCache(max_bytes=100)
+    item = CachedFile(data=b"x" * 200, mtime_ns=1, size=200, hash=0)
+    cache.put(root / "big", item)
+    assert cache.stats()["entries"] == 0
+    with pytest.raises(ValueError):
+        FileCache(max_bytes=-1)
+    with pytest.raises(ValueError):
+        FileCache(max_bytes=10, workers=0)
+
+
+async def test_resident_memory_follows_the_byte_budget(root: Path) -> None:
+    """notes/performance.md section 6: RSS within the cache budget, even for emoji text."""
+    budget = 16 * 1024 * 1024
+    text = ("😀 emoji line with 中文 and é\n" * 6000).encode()  # about 200 KB per file
+    paths = []
+    for i in range(48 * 1024 * 1024 // len(text)):
+        p = root / f"e{i}.txt"
+        p.write_bytes(text)
+        paths.append(p)
+    settle()
+    proc = psutil.Process()
+    gc.collect()
+    before = proc.memory_info().rss
+    cache = FileCache(max_bytes=budget)
+    for start in range(0, len(paths), 20):
+        await cache.read_many(paths[start : start + 20], max_file_bytes=MAX_FILE)
+    gc.collect()
+    grown = proc.memory_info().rss - before
+    stats = cache.stats()
+    assert stats["bytes"] <= budget
+    assert stats["evictions"] > 0
+    assert grown < budget * 1.5 + 8 * 1024 * 1024, f"RSS grew {grown / 2**20:.1f} MiB"
