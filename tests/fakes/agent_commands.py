@@ -18,6 +18,8 @@ Each mode behaves like one kind of agent program, good or bad::
                                         time, flushing each byte
     agent_commands.py orphan-stdout     start a grandchild that keeps stdout open for 30 s,
                                         write "parent done" and exit 0
+    agent_commands.py orphan-writer PIDFILE  start a grandchild that writes to stdout forever,
+                                        write its pid to PIDFILE, write "parent done", exit 0
     agent_commands.py ignore-term PIDFILE  ignore SIGTERM (only SIGKILL stops it); pid to PIDFILE
 
 ``argv(mode, *args)`` builds the command line for a backend configuration.
@@ -113,6 +115,18 @@ def main() -> int:
         return 0
     if mode == "orphan-stdout":
         subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+        out.write("parent done\n")
+        return 0
+    if mode == "orphan-writer":
+        writer = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import sys, time\n"
+                "while True:\n    print('noise', flush=True)\n    time.sleep(0.01)",
+            ]
+        )
+        Path(args[0]).write_text(f"{writer.pid}\n")
         out.write("parent done\n")
         return 0
     if mode == "ignore-term":

@@ -183,16 +183,28 @@ async def test_env_has_no_secrets_unless_named(monkeypatch: pytest.MonkeyPatch) 
 
 def test_child_env_is_an_allow_list() -> None:
     base = {
-        "PATH": "/bin", "HOME": "/home/u", "LANG": "C", "LC_CTYPE": "C", "TZ": "UTC",
-        "ANTHROPIC_API_KEY": "sk-ant-canary", "AWS_SECRET_ACCESS_KEY": "canary",
-        "SLACK_TOKEN": "canary", "PYTHONPATH": "/evil", "LD_PRELOAD": "/evil.so",
+        "PATH": "/bin",
+        "HOME": "/home/u",
+        "LANG": "C",
+        "LC_CTYPE": "C",
+        "TZ": "UTC",
+        "ANTHROPIC_API_KEY": "sk-ant-canary",
+        "AWS_SECRET_ACCESS_KEY": "canary",
+        "SLACK_TOKEN": "canary",
+        "PYTHONPATH": "/evil",
+        "LD_PRELOAD": "/evil.so",
         "PASSED": "yes",
     }
     config = BackendConfig(name="c", kind="command", argv=("x",), env=("PASSED", "MISSING"))
     env = child_env(config, "r1", None, base)
     assert env == {
-        "PATH": "/bin", "HOME": "/home/u", "LANG": "C", "LC_CTYPE": "C", "TZ": "UTC",
-        "PASSED": "yes", "AGENTLS_RUN_ID": "r1",
+        "PATH": "/bin",
+        "HOME": "/home/u",
+        "LANG": "C",
+        "LC_CTYPE": "C",
+        "TZ": "UTC",
+        "PASSED": "yes",
+        "AGENTLS_RUN_ID": "r1",
     }
     assert child_env(config, "r1", "llama", base)["AGENTLS_MODEL"] == "llama"
 
@@ -263,6 +275,18 @@ async def test_grandchild_holding_stdout_does_not_hang_the_run() -> None:
     out = await asyncio.wait_for(collect(backend(*argv("orphan-stdout")), request()), 10)
     assert out == "parent done\n"
     assert time.monotonic() - started < 3.0  # the grandchild would have held stdout for 30 s
+
+
+async def test_grandchild_writing_forever_is_cut_off_after_the_program_exits(
+    tmp_path: Path,
+) -> None:
+    pidfile = tmp_path / "pid"
+    started = time.monotonic()
+    b = backend(*argv("orphan-writer", str(pidfile)))
+    out = await asyncio.wait_for(collect(b, request()), 10)
+    assert time.monotonic() - started < 3.0
+    assert out.startswith(("parent done\n", "noise\n")) and "parent done\n" in out
+    await assert_gone_within(await read_pids(pidfile), 1.0)
 
 
 async def test_normal_exit_also_stops_leftover_grandchildren(tmp_path: Path) -> None:
@@ -338,8 +362,10 @@ async def test_factory_reuses_an_instance_while_the_config_is_unchanged(
 
 def test_factory_reports_unavailable_http_kinds() -> None:
     factory = BackendFactory()
-    for kind, module in (("openai", "agentls.backends.openai"),
-                         ("anthropic", "agentls.backends.anthropic")):
+    for kind, module in (
+        ("openai", "agentls.backends.openai"),
+        ("anthropic", "agentls.backends.anthropic"),
+    ):
         config = BackendConfig(name=f"b-{kind}", kind=kind, model="m")  # type: ignore[arg-type]
         if importlib.util.find_spec(module) is None:
             with pytest.raises(BackendError) as info:

@@ -61,10 +61,17 @@ def job(
 ) -> RunJob:
     rid = run_id or f"run-{next(_ids)}"
     return RunJob(
-        id=rid, agent="reviewer", task="look", backend=backend, backend_name="local",
-        model="m", request=BackendRequest(run_id=rid, system="sys", user="task"),
-        timeout=timeout, max_output_bytes=max_output_bytes,
-        manifest=[{"path": "a.py", "status": "included"}], workspace="/ws",
+        id=rid,
+        agent="reviewer",
+        task="look",
+        backend=backend,
+        backend_name="local",
+        model="m",
+        request=BackendRequest(run_id=rid, system="sys", user="task"),
+        timeout=timeout,
+        max_output_bytes=max_output_bytes,
+        manifest=[{"path": "a.py", "status": "included"}],
+        workspace="/ws",
     )
 
 
@@ -297,6 +304,7 @@ async def test_cancel_a_running_run_kills_its_process_group(tmp_path: Path) -> N
     await asyncio.sleep(0.1)
     cancelled_at = time.monotonic()
     assert engine.cancel(handle.id)
+    assert engine.cancel(handle.id)  # repeated while it stops: still True, no second blow
     record = await handle.wait()
     assert record.status == "cancelled" and record.output.startswith("ready\n")
     while not all(is_gone(p) for p in pids):
@@ -359,8 +367,15 @@ async def test_active_lists_queued_and_running_runs() -> None:
 
 def test_failed_record_for_runs_refused_before_starting() -> None:
     record = ExecutionEngine.failed_record(
-        id="r9", agent="reviewer", task="t", error="backend 'x' is not trusted",
-        backend="x", model="m", manifest=[{"path": "a"}], workspace="/ws", started_at=5.0,
+        id="r9",
+        agent="reviewer",
+        task="t",
+        error="backend 'x' is not trusted",
+        backend="x",
+        model="m",
+        manifest=[{"path": "a"}],
+        workspace="/ws",
+        started_at=5.0,
     )
     assert record.status == "failed" and record.error == "backend 'x' is not trusted"
     assert (record.started_at, record.duration_ms, record.output) == (5.0, 0.0, "")

@@ -22,13 +22,23 @@ SERVER = Path(__file__).resolve().parents[2] / "server"
 
 
 def rec(
-    i: int, *, agent: str = "reviewer", status: str = "succeeded", output: str = "out",
+    i: int,
+    *,
+    agent: str = "reviewer",
+    status: str = "succeeded",
+    output: str = "out",
     started: float | None = None,
 ) -> RunRecord:
     return RunRecord(
-        id=f"r{i:05d}", agent=agent, task=f"task {i}", status=status,  # type: ignore[arg-type]
-        output=output, started_at=1_000.0 + i if started is None else started, duration_ms=1.5,
-        backend="local", usage={"prompt_tokens": 3, "completion_tokens": None},
+        id=f"r{i:05d}",
+        agent=agent,
+        task=f"task {i}",
+        status=status,  # type: ignore[arg-type]
+        output=output,
+        started_at=1_000.0 + i if started is None else started,
+        duration_ms=1.5,
+        backend="local",
+        usage={"prompt_tokens": 3, "completion_tokens": None},
         manifest=[{"path": f"src/{i}.py", "status": "included", "bytes": i}],
     )
 
@@ -248,7 +258,10 @@ def test_a_disk_full_error_degrades_to_memory(tmp_path: Path) -> None:
                           "listed": len(h.list(limit=100))}}))
     """)
     result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
         env=child_env(),
     )
     assert result.returncode == 0, result.stderr
@@ -295,7 +308,9 @@ def test_every_acknowledged_run_survives_kill_9(tmp_path: Path) -> None:
     for round_ in range(5):
         proc = subprocess.Popen(
             [sys.executable, "-c", writer, str(round_ * 1_000_000)],
-            stdout=subprocess.PIPE, text=True, env=child_env(),
+            stdout=subprocess.PIPE,
+            text=True,
+            env=child_env(),
         )
         assert proc.stdout is not None
         deadline = time.monotonic() + 0.15 + 0.1 * round_
@@ -326,7 +341,13 @@ def test_stats_fields(tmp_path: Path) -> None:
     h.add(rec(1))
     stats = h.stats()
     assert set(stats) >= {
-        "entries", "bytes", "disk_entries", "disk_bytes", "degraded", "path", "file_bytes",
+        "entries",
+        "bytes",
+        "disk_entries",
+        "disk_bytes",
+        "degraded",
+        "path",
+        "file_bytes",
     }
     assert stats["entries"] == 1 and stats["bytes"] > 0
     assert stats["disk_entries"] == 1 and stats["disk_bytes"] > 0 and stats["file_bytes"] > 0

@@ -16,8 +16,13 @@ from agentls.metrics import Metrics
 
 def finished(status: str, ms: float, i: int = 0) -> RunRecord:
     return RunRecord(
-        id=f"r{i}", agent="a", task="t", status=status,  # type: ignore[arg-type]
-        output="", started_at=0.0, duration_ms=ms,
+        id=f"r{i}",
+        agent="a",
+        task="t",
+        status=status,  # type: ignore[arg-type]
+        output="",
+        started_at=0.0,
+        duration_ms=ms,
     )
 
 
@@ -34,7 +39,12 @@ def test_snapshot_has_memory_runs_and_caller_sections() -> None:
         "total": 0,
         "by_status": {},
         "latency_ms": {
-            "count": 0, "window": 1024, "p50": None, "p90": None, "p99": None, "max": None,
+            "count": 0,
+            "window": 1024,
+            "p50": None,
+            "p90": None,
+            "p99": None,
+            "max": None,
         },
     }
     assert snap["cache"] == {"entries": 3}

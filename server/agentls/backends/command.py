@@ -36,11 +36,35 @@ logger = logging.getLogger(__name__)
 SAFE_ENV_NAMES: frozenset[str] = frozenset(
     {
         # POSIX basics every CLI expects.
-        "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM",
-        "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME", "XDG_RUNTIME_DIR",
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "SHELL",
+        "LANG",
+        "LANGUAGE",
+        "TZ",
+        "TMPDIR",
+        "TERM",
+        "XDG_CONFIG_HOME",
+        "XDG_DATA_HOME",
+        "XDG_CACHE_HOME",
+        "XDG_STATE_HOME",
+        "XDG_RUNTIME_DIR",
         # Windows: without these, programs cannot even find their own DLLs or profile.
-        "SYSTEMROOT", "SYSTEMDRIVE", "WINDIR", "COMSPEC", "PATHEXT", "TEMP", "TMP",
-        "USERNAME", "USERPROFILE", "HOMEDRIVE", "HOMEPATH", "APPDATA", "LOCALAPPDATA",
+        "SYSTEMROOT",
+        "SYSTEMDRIVE",
+        "WINDIR",
+        "COMSPEC",
+        "PATHEXT",
+        "TEMP",
+        "TMP",
+        "USERNAME",
+        "USERPROFILE",
+        "HOMEDRIVE",
+        "HOMEPATH",
+        "APPDATA",
+        "LOCALAPPDATA",
         "PROGRAMDATA",
     }
 )
@@ -255,6 +279,15 @@ class CommandBackend:
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             linger_until: float | None = None
             while True:
+                if pipes.exited.is_set() and not pipes.stdout_closed:
+                    # The program is gone but something (a grandchild) still holds stdout:
+                    # read on for a moment, then stop, even if it keeps writing.
+                    linger_until = linger_until or loop.time() + LINGER
+                    if loop.time() >= linger_until:
+                        text = decoder.decode(pipes.take())
+                        if text:
+                            yield TextDelta(text)
+                        break
                 data = pipes.take()
                 if data:
                     text = decoder.decode(data)
@@ -263,12 +296,6 @@ class CommandBackend:
                     continue
                 if pipes.stdout_closed:
                     break
-                if pipes.exited.is_set():
-                    # The program is gone but something (a grandchild) still holds stdout.
-                    now = loop.time()
-                    linger_until = linger_until or now + LINGER
-                    if now >= linger_until:
-                        break
                 pipes.changed.clear()
                 timeout = None if linger_until is None else max(0.0, linger_until - loop.time())
                 with contextlib.suppress(TimeoutError):

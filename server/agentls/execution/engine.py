@@ -119,6 +119,7 @@ class _Run:
         self.overflow: str | None = None
         """Set when the output went over the cap: the error the run fails with."""
         self.started_mono: float | None = None
+        self.cancel_requested = False
         self.finished = False
 
 
@@ -184,6 +185,9 @@ class ExecutionEngine:
         run = self._runs.get(run_id)
         if run is None or run.finished or run.task is None or run.task.done():
             return False
+        if run.cancel_requested:
+            return True  # a second cancel must not interrupt the backend's own cleanup
+        run.cancel_requested = True
         run.task.cancel()
         # A queued run will never take a slot now: free its place in the queue at once.
         self._leave_queue(run)

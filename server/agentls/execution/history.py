@@ -374,9 +374,7 @@ class ExecutionHistory:
 
     def _connect(self) -> sqlite3.Connection:
         assert self._path is not None
-        conn = sqlite3.connect(
-            self._path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
-        )
+        conn = sqlite3.connect(self._path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             try:
@@ -412,8 +410,14 @@ class ExecutionHistory:
                 conn.execute(
                     "INSERT OR REPLACE INTO runs (id, started_at, agent, status, size, json) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
-                    (run_id, entry.started_at, entry.agent, entry.status, len(entry.data),
-                     entry.data),
+                    (
+                        run_id,
+                        entry.started_at,
+                        entry.agent,
+                        entry.status,
+                        len(entry.data),
+                        entry.data,
+                    ),
                 )
                 self._prune(conn)
                 conn.execute("COMMIT")
@@ -472,12 +476,15 @@ class ExecutionHistory:
                 if source.exists():
                     os.replace(source, Path(f"{target}{suffix}"))
         except OSError:
-            logger.warning("history file %s is damaged (%s) and could not be moved aside",
-                           self._path, reason)
+            logger.warning(
+                "history file %s is damaged (%s) and could not be moved aside", self._path, reason
+            )
             return None
         logger.warning(
             "history file %s could not be read (%s); moved it to %s and started a new one",
-            self._path, reason, target,
+            self._path,
+            reason,
+            target,
         )
         return target
 
