@@ -262,7 +262,8 @@ FAULTS = [
     ),
     pytest.param(
         [reset_during(1)],
-        "connection failed: connection to 127.0.0.1:{port} lost",
+        "connection failed: connection to 127.0.0.1:{port} lost mid-stream "
+        "(the connection was reset)",
         1,
         id="reset-mid-stream",
     ),

@@ -337,11 +337,13 @@ class StreamingClient:
         attempts = self._config.max_retries + 1
         for attempt in range(attempts):
             gate = _Gate()
+            answered = False
             try:
                 async with self._client().stream(
                     "POST", url, content=payload, headers=headers
                 ) as response:
                     await self._check_response(response, host)
+                    answered = True
                     frames = _Body(self._options)
                     events = decoder()
                     async for chunk in response.aiter_bytes():
@@ -364,7 +366,7 @@ class StreamingClient:
             except _Retryable as r:
                 error, delay = r.error, r.delay
             except httpx.HTTPError as e:
-                error, retryable = self._transport_error(e, host)
+                error, retryable = self._transport_error(e, host, answered=answered)
                 if not retryable:
                     raise error from None
                 delay = None
@@ -434,14 +436,18 @@ class StreamingClient:
             pass  # what arrived is enough to explain; the status already tells the failure
         return bytes(data[:cap])
 
-    def _transport_error(self, error: httpx.HTTPError, host: str) -> tuple[BackendError, bool]:
+    def _transport_error(
+        self, error: httpx.HTTPError, host: str, *, answered: bool
+    ) -> tuple[BackendError, bool]:
         """A short, clear message for an httpx failure, and whether another attempt may help.
 
         Connection failures are retryable (a restarting server, a dropped keep-alive connection);
         a stall is not, since waiting ``read_timeout`` again would only double the wait.
+        ``answered`` says whether the response had started, which is what a reader needs to know
+        about a lost connection. httpx gives a reset no text, so one is supplied.
         """
         c = self._config
-        detail = str(error).strip() or type(error).__name__
+        detail = str(error).strip() or "the connection was reset"
         if isinstance(error, httpx.ReadTimeout):
             return BackendError(f"stream stalled: no data for {c.read_timeout:g} s"), False
         if isinstance(error, httpx.ConnectTimeout):
@@ -456,8 +462,10 @@ class StreamingClient:
             return BackendError(f"backend {c.name!r}: base_url must start with http(s)://"), False
         elif isinstance(error, httpx.DecodingError):
             return BackendError(f"malformed stream: could not decode the body ({detail})"), False
+        elif isinstance(error, httpx.TransportError) and answered:
+            text = f"connection to {host} lost mid-stream ({detail})"
         elif isinstance(error, httpx.TransportError):
-            text = f"connection to {host} lost ({detail})"
+            text = f"{host} closed the connection without answering ({detail})"
         else:
             return BackendError(f"connection failed: {type(error).__name__} ({detail})"), False
         return BackendError(f"connection failed: {text}"), True
