@@ -1,4 +1,4 @@
-"""End to end in a real VS Code: code-server in headless Chromium, the packaged extension, the server.
+"""The extension end to end in a real VS Code (code-server in headless Chromium), real server.
 
 One VS Code session serves the module: the ``.vsix`` is installed into code-server with a small
 test-only driver extension (``driver/``), a copy of ``docs/example`` is opened, and the driver runs
@@ -25,6 +25,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,7 @@ def _wait_until(what: str, check: Callable[[], Any], timeout: float, interval: f
 
 def _http_ok(url: str) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback only
+        with urllib.request.urlopen(url, timeout=2) as response:
             return bool(response.status == 200)
     except OSError:
         return False
@@ -113,10 +114,8 @@ class VSCodeSession:
         self.remember_descendants()
         for proc in reversed(self.processes):
             if proc.poll() is None:
-                try:
+                with suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
         gone_deadline = time.monotonic() + 10
         for proc in self.processes:
             try:
@@ -141,7 +140,7 @@ def _cmdline(p: psutil.Process) -> list[str]:
         return ["?"]
 
 
-def _package_driver(toolchain: Toolchain, out_dir: Path) -> Path:
+def _package_driver(out_dir: Path) -> Path:
     """The driver extension as a .vsix, packaged with the extension's own vsce."""
     driver = out_dir / "driver"
     shutil.copytree(HERE / "driver", driver)
@@ -173,9 +172,15 @@ def _start(argv: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[
         )
 
 
-@pytest.fixture(scope="module")
-def vscode_session(vsix: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VSCodeSession]:
-    """code-server with the extension installed and the example open, after the driver reported."""
+@contextmanager
+def launch_vscode(
+    vsix: Path, root: Path, server_command: list[str], *, report: bool
+) -> Iterator[VSCodeSession]:
+    """Start code-server with the extension on a copy of the example, and Chromium showing it.
+
+    With ``report`` the driver extension runs its steps and the session is yielded once its report
+    is in; without, the session is yielded as soon as the browser is up.
+    """
     try:
         toolchain = ensure_toolchain()
     except ToolchainUnavailable as e:
@@ -183,7 +188,6 @@ def vscode_session(vsix: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     if not EXAMPLE.is_dir():
         pytest.fail(f"the example workspace {EXAMPLE} is missing")
 
-    root = tmp_path_factory.mktemp("vscode")
     workspace = root / "example"
     shutil.copytree(EXAMPLE, workspace)
     user_data, extensions = root / "user-data", root / "extensions"
@@ -192,7 +196,7 @@ def vscode_session(vsix: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     # are machine-scoped: code-server (a remote window) reads them from the Machine settings.
     (user_data / "Machine").mkdir(parents=True)
     machine = {
-        "agentls.server.command": [sys.executable, "-m", "agentls", "serve"],
+        "agentls.server.command": server_command,
         "agentls.data_dir": str(root / "agentls-data"),
         "agentls.log_level": "DEBUG",
     }
@@ -210,13 +214,13 @@ def vscode_session(vsix: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     }
     (user_data / "User" / "settings.json").write_text(json.dumps(user, indent=2))
 
+    report_file = root / "report.json"
     env = {
         **os.environ,
         "PATH": f"{toolchain.node24.parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "XDG_CONFIG_HOME": str(root / "config"),
         "XDG_DATA_HOME": str(root / "data"),
         "XDG_CACHE_HOME": str(root / "cache"),
-        "AGENTLS_E2E_REPORT": str(root / "report.json"),
         # A closed loopback port: code-server must not reach out to a public extension gallery.
         "EXTENSIONS_GALLERY": json.dumps(
             {
@@ -227,9 +231,12 @@ def vscode_session(vsix: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         ),
     }
     env.pop("VSCODE_IPC_HOOK_CLI", None)
+    env.pop("AGENTLS_E2E_REPORT", None)
+    if report:
+        env["AGENTLS_E2E_REPORT"] = str(report_file)
     base = [str(toolchain.code_server), "--user-data-dir", str(user_data)]
     base += ["--extensions-dir", str(extensions)]
-    for package in (vsix, _package_driver(toolchain, root)):
+    for package in (vsix, _package_driver(root)):
         run_step(
             [*base, "--install-extension", str(package)],
             cwd=root,
@@ -284,14 +291,28 @@ def vscode_session(vsix: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
                 env,
             )
         )
-        report_file = root / "report.json"
-        _wait_until("the driver's report", report_file.is_file, REPORT_TIMEOUT, 0.5)
-        session.report = json.loads(report_file.read_text())
+        if report:
+            _wait_until("the driver's report", report_file.is_file, REPORT_TIMEOUT, 0.5)
+            session.report = json.loads(report_file.read_text())
+        else:
+            _wait_until(
+                "the browser's debugging port",
+                lambda: _http_ok(f"http://127.0.0.1:{cdp_port}/json/version"),
+                60,
+            )
         session.remember_descendants()
         yield session
     finally:
         leftovers = session.stop()
         assert not leftovers, f"processes outlived the VS Code session: {leftovers}"
+
+
+@pytest.fixture(scope="module")
+def vscode_session(vsix: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VSCodeSession]:
+    """code-server on the example with the real server, after the driver reported."""
+    root = tmp_path_factory.mktemp("vscode")
+    with launch_vscode(vsix, root, [sys.executable, "-m", "agentls", "serve"], report=True) as s:
+        yield s
 
 
 def _logs(session: VSCodeSession) -> str:
@@ -314,7 +335,7 @@ def test_the_language_server_is_the_real_agentls_process(vscode_session: VSCodeS
     servers = [
         p
         for p in vscode_session.descendants.values()
-        if _cmdline(p)[-3:] == ["-m", "agentls", "serve"] or _cmdline(p)[-3:] == ["agentls", "serve"]
+        if _cmdline(p)[-3:] == ["-m", "agentls", "serve"]
     ]
     assert servers, "no `python -m agentls serve` process was started by VS Code"
     assert _cmdline(servers[0])[0] == sys.executable
@@ -332,7 +353,7 @@ def test_dry_run_document_shows_the_exact_prompt(vscode_session: VSCodeSession) 
     assert "| src/shop/cart.py | selection | included |" in doc
 
 
-def test_command_backend_run_streams_into_a_markdown_document(vscode_session: VSCodeSession) -> None:
+def test_command_backend_run_streams_into_markdown(vscode_session: VSCodeSession) -> None:
     report = vscode_session.report
     result, doc = report["run"], report["runDocument"]
     assert result["status"] == "succeeded", result
@@ -383,3 +404,101 @@ def test_history_view_on_screen_lists_the_run(vscode_session: VSCodeSession) -> 
     assert shot.stat().st_size > 10_000
     if os.environ.get("AGENTLS_UPDATE_SCREENSHOTS"):
         shutil.copyfile(shot, SCREENSHOT_DIR / "screenshot-run.png")
+
+
+def test_palette_run_with_real_key_presses(vscode_session: VSCodeSession) -> None:
+    """F1, "agentls: Run Agent…", pick an agent, type a task: the run lands in the History view."""
+    session = vscode_session
+    session.cdp("keys", json.dumps([{"key": "Escape"}, {"key": "F1", "wait": 800}]))
+    session.cdp("keys", json.dumps([{"text": "agentls: Run Agent", "wait": 800}]))
+    palette = session.evaluate(
+        "[...document.querySelectorAll('.quick-input-widget .monaco-list-row')]"
+        ".map(r => r.textContent)"
+    )
+    assert any("Run Agent…" in row for row in palette), palette
+    session.cdp("keys", json.dumps([{"key": "Enter", "wait": 1500}]))
+    picks = _wait_until(
+        "the agent picker",
+        lambda: session.evaluate(
+            "[...document.querySelectorAll('.quick-input-widget .monaco-list-row')]"
+            ".map(r => r.textContent)"
+        ),
+        20,
+        0.5,
+    )
+    assert any("outline" in p and "Outlines the files" in p for p in picks), picks
+    assert any("reviewer" in p for p in picks), picks
+    shot = session.root / "vscode-pick.png"
+    session.cdp("screenshot", str(shot))
+    session.cdp("keys", json.dumps([{"text": "outline", "wait": 500}, {"key": "Enter"}]))
+    prompt = _wait_until(
+        "the task input box",
+        lambda: session.evaluate(
+            "document.querySelector('.quick-input-widget .quick-input-title')?.textContent || ''"
+        ),
+        20,
+        0.5,
+    )
+    assert "Run outline" in prompt
+    session.cdp("keys", json.dumps([{"text": "Outline from the palette"}, {"key": "Enter"}]))
+    rows = _wait_until(
+        "the palette run in the History view",
+        lambda: [
+            r
+            for r in _history_view_rows(session)
+            if "Outline from the palette" in r and "Succeeded" in r
+        ],
+        60,
+        0.5,
+    )
+    assert rows
+    editor_text = session.evaluate(
+        "document.querySelector('.editor-group-container.active .view-lines')?.textContent || ''"
+    )
+    assert "outline: Succeeded" in editor_text
+    if os.environ.get("AGENTLS_UPDATE_SCREENSHOTS"):
+        shutil.copyfile(shot, SCREENSHOT_DIR / "screenshot-pick.png")
+
+
+def test_a_server_that_cannot_start_gets_one_clear_message(
+    vsix: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A broken server command: one notification that names it, with a button to the setting."""
+    root = tmp_path_factory.mktemp("vscode-broken")
+    command = [sys.executable, "-c", "import sys; sys.exit('agentls is not installed here')"]
+    with launch_vscode(vsix, root, command, report=False) as session:
+        toasts = _wait_until(
+            "the start failure notification",
+            lambda: session.evaluate(
+                "[...document.querySelectorAll('.notification-toast')].map(t => t.textContent)"
+            ),
+            60,
+            0.5,
+        )
+        time.sleep(2)  # any second message would have arrived by now
+        toasts = session.evaluate(
+            "[...document.querySelectorAll('.notification-list-item')].map(t => t.textContent)"
+        )
+        errors = [t for t in toasts if "agentls" in t]
+        assert len(errors) == 1, toasts
+        assert "could not start with" in errors[0]
+        assert "agentls is not installed here" in errors[0]
+        assert "Open Setting" in errors[0]
+        session.evaluate(
+            "[...document.querySelectorAll('.notification-list-item .monaco-button')]"
+            ".find(b => b.textContent === 'Open Setting').click()"
+        )
+        shown = _wait_until(
+            "the settings editor filtered to agentls.server.command",
+            lambda: [
+                text
+                for text in session.evaluate(
+                    "[...document.querySelectorAll('.settings-editor .setting-item-contents')]"
+                    ".map(e => e.textContent)"
+                )
+                if "Server: Command" in text
+            ],
+            20,
+            0.5,
+        )
+        assert len(shown) == 1, shown

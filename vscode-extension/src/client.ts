@@ -367,11 +367,28 @@ export class ServerClient implements vscode.Disposable {
   private async showStartFailure(message: string): Promise<void> {
     const choice = await vscode.window.showErrorMessage(message, "Open Setting", "Show Output");
     if (choice === "Open Setting") {
-      await vscode.commands.executeCommand("workbench.action.openSettings", "agentls.server.command");
+      await openSetting("agentls.server.command");
     } else if (choice === "Show Output") {
       log().show();
     }
   }
+}
+
+/**
+ * Opens the settings editor on one setting. In a remote window (SSH, containers, code-server) the
+ * server's settings are machine-scoped and live on the Remote tab, which the User tab would show as
+ * "No Settings Found".
+ */
+async function openSetting(key: string): Promise<void> {
+  if (vscode.env.remoteName) {
+    try {
+      await vscode.commands.executeCommand("workbench.action.openRemoteSettings", { query: key });
+      return;
+    } catch (error) {
+      log().warn(`Could not open the remote settings: ${errorMessage(error)}`);
+    }
+  }
+  await vscode.commands.executeCommand("workbench.action.openSettings", key);
 }
 
 /** The last non-empty lines of a text, joined: the gist of a traceback. */
