@@ -91,6 +91,21 @@ def test_failures_are_reasons_not_exceptions(root: Path) -> None:
     assert list(got) == paths  # order kept
 
 
+def test_a_directory_swapped_for_a_symlink_is_refused(root: Path) -> None:
+    """hardening S2: the path was checked, then a directory on it became a link out."""
+    ws = root / "ws"
+    (ws / "src").mkdir(parents=True)
+    path = ws / "src" / "config.py"
+    path.write_text("inside\n")
+    outside = root / "outside"
+    outside.mkdir()
+    (outside / "config.py").write_text("STOLEN\n")
+    assert isinstance(read_file(path, max_file_bytes=MAX), CachedFile)
+    (ws / "src").rename(ws / "src-real")
+    (ws / "src").symlink_to(outside)
+    assert read_file(path, max_file_bytes=MAX) == "unreadable"
+
+
 def test_a_fifo_and_a_socket_do_not_block(root: Path) -> None:
     fifo = root / "pipe"
     os.mkfifo(fifo)

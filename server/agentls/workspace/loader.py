@@ -103,11 +103,31 @@ def _as_utf8(data: bytes) -> bytes:
     return data
 
 
+def _opened_elsewhere(fd: int, path: Path) -> FailureReason | None:
+    """Whether the open file is not the one asked for (a directory on the way was swapped).
+
+    ``O_NOFOLLOW`` guards only the last component; a directory replaced by a symlink between the
+    containment check and ``open`` would lead out of the workspace. The kernel's own name for the
+    descriptor tells. Where ``/proc`` is missing the check is skipped.
+    """
+    try:
+        opened = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None
+    if opened == os.fspath(path):
+        return None
+    if opened.endswith(" (deleted)"):
+        return "missing"
+    logger.warning("refusing %s: it resolved elsewhere when opened", path)
+    return "unreadable"
+
+
 def read_file(path: Path, *, max_file_bytes: int) -> CachedFile | FailureReason:
     """Read one file defensively; blocking, for a worker thread.
 
     Args:
-        path: a realpath (a symlink as the last component is refused as ``not_a_file``).
+        path: a realpath. A symlink as the last component is refused (``not_a_file``), and so
+            is a path that leads elsewhere when opened (``unreadable``).
         max_file_bytes: files larger than this are not read (``too_large``).
 
     Returns:
@@ -124,6 +144,9 @@ def read_file(path: Path, *, max_file_bytes: int) -> CachedFile | FailureReason:
     except ValueError:  # an embedded NUL: callers resolve paths first, but never crash
         return "missing"
     try:
+        moved = _opened_elsewhere(fd, path)
+        if moved is not None:
+            return moved
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             return "not_a_file"
