@@ -1,0 +1,564 @@
+"""The prompt for one run, and its manifest: the owner of prompt layout and context budgets.
+
+Layout. The system prompt is the agent's body with ``{{task}}``, ``{{agent}}``, ``{{workspace}}``,
+``{{file}}``, ``{{selection}}`` and the request's variables filled in, in one pass (a value that
+itself contains ``{{x}}`` is not expanded again, so a task cannot inject variables); unknown
+``{{x}}`` stay as written. The user message is the context, one block per file, then the task::
+
+    <selection path="src/app.py" lines="10-24">...</selection>
+    <file path="src/app.py" source="active_file">...</file>
+    <task>...</task>
+
+Order and budgets. Candidates come in this order: the selection, the active file, the files the
+request names, the open files (when the agent includes ``open_files``), then the agent's globs in
+every workspace folder, most recently changed first. A path is attached once (the first source
+wins; later ones are listed as ``duplicate``). Secret, ignored, outside, binary, too large, missing
+files are listed as excluded with the reason and never read (a secret file is not even opened).
+``max_files`` counts attached files; tokens are estimated from bytes (``tokens.estimate_tokens``)
+over the whole prompt, system part included. A file that does not fit is cut at a line boundary,
+with a visible marker, when a useful part (``TRUNCATE_MIN_BYTES``) fits; otherwise it is excluded
+with reason ``budget``.
+
+Content. Open editor buffers win over the disk. Everything else is read through the shared
+``FileCache`` (so the next run is warm), in batches sized to what can still fit, as UTF-8 bytes:
+the user message is one ``bytes`` join decoded once (a ``str`` join of 1,000 files costs 30x more
+when one of them holds an emoji).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from agentls.agents.definition import AgentDefinition
+from agentls.backends.base import render_prompt
+from agentls.context.tokens import bytes_within, estimate_tokens
+from agentls.errors import InvalidArguments
+from agentls.workspace.cache import CachedFile, FileCache
+from agentls.workspace.filters import looks_binary
+from agentls.workspace.index import FileEntry, WorkspaceIndex
+from agentls.workspace.roots import WorkspaceRoots
+
+Source = Literal["selection", "active_file", "file", "open_file", "glob"]
+Status = Literal["included", "truncated", "excluded"]
+
+DEFAULT_INCLUDE: tuple[str, ...] = ("selection", "active_file")
+"""What an agent with an empty ``include`` gets."""
+
+TRUNCATE_MIN_BYTES = 256
+"""The smallest part of a file worth attaching when the whole does not fit."""
+
+_READ_SLACK = 8
+"""Extra files read per batch beyond the free slots, to replace ones that turn out unreadable."""
+
+_VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*\}\}")
+_NEEDS_ESCAPE = re.compile(r"[&<>\"']")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+"""LSP's line separators (``str.splitlines`` also splits on form feeds and U+2028, LSP does not)."""
+
+_OVERRIDABLE_BY_BUFFER = frozenset({"missing", "too_large"})
+"""Disk verdicts an open buffer makes moot: an unsaved new file, a file shortened in the editor."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A range in a file. 0-based LSP positions; characters are UTF-16 code units."""
+
+    path: Path
+    start_line: int
+    start_character: int
+    end_line: int
+    end_character: int
+
+
+@dataclass(frozen=True)
+class ContextRequest:
+    """What the editor (or the CLI) says about this run."""
+
+    task: str
+    selection: Selection | None = None
+    active_file: Path | None = None
+    files: tuple[Path, ...] = ()
+    """Already resolved by ``WorkspaceRoots.resolve``."""
+    variables: Mapping[str, str] = field(default_factory=dict)
+
+
+class BufferSource(Protocol):
+    """The editor's open buffers; their text wins over the disk."""
+
+    def text(self, path: Path) -> str | None:
+        """The buffer's text, or None if the file is not open."""
+        ...
+
+    def open_paths(self) -> list[Path]:
+        """The realpaths of the open buffers, in the editor's order."""
+        ...
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    """One file the builder considered, and what became of it."""
+
+    path: str
+    """``WorkspaceRoots.display`` form."""
+    source: str
+    """``selection``, ``active_file``, ``file``, ``open_file`` or ``glob``."""
+    status: str
+    """``included``, ``truncated`` or ``excluded``."""
+    reason: str | None
+    """Why it was excluded or truncated (``secret``, ``gitignored``, ``budget``, ...)."""
+    bytes: int
+    """Bytes of the file put in the prompt (0 when excluded)."""
+    size: int
+    """The file's size (on disk, or of the open buffer); 0 when unknown."""
+    tokens: int
+    """Estimated tokens the file's block costs in the prompt (0 when excluded)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The protocol form (``agentls.run`` and ``agentls.context.preview`` results)."""
+        return {
+            "path": self.path,
+            "source": self.source,
+            "status": self.status,
+            "reason": self.reason,
+            "bytes": self.bytes,
+            "size": self.size,
+            "tokens": self.tokens,
+        }
+
+
+@dataclass(frozen=True)
+class ContextResult:
+    """The prompt of one run, and the manifest of how it was put together."""
+
+    system: str
+    user: str
+    manifest: list[ManifestEntry]
+    tokens: int
+    """Estimated tokens of the whole prompt."""
+
+    @property
+    def prompt(self) -> str:
+        """The single-text form a dry run shows and a command backend receives."""
+        return render_prompt(self.system, self.user)
+
+
+@dataclass(slots=True)
+class _Candidate:
+    """A file on its way into the prompt (built and consumed inside one ``build`` call)."""
+
+    path: Path
+    source: str
+    display: str
+    size: int = 0
+    reason: str | None = None
+    data: bytes | None = None
+    """Content known up front (an open buffer, the selected text); None means read the disk."""
+    lines: str | None = None
+    """For the selection: the 1-based line range shown in its block."""
+
+
+def _excluded(cand: _Candidate, reason: str) -> ManifestEntry:
+    return ManifestEntry(cand.display, cand.source, "excluded", reason, 0, cand.size, 0)
+
+
+def _attr(value: str) -> str:
+    return html.escape(value, quote=True) if _NEEDS_ESCAPE.search(value) else value
+
+
+def _marker(shown: int, total: int) -> bytes:
+    return (
+        f"[agentls: truncated to fit the token budget; lines 1-{shown} of {total} shown]\n"
+    ).encode()
+
+
+def _line_count(data: bytes) -> int:
+    if not data:
+        return 0
+    return data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+
+
+def _utf16_index(line: str, units: int) -> int:
+    """The ``str`` index of a UTF-16 code-unit offset in one line, clamped to the line."""
+    if line.isascii():
+        return min(units, len(line))
+    count = 0
+    for i, ch in enumerate(line):
+        if count >= units:
+            return i
+        count += 2 if ord(ch) > 0xFFFF else 1
+    return len(line)
+
+
+def extract_selection(text: str, selection: Selection) -> tuple[str, int, int]:
+    """The selected text and its 1-based first and last line.
+
+    Args:
+        text: the whole document.
+        selection: the range (UTF-16 characters); positions past the end are clamped, a
+            reversed range is put in order.
+
+    Returns:
+        ``(text, first_line, last_line)``; a range ending at column 0 of a later line does not
+        count that line.
+
+    Raises:
+        InvalidArguments: a negative position (field ``range``).
+    """
+    start = (selection.start_line, selection.start_character)
+    end = (selection.end_line, selection.end_character)
+    if min(*start, *end) < 0:
+        raise InvalidArguments("range", "positions must not be negative")
+    if end < start:
+        start, end = end, start
+    bounds: list[tuple[int, int]] = []  # (start, end without the line break) of each line
+    pos = 0
+    for m in _LINE_BREAK.finditer(text):
+        bounds.append((pos, m.start()))
+        pos = m.end()
+        if len(bounds) > end[0]:
+            break
+    else:
+        bounds.append((pos, len(text)))
+
+    def offset(line: int, character: int) -> int:
+        if line >= len(bounds):
+            return len(text)
+        lo, hi = bounds[line]
+        return lo + _utf16_index(text[lo:hi], character)
+
+    first = min(start[0], len(bounds) - 1)
+    last = end[0] - 1 if end[1] == 0 and end[0] > start[0] else end[0]
+    last = max(first, min(last, len(bounds) - 1))
+    return text[offset(*start) : offset(*end)], first + 1, last + 1
+
+
+class ContextBuilder:
+    """Builds the prompt and manifest of a run from the workspace, the editor and the agent."""
+
+    def __init__(
+        self,
+        roots: WorkspaceRoots,
+        index: WorkspaceIndex,
+        cache: FileCache,
+        *,
+        max_file_bytes: int,
+    ) -> None:
+        """A builder over the server's shared workspace services.
+
+        Args:
+            roots: the workspace folders (display paths, containment).
+            index: which files may be used; scanned on first use if nobody started a scan.
+            cache: where file contents come from (and are kept warm).
+            max_file_bytes: files above this are excluded as ``too_large``.
+        """
+        self._roots = roots
+        self._index = index
+        self._cache = cache
+        self._max_file_bytes = max_file_bytes
+
+    async def build(
+        self,
+        agent: AgentDefinition,
+        request: ContextRequest,
+        buffers: BufferSource,
+        *,
+        max_files: int,
+        max_context_tokens: int,
+    ) -> ContextResult:
+        """Assemble the prompt of one run.
+
+        Args:
+            agent: the agent (body, ``include``, ``context`` globs).
+            request: task, editor state and explicit files of this run.
+            buffers: the editor's open buffers.
+            max_files: the most files to attach (the selection counts as one).
+            max_context_tokens: the estimated-token budget of the whole prompt.
+
+        Returns:
+            The system and user parts, their token estimate, and a manifest entry for every file
+            considered.
+
+        Raises:
+            InvalidArguments: a negative budget, a non-string variable, a bad glob in the agent, or
+                a negative selection position.
+        """
+        if max_files < 0:
+            raise InvalidArguments("max_files", "must not be negative")
+        if max_context_tokens < 0:
+            raise InvalidArguments("max_context_tokens", "must not be negative")
+        for key, value in request.variables.items():
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise InvalidArguments("variables", "names and values must be strings")
+        if self._index.state == "empty":
+            await self._index.scan()
+        # While a scan runs, globs see only the folders already indexed; how long to wait for it
+        # (wait_ready) is the caller's choice. Explicit files are judged path by path regardless.
+
+        include = set(agent.include or DEFAULT_INCLUDE)
+        open_paths = buffers.open_paths()
+        open_set = set(open_paths)
+        seen: set[Path] = set()
+        candidates: list[_Candidate] = []
+
+        selection_text = ""
+        if request.selection is not None and "selection" in include:
+            sel = await self._selection(request.selection, buffers, open_set)
+            if sel is not None:
+                candidates.append(sel)
+                seen.add(sel.path)
+                if sel.reason is None and sel.data is not None:
+                    selection_text = sel.data.decode("utf-8")
+        if request.active_file is not None and "active_file" in include:
+            candidates.append(
+                self._explicit(request.active_file, "active_file", buffers, open_set, seen)
+            )
+        for path in request.files:
+            candidates.append(self._explicit(path, "file", buffers, open_set, seen))
+        if "open_files" in include:
+            for path in open_paths:
+                candidates.append(self._explicit(path, "open_file", buffers, open_set, seen))
+        if agent.context:
+            candidates.extend(self._globbed(agent.context, buffers, open_set, seen))
+
+        system = self._system_prompt(agent, request, selection_text)
+        task_block = f"<task>\n{request.task}\n</task>\n".encode("utf-8", "replace")
+        system_bytes = len(system.rstrip().encode("utf-8", "replace"))
+        fixed = (system_bytes + 2 if system.strip() else 0) + len(task_block)
+        blocks, manifest = await self._attach(
+            candidates, max_files=max_files, limit=bytes_within(max_context_tokens), used=fixed
+        )
+        blocks.append(task_block)
+        user_bytes = b"".join(blocks)
+        user = user_bytes.decode("utf-8")
+        return ContextResult(
+            system=system,
+            user=user,
+            manifest=manifest,
+            tokens=estimate_tokens(fixed - len(task_block) + len(user_bytes)),
+        )
+
+    def _system_prompt(
+        self, agent: AgentDefinition, request: ContextRequest, selection: str
+    ) -> str:
+        folders = self._roots.folders
+        active = request.active_file
+        values = dict(request.variables)
+        values.update(
+            task=request.task,
+            agent=agent.name,
+            workspace=folders[0].name if folders else "",
+            file=self._roots.display(active) if active is not None else "",
+            selection=selection,
+        )
+
+        def fill(m: re.Match[str]) -> str:
+            value = values.get(m.group(1))
+            return m.group(0) if value is None else value
+
+        return _VARIABLE.sub(fill, agent.body)
+
+    async def _selection(
+        self, selection: Selection, buffers: BufferSource, open_set: set[Path]
+    ) -> _Candidate | None:
+        """The selection as a candidate with its text, or None when it is empty."""
+        if (selection.start_line, selection.start_character) == (
+            selection.end_line,
+            selection.end_character,
+        ):
+            return None
+        path = selection.path
+        cand = self._explicit(path, "selection", buffers, open_set, set())
+        if cand.reason is not None:
+            return cand
+        if cand.data is not None:
+            text = cand.data.decode("utf-8")
+        else:
+            got = (await self._cache.read_many([path], max_file_bytes=self._max_file_bytes))[path]
+            if not isinstance(got, CachedFile):
+                cand.reason = got
+                return cand
+            cand.size = got.size
+            text = got.data.decode("utf-8")
+        chosen, first, last = extract_selection(text, selection)
+        cand.data = chosen.encode("utf-8", "replace")
+        cand.lines = f"{first}-{last}"
+        return cand
+
+    def _explicit(
+        self,
+        path: Path,
+        source: str,
+        buffers: BufferSource,
+        open_set: set[Path],
+        seen: set[Path],
+    ) -> _Candidate:
+        """A file named by the editor or the request, judged before anything is read."""
+        cand = _Candidate(path=path, source=source, display=self._roots.display(path))
+        if path in seen:
+            cand.reason = "duplicate"
+            return cand
+        seen.add(path)
+        reason: str | None = self._index.exclusion(path)
+        text = None
+        if path in open_set and (reason is None or reason in _OVERRIDABLE_BY_BUFFER):
+            text = buffers.text(path)
+        if text is not None:
+            data = text.encode("utf-8", "replace")
+            cand.size = len(data)
+            if len(data) > self._max_file_bytes:
+                reason = "too_large"
+            elif looks_binary(data):
+                reason = "binary"
+            else:
+                reason = None
+                cand.data = data
+        elif reason != "outside_workspace":
+            cand.size = self._index.known_size(path) or 0
+        cand.reason = reason
+        return cand
+
+    def _globbed(
+        self,
+        patterns: tuple[str, ...],
+        buffers: BufferSource,
+        open_set: set[Path],
+        seen: set[Path],
+    ) -> list[_Candidate]:
+        """The agent's globs over every folder: usable files newest first, then excluded ones."""
+        entries: list[FileEntry] = []
+        left_out: list[tuple[Path, str]] = []
+        for folder in self._roots.folders:
+            found, excluded = self._index.match(folder, patterns)
+            entries.extend(found)
+            left_out.extend(excluded)
+        entries.sort(key=lambda e: (-e.mtime_ns, e.rel))
+        display_rel = self._roots.display_rel
+        out: list[_Candidate] = []
+        for entry in entries:
+            path = entry.path
+            cand = _Candidate(path, "glob", display_rel(entry.folder, entry.rel), entry.size)
+            if path in seen:
+                cand.reason = "duplicate"
+            else:
+                seen.add(path)
+                if path in open_set:
+                    text = buffers.text(path)
+                    if text is not None:
+                        data = text.encode("utf-8", "replace")
+                        cand.size = len(data)
+                        if len(data) > self._max_file_bytes:
+                            cand.reason = "too_large"
+                        elif looks_binary(data):
+                            cand.reason = "binary"
+                        else:
+                            cand.data = data
+            out.append(cand)
+        for path, reason in sorted(left_out, key=lambda pr: pr[0]):
+            if path in seen:
+                continue
+            seen.add(path)
+            size = self._index.known_size(path) if reason != "outside_workspace" else None
+            out.append(_Candidate(path, "glob", self._roots.display(path), size or 0, reason))
+        return out
+
+    async def _attach(
+        self, candidates: list[_Candidate], *, max_files: int, limit: int, used: int
+    ) -> tuple[list[bytes], list[ManifestEntry]]:
+        """Fill the budgets in candidate order; read the disk in batches of what may fit."""
+        blocks: list[bytes] = []
+        manifest: list[ManifestEntry] = []
+        contents: dict[Path, CachedFile | str] = {}
+        attached = 0
+        for i, cand in enumerate(candidates):
+            if cand.reason is None and attached >= max_files:
+                cand.reason = "max_files"
+            if cand.reason is not None:
+                manifest.append(_excluded(cand, cand.reason))
+                continue
+            if cand.source == "selection":
+                head = (f'<selection path="{_attr(cand.display)}" lines="{cand.lines}">\n').encode()
+                tail = b"</selection>\n\n"
+            else:
+                head = f'<file path="{_attr(cand.display)}" source="{cand.source}">\n'.encode()
+                tail = b"</file>\n\n"
+            room = limit - used - len(head) - len(tail)
+            data = cand.data
+            if data is None and cand.size and cand.size > room and room < TRUNCATE_MIN_BYTES:
+                data = b""  # known not to fit, and no useful part would: spare the read
+                cand.reason = "budget"
+            elif data is None:
+                if cand.path not in contents:
+                    batch = self._next_batch(
+                        candidates, i, max_files - attached, limit - used, contents
+                    )
+                    contents.update(
+                        await self._cache.read_many(batch, max_file_bytes=self._max_file_bytes)
+                    )
+                got = contents[cand.path]
+                if isinstance(got, str):
+                    cand.reason = got
+                else:
+                    data = got.data
+                    cand.size = got.size
+            if cand.reason is not None or data is None:
+                manifest.append(_excluded(cand, cand.reason or "unreadable"))
+                continue
+            newline = b"" if not data or data.endswith(b"\n") else b"\n"
+            pieces: tuple[bytes, ...]
+            if len(data) + len(newline) <= room:
+                # Pieces, not a joined block: the one join at the end copies each file once.
+                pieces = (head, data, newline, tail)
+                status, reason, shown = "included", None, len(data)
+            else:
+                total_lines = _line_count(data)
+                avail = room - len(_marker(total_lines, total_lines))
+                cut = data.rfind(b"\n", 0, avail) + 1 if avail > 0 else 0
+                if cut < TRUNCATE_MIN_BYTES:
+                    manifest.append(_excluded(cand, "budget"))
+                    continue
+                shown = cut
+                marker = _marker(data.count(b"\n", 0, cut), total_lines)
+                pieces = (head, data[:cut], marker, tail)
+                status, reason = "truncated", "budget"
+            block_len = len(head) + len(pieces[1]) + len(pieces[2]) + len(tail)
+            used += block_len
+            attached += 1
+            blocks.extend(pieces)
+            manifest.append(
+                ManifestEntry(
+                    cand.display,
+                    cand.source,
+                    status,
+                    reason,
+                    shown,
+                    cand.size or len(data),
+                    estimate_tokens(block_len),
+                )
+            )
+        return blocks, manifest
+
+    @staticmethod
+    def _next_batch(
+        candidates: list[_Candidate],
+        start: int,
+        slots: int,
+        room: int,
+        done: Mapping[Path, object],
+    ) -> list[Path]:
+        """The files from ``start`` on worth reading now: as many as may still fit."""
+        batch: list[Path] = []
+        predicted = 0
+        limit = slots + _READ_SLACK
+        for cand in candidates[start:]:
+            if cand.reason is not None or cand.data is not None or cand.path in done:
+                continue
+            batch.append(cand.path)
+            predicted += cand.size
+            if len(batch) >= limit or predicted > room:
+                break
+        return batch
