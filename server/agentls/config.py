@@ -2,14 +2,14 @@
 
 Layers, lowest first: built-in defaults, the user file (``$XDG_CONFIG_HOME/agentls/config.toml``),
 each workspace folder's ``agentls.toml``, the client's ``initializationOptions`` and the client's
-``workspace/configuration`` answer for the ``agentls`` section. Later layers override earlier ones key
-by key (tables merge, other values replace).
+``workspace/configuration`` answer for the ``agentls`` section. Later layers override earlier
+ones key by key (tables merge, other values replace).
 
 Trust: a backend that the workspace's own ``agentls.toml`` defines or changes is marked
 ``origin="workspace"`` and may run only when the workspace is trusted (the client says
 ``trusted: true`` in ``initializationOptions``, or the user file lists the folder under
-``trusted_workspaces``). Settings from the user file and from the client need no trust: the client is
-the user's editor, which applies its own trust rules to settings a workspace carries.
+``trusted_workspaces``). Settings from the user file and from the client need no trust: the client
+is the user's editor, which applies its own trust rules to settings a workspace carries.
 
 Nothing here reads an API key: backends name the environment variable that holds it
 (``api_key_env``) and read it only when they connect.
@@ -229,7 +229,10 @@ def _build(
         problems.append("data_dir: expected a string")
     log_level = merged.get("log_level", "INFO")
     if not isinstance(log_level, str) or log_level.upper() not in (
-        "DEBUG", "INFO", "WARNING", "ERROR",
+        "DEBUG",
+        "INFO",
+        "WARNING",
+        "ERROR",
     ):
         problems.append("log_level: expected one of DEBUG, INFO, WARNING, ERROR")
         log_level = "INFO"
@@ -273,7 +276,8 @@ def _backend(name: str, raw: Any, origin: Origin, problems: list[str]) -> Backen
     values["headers"] = dict(headers)
     values["name"] = name
     values["origin"] = origin
-    return _dataclass_from(BackendConfig, values, where, problems)
+    backend: BackendConfig | None = _dataclass_from(BackendConfig, values, where, problems)
+    return backend
 
 
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -299,9 +303,11 @@ def _dataclass_from(cls: Any, raw: Any, where: str, problems: list[str]) -> Any:
             problems.append(f"{where}.{key}: unknown setting ignored")
             continue
         allowed = _TYPES.get(str(f.type))
-        if allowed is not None and (
-            isinstance(value, bool) or not isinstance(value, allowed)
-        ) and not (value is None and type(None) in allowed):
+        if (
+            allowed is not None
+            and (isinstance(value, bool) or not isinstance(value, allowed))
+            and not (value is None and type(None) in allowed)
+        ):
             problems.append(f"{where}.{key}: expected {f.type}")
             continue
         if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:

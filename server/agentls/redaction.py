@@ -14,8 +14,9 @@ libraries we do not control.
 from __future__ import annotations
 
 import logging
+import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 REDACTED = "[redacted]"
 """What a removed secret is replaced with: visible, so a reader knows something was there."""
@@ -92,3 +93,22 @@ class RedactionFilter(logging.Filter):
         if record.exc_text:
             record.exc_text = scrub(record.exc_text, self._secrets)
         return True
+
+
+_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
+MIN_SECRET_CHARS = 8
+"""Shorter values are not scrubbed by value: they would blank out ordinary words."""
+
+
+def secret_environment_values(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Values of environment variables whose names say they hold a secret.
+
+    The server's log filter scrubs these by value, so a key that has no well-known shape (a local
+    gateway's token, say) still never reaches a log line.
+    """
+    env = os.environ if environ is None else environ
+    return [
+        value
+        for name, value in env.items()
+        if _SECRET_NAME.search(name) and len(value) >= MIN_SECRET_CHARS
+    ]

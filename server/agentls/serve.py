@@ -12,6 +12,8 @@ import os
 import sys
 from typing import BinaryIO
 
+from agentls.redaction import RedactionFilter, secret_environment_values
+
 
 def _configure_logging(log_file: str | None, level: str | None) -> None:
     handler: logging.Handler
@@ -20,12 +22,15 @@ def _configure_logging(log_file: str | None, level: str | None) -> None:
     else:
         handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactionFilter(secret_environment_values()))
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.WARNING)
     logging.getLogger("agentls").setLevel(level or "INFO")
     # pygls logs every message body at INFO (file contents, model output): keep it quiet.
     logging.getLogger("pygls").setLevel(logging.WARNING)
+    # httpx logs request URLs at INFO; a gateway URL can carry a token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def _protocol_stdout() -> BinaryIO:

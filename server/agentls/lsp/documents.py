@@ -57,7 +57,8 @@ class EditorBuffers:
         uri = self._by_path().get(path)
         if uri is None:
             return None
-        return self._ls.workspace.text_documents[uri].source
+        text: str = self._ls.workspace.text_documents[uri].source
+        return text
 
     def open_paths(self) -> list[Path]:
         """Every open file, in the order the editor opened them."""
