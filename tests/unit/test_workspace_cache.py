@@ -88,19 +88,29 @@ async def test_lru_evicts_the_least_recently_used(root: Path) -> None:
 
 
 async def test_revalidation_after_external_writes_never_reads_stale(root: Path) -> None:
-    """hardening F5: 200 write -> read iterations, zero stale reads (no watcher involved)."""
+    """hardening F5: 200 write -> read iterations, zero stale reads (no watcher involved).
+
+    Half the writes also set an old mtime (as ``git checkout`` or ``tar`` do), so their reads are
+    trusted and kept; the next write must then be caught by the ``(mtime_ns, size)`` check.
+    """
     path = root / "edited.py"
     cache = FileCache(max_bytes=1024 * 1024)
     stale = 0
+    kept = 0
+    base = time.time_ns() - 10**12
     for i in range(200):
-        # same size every time for half the iterations: only mtime can tell them apart
+        # same size every other time: only the mtime can tell those versions apart
         content = f"v{i:05d}\n" if i % 2 else f"value = {i}\n" * (1 + i % 5)
         path.write_text(content)
+        if i % 4 in (1, 2):
+            os.utime(path, ns=(base + i * 10**9, base + i * 10**9))
         got = (await cache.read_many([path], max_file_bytes=MAX_FILE))[path]
         assert isinstance(got, CachedFile)
         if got.data != content.encode():
             stale += 1
+        kept += cache.get(path) is not None
     assert stale == 0
+    assert kept == 100  # the settled half was served from memory
 
 
 async def test_a_racy_read_is_never_served_and_a_settled_one_is(root: Path) -> None:
