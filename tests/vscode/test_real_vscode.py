@@ -85,6 +85,9 @@ class VSCodeSession:
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     descendants: dict[int, psutil.Process] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict)
+    """What the driver extension saw."""
+    observed: dict[str, Any] = field(default_factory=dict)
+    """What the test saw on the page while the driver waited."""
 
     def cdp(self, action: str, arg: str, timeout: float = 40) -> str:
         """Run one Chrome DevTools Protocol action (see cdp.mjs) and return what it printed."""
@@ -140,6 +143,27 @@ def _cmdline(p: psutil.Process) -> list[str]:
         return ["?"]
 
 
+SLOW_AGENT = """---
+description: Works until it is cancelled (added by the test)
+backend: slow-script
+---
+Take your time.
+"""
+SLOW_BACKEND = """
+[backends.slow-script]
+kind = "command"
+argv = ["python3", "-c", "import sys, time; sys.stdin.read(); print('working on it', flush=True); \
+time.sleep(120)"]
+"""
+
+
+def _add_slow_agent(workspace: Path) -> None:
+    """An agent whose command runs until cancelled, to press the Cancel button on."""
+    (workspace / ".agents" / "slow.md").write_text(SLOW_AGENT)
+    with (workspace / "agentls.toml").open("a") as f:
+        f.write(SLOW_BACKEND)
+
+
 def _package_driver(out_dir: Path) -> Path:
     """The driver extension as a .vsix, packaged with the extension's own vsce."""
     driver = out_dir / "driver"
@@ -190,6 +214,7 @@ def launch_vscode(
 
     workspace = root / "example"
     shutil.copytree(EXAMPLE, workspace)
+    _add_slow_agent(workspace)
     user_data, extensions = root / "user-data", root / "extensions"
     (user_data / "User").mkdir(parents=True)
     # The agentls settings name programs and folders of the machine the server runs on, so they
@@ -292,6 +317,23 @@ def launch_vscode(
             )
         )
         if report:
+            marker = report_file.with_name(report_file.name + ".cancel-me")
+            _wait_until("the slow run", lambda: marker.is_file() or report_file.is_file(), 120, 0.3)
+            if marker.is_file():
+                session.observed["status_bar"] = session.evaluate(
+                    "document.querySelector('.statusbar')?.textContent || ''"
+                )
+                session.observed["cancel_clicked"] = session.evaluate(
+                    """(() => {
+                      const toast = [...document.querySelectorAll('.notification-list-item')]
+                        .find(t => t.textContent.includes('agentls: slow'));
+                      const button = toast && [...toast.querySelectorAll('.monaco-button')]
+                        .find(b => b.textContent === 'Cancel');
+                      if (!button) return false;
+                      button.click();
+                      return true;
+                    })()"""
+                )
             _wait_until("the driver's report", report_file.is_file, REPORT_TIMEOUT, 0.5)
             session.report = json.loads(report_file.read_text())
         else:
@@ -327,7 +369,7 @@ def _logs(session: VSCodeSession) -> str:
 def test_driver_ran_every_step(vscode_session: VSCodeSession) -> None:
     report = vscode_session.report
     assert report["error"] is None, f"{report['error']}\n{_logs(vscode_session)}"
-    assert report["steps"] == ["activated", "selected", "dry run", "run", "views"]
+    assert report["steps"] == ["activated", "selected", "dry run", "run", "views", "cancelled"]
     assert report["serverState"] == "running"
 
 
@@ -454,8 +496,9 @@ def test_palette_run_with_real_key_presses(vscode_session: VSCodeSession) -> Non
     assert rows
     editor_text = session.evaluate(
         "document.querySelector('.editor-group-container.active .view-lines')?.textContent || ''"
-    )
-    assert "outline: Succeeded" in editor_text
+    ).replace("\xa0", " ")  # the editor renders spaces as no-break spaces
+    assert "# outline: Succeeded" in editor_text
+    assert "**Task:** Outline from the palette" in editor_text
     if os.environ.get("AGENTLS_UPDATE_SCREENSHOTS"):
         shutil.copyfile(shot, SCREENSHOT_DIR / "screenshot-pick.png")
 
@@ -502,3 +545,13 @@ def test_a_server_that_cannot_start_gets_one_clear_message(
             0.5,
         )
         assert len(shown) == 1, shown
+
+
+def test_the_progress_cancel_button_stops_a_run(vscode_session: VSCodeSession) -> None:
+    observed, report = vscode_session.observed, vscode_session.report
+    assert "agentls: 1 run" in observed["status_bar"], observed
+    assert observed["cancel_clicked"] is True
+    assert report["cancelled"]["status"] == "cancelled", report["cancelled"]
+    assert report["cancelled"]["output"].startswith("working on it")
+    assert report["cancelledDocument"].startswith("# slow: Cancelled")
+    assert report["runsInFlightAfterCancel"] == 0

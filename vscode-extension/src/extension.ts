@@ -19,6 +19,7 @@ import { AgentsView, HistoryView, RunsStatusItem } from "./views";
 /** What `activate` returns: read-only views of the UI state, for other extensions and tests. */
 export interface AgentlsApi {
   serverState(): string;
+  runsInFlight(): number;
   agentRows(): readonly unknown[];
   historyRows(): readonly unknown[];
   refreshViews(): Promise<void>;
@@ -76,6 +77,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Agentl
   await server.start();
   return {
     serverState: () => server.state,
+    runsInFlight: () => runs.liveRuns.length,
     agentRows: () => agentsView.current,
     historyRows: () => historyView.current,
     refreshViews: async () => {

@@ -56,7 +56,7 @@ async function drive(report) {
   const folder = vscode.workspace.workspaceFolders[0].uri;
   const cart = vscode.Uri.joinPath(folder, "src", "shop", "cart.py");
   const editor = await vscode.window.showTextDocument(cart);
-  const lastLine = Math.min(editor.document.lineCount - 1, 12);
+  const lastLine = Math.min(editor.document.lineCount - 1, 26); // the Item and Cart classes
   editor.selection = new vscode.Selection(0, 0, lastLine, editor.document.lineAt(lastLine).text.length);
   report.selection = editor.document.getText(editor.selection);
   report.steps.push("selected");
@@ -85,8 +85,21 @@ async function drive(report) {
   await withTimeout(api.refreshViews(), "refreshing views");
   report.agentRows = api.agentRows();
   report.historyRows = api.historyRows();
-  report.documents = agentlsDocuments();
   report.steps.push("views");
+
+  // A run that only ends when cancelled: the test presses the Cancel button of its progress
+  // notification once the marker file appears, and this step records how the run ended.
+  const slow = vscode.commands.executeCommand("agentls.runAgent", { agent: "slow", task: "Wait to be cancelled" });
+  await waitFor("the slow run to start", () => api.runsInFlight() > 0);
+  await waitFor("the slow run's first output", () =>
+    agentlsDocuments().some((d) => d.text.includes("working on it")),
+  );
+  fs.writeFileSync(`${process.env.AGENTLS_E2E_REPORT}.cancel-me`, "");
+  report.cancelled = await withTimeout(slow, "the cancelled run");
+  report.cancelledDocument = await finalText(vscode.window.activeTextEditor?.document.uri);
+  report.runsInFlightAfterCancel = api.runsInFlight();
+  report.documents = agentlsDocuments();
+  report.steps.push("cancelled");
 }
 
 async function activate() {
