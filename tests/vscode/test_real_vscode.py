@@ -236,6 +236,7 @@ def launch_vscode(
         "extensions.autoUpdate": False,
         "chat.disableAIFeatures": True,
         "workbench.colorTheme": "Default Dark Modern",
+        "workbench.secondarySideBar.defaultVisibility": "hidden",
     }
     (user_data / "User" / "settings.json").write_text(json.dumps(user, indent=2))
 
@@ -369,7 +370,7 @@ def _logs(session: VSCodeSession) -> str:
 def test_driver_ran_every_step(vscode_session: VSCodeSession) -> None:
     report = vscode_session.report
     assert report["error"] is None, f"{report['error']}\n{_logs(vscode_session)}"
-    assert report["steps"] == ["activated", "selected", "dry run", "run", "views", "cancelled"]
+    assert report["steps"] == ["activated", "selected", "dry run", "cancelled", "run", "views"]
     assert report["serverState"] == "running"
 
 
@@ -389,6 +390,8 @@ def test_dry_run_document_shows_the_exact_prompt(vscode_session: VSCodeSession) 
     assert result["status"] == "succeeded"
     assert "Check the cart for rounding bugs" in result["prompt"]
     assert doc.startswith("# reviewer: Succeeded")
+    # The run's document opened without taking the focus: the next run attaches the same code.
+    assert report["activeAfterDryRun"].endswith("/src/shop/cart.py")
     assert "Nothing was sent to the backend." in doc
     assert "You are a careful code reviewer" in doc  # the agent's body, rendered
     assert "def total_cents" in doc  # the selection went into the prompt
@@ -495,7 +498,8 @@ def test_palette_run_with_real_key_presses(vscode_session: VSCodeSession) -> Non
     )
     assert rows
     editor_text = session.evaluate(
-        "document.querySelector('.editor-group-container.active .view-lines')?.textContent || ''"
+        "[...document.querySelectorAll('.editor-group-container .view-lines')]"
+        ".map(e => e.textContent).join('\\n')"
     ).replace("\xa0", " ")  # the editor renders spaces as no-break spaces
     assert "# outline: Succeeded" in editor_text
     assert "**Task:** Outline from the palette" in editor_text
@@ -549,6 +553,9 @@ def test_a_server_that_cannot_start_gets_one_clear_message(
 
 def test_the_progress_cancel_button_stops_a_run(vscode_session: VSCodeSession) -> None:
     observed, report = vscode_session.observed, vscode_session.report
+    # Output streamed into the document while the run was still going.
+    assert report["streamedWhileRunning"].startswith("# slow: Running…")
+    assert "working on it" in report["streamedWhileRunning"]
     assert "agentls: 1 run" in observed["status_bar"], observed
     assert observed["cancel_clicked"] is True
     assert report["cancelled"]["status"] == "cancelled", report["cancelled"]

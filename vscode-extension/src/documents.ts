@@ -55,13 +55,22 @@ export class DocumentStore implements vscode.TextDocumentContentProvider, vscode
     }
   }
 
-  /** Sets the text and opens the document in an editor beside the current one. */
-  async show(uri: vscode.Uri, text: string): Promise<vscode.TextEditor> {
+  /**
+   * Sets the text and opens the document: in the column that already shows an agentls document
+   * (so outputs collect as tabs of one column), else beside the current editor.
+   *
+   * @param preserveFocus Keep the user's editor active, so its selection stays the one the next
+   *   run attaches (used for runs); documents opened to be read take the focus.
+   */
+  async show(uri: vscode.Uri, text: string, preserveFocus = false): Promise<vscode.TextEditor> {
     this.contents.set(uri.toString(), text);
     // The `.md` path makes it Markdown; setTextDocumentLanguage would close and reopen it, which
     // drops the text (see onDidCloseTextDocument above).
     const doc = await vscode.workspace.openTextDocument(uri);
-    return vscode.window.showTextDocument(doc, { preview: false, viewColumn: vscode.ViewColumn.Beside });
+    const column =
+      vscode.window.visibleTextEditors.find((e) => e.document.uri.scheme === SCHEME)?.viewColumn ??
+      vscode.ViewColumn.Beside;
+    return vscode.window.showTextDocument(doc, { preview: false, viewColumn: column, preserveFocus });
   }
 
   provideTextDocumentContent(uri: vscode.Uri): string {

@@ -86,7 +86,7 @@ export class RunController implements vscode.Disposable {
       output: new OutputAssembler(),
     };
     this.unmatched.push(run);
-    await this.documents.show(run.uri, renderRun(run.view));
+    await this.documents.show(run.uri, renderRun(run.view), true);
     const title = `agentls: ${args.dry_run ? "dry run of " : ""}${args.agent}`;
     try {
       return await vscode.window.withProgress(

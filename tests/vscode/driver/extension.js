@@ -28,12 +28,15 @@ async function waitFor(what, check) {
   }
 }
 
-/** The text of a run document once the run has ended (no longer "Running…"). */
-function finalText(uri) {
-  return waitFor(`the final text of ${uri}`, () => {
-    const text = vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri?.toString())?.getText();
-    return text && !text.includes("Running…") ? text : undefined;
-  });
+/** The text of a run's document once it shows the result (its footer names the run). */
+function finalText(result) {
+  if (!result || !result.id) throw new Error(`no run result: ${JSON.stringify(result)}`);
+  return waitFor(`the document of run ${result.id}`, () =>
+    vscode.workspace.textDocuments
+      .filter((d) => d.uri.scheme === "agentls")
+      .map((d) => d.getText())
+      .find((text) => text.includes(`run ${result.id}*`)),
+  );
 }
 
 function agentlsDocuments() {
@@ -69,37 +72,36 @@ async function drive(report) {
     }),
     "dry run",
   );
-  report.dryRunDocument = await finalText(vscode.window.activeTextEditor?.document.uri);
+  report.dryRunDocument = await finalText(report.dryRun);
+  report.activeAfterDryRun = vscode.window.activeTextEditor?.document.uri.toString();
   report.steps.push("dry run");
 
-  // The real run attaches the active file: put the focus back on the cart.
-  await vscode.window.showTextDocument(editor.document, { viewColumn: vscode.ViewColumn.One });
+  // A run that only ends when cancelled: the test presses the Cancel button of its progress
+  // notification once the marker file appears, and this step records how the run ended.
+  const slow = vscode.commands.executeCommand("agentls.runAgent", { agent: "slow", task: "Wait to be cancelled" });
+  await waitFor("the slow run to start", () => api.runsInFlight() > 0);
+  report.streamedWhileRunning = await waitFor("the slow run's first output", () =>
+    agentlsDocuments().find((d) => d.text.includes("working on it"))?.text,
+  );
+  fs.writeFileSync(`${process.env.AGENTLS_E2E_REPORT}.cancel-me`, "");
+  report.cancelled = await withTimeout(slow, "the cancelled run");
+  report.cancelledDocument = await finalText(report.cancelled);
+  report.runsInFlightAfterCancel = api.runsInFlight();
+  report.steps.push("cancelled");
+
   report.run = await withTimeout(
     vscode.commands.executeCommand("agentls.runAgent", { agent: "outline", task: "Outline the cart" }),
     "command-backend run",
   );
-  report.runDocument = await finalText(vscode.window.activeTextEditor?.document.uri);
+  report.runDocument = await finalText(report.run);
   report.steps.push("run");
 
   await vscode.commands.executeCommand("workbench.view.extension.agentls");
   await withTimeout(api.refreshViews(), "refreshing views");
   report.agentRows = api.agentRows();
   report.historyRows = api.historyRows();
-  report.steps.push("views");
-
-  // A run that only ends when cancelled: the test presses the Cancel button of its progress
-  // notification once the marker file appears, and this step records how the run ended.
-  const slow = vscode.commands.executeCommand("agentls.runAgent", { agent: "slow", task: "Wait to be cancelled" });
-  await waitFor("the slow run to start", () => api.runsInFlight() > 0);
-  await waitFor("the slow run's first output", () =>
-    agentlsDocuments().some((d) => d.text.includes("working on it")),
-  );
-  fs.writeFileSync(`${process.env.AGENTLS_E2E_REPORT}.cancel-me`, "");
-  report.cancelled = await withTimeout(slow, "the cancelled run");
-  report.cancelledDocument = await finalText(vscode.window.activeTextEditor?.document.uri);
-  report.runsInFlightAfterCancel = api.runsInFlight();
   report.documents = agentlsDocuments();
-  report.steps.push("cancelled");
+  report.steps.push("views");
 }
 
 async function activate() {
