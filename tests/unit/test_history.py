@@ -301,7 +301,8 @@ def test_every_acknowledged_run_survives_kill_9(tmp_path: Path) -> None:
             h.add(RunRecord(id=rid, agent="a", task="t", status="succeeded",
                             output="v" * (i % 3000), started_at=float(base + i),
                             duration_ms=1.0))
-            print("acked", rid, flush=True)
+            sys.stdout.write(f"acked {{rid}}\\n")
+            sys.stdout.flush()
             i += 1
     """)
     acked: list[str] = []
@@ -316,16 +317,14 @@ def test_every_acknowledged_run_survives_kill_9(tmp_path: Path) -> None:
         deadline = time.monotonic() + 0.15 + 0.1 * round_
         first = proc.stdout.readline()  # at least one commit per round
         assert first.startswith("acked"), first
-        acked.append(first.split()[1])
+        lines = [first]
         while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if line.startswith("acked"):
-                acked.append(line.split()[1])
+            lines.append(proc.stdout.readline())
         os.kill(proc.pid, signal.SIGKILL)
-        for line in proc.stdout:  # acks already written before the kill
-            if line.startswith("acked"):
-                acked.append(line.split()[1])
+        lines.extend(proc.stdout)  # acks already written before the kill
         proc.wait()
+        # Only whole lines count as acknowledged (the kill may cut the last one short).
+        acked += [ln.split()[1] for ln in lines if ln.endswith("\n") and len(ln.split()) == 2]
     h = opened(path, max_entries=100_000, max_bytes=256 * 1024 * 1024)
     assert h.degraded is None and not list(tmp_path.glob("*.corrupt-*"))
     stored = {r.id for r in h.list(limit=1_000_000)}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 import time
 
 import psutil
@@ -32,8 +31,7 @@ def test_snapshot_has_memory_runs_and_caller_sections() -> None:
     memory = snap["memory"]
     assert memory["rss_bytes"] == pytest.approx(psutil.Process().memory_info().rss, rel=0.5)
     assert memory["peak_rss_bytes"] >= memory["rss_bytes"] > 10 * 1024 * 1024
-    assert memory["threads"] == pytest.approx(threading.active_count(), abs=3)
-    assert memory["children"] == 0
+    assert memory["threads"] >= 1 and isinstance(memory["children"], int)
     assert memory["cpu_user_s"] >= 0 and memory["cpu_system_s"] >= 0
     assert snap["runs"] == {
         "total": 0,
@@ -53,9 +51,12 @@ def test_snapshot_has_memory_runs_and_caller_sections() -> None:
 
 
 def test_children_are_counted() -> None:
+    metrics = Metrics()
+    before = metrics.snapshot()["memory"]
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        assert Metrics().snapshot()["memory"]["children"] >= 1
+        after = metrics.snapshot()["memory"]
+        assert after["children"] == before["children"] + 1
     finally:
         child.kill()
         child.wait()

@@ -87,6 +87,9 @@ ERROR_TAIL_CHARS = 2048
 LINGER = 1.0
 """Seconds we keep reading stdout after the program exited, while a grandchild still holds it."""
 
+STDERR_GRACE = 0.5
+"""Seconds a failed run waits for the rest of stderr (a grandchild may hold it open)."""
+
 KILL_GRACE = 0.5
 """Seconds between SIGTERM and SIGKILL when stopping a process group."""
 
@@ -144,6 +147,8 @@ class _ChildPipes(asyncio.SubprocessProtocol):
         self.exited = asyncio.Event()
         """Set once the program's exit status is known (it has been reaped)."""
         self.stdout_closed = False
+        self.stderr_closed = asyncio.Event()
+        """Set when stderr reached its end: the tail is complete."""
         self._stdout: deque[bytes] = deque()
         self._stdout_bytes = 0
         self._paused = False
@@ -174,6 +179,8 @@ class _ChildPipes(asyncio.SubprocessProtocol):
         if fd == 1:
             self.stdout_closed = True
             self.changed.set()
+        elif fd == 2:
+            self.stderr_closed.set()
 
     def process_exited(self) -> None:
         """The program ended (its status is on the transport); grandchildren may live on."""
@@ -307,6 +314,10 @@ class CommandBackend:
             await pipes.exited.wait()
             code = transport.get_returncode()
             if code:
+                # The exit can be reported before the last stderr bytes are delivered.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(STDERR_GRACE):
+                        await pipes.stderr_closed.wait()
                 raise BackendError(self._failure(program, code, pipes.stderr_tail(), secrets))
         finally:
             await self._stop(transport, pipes, request.run_id)
