@@ -34,7 +34,7 @@ async def test_broken_yaml_gets_a_diagnostic_and_others_still_load(
         assert info.value.code == -32602
         # fixing the file on disk clears the diagnostic and makes the agent valid
         broken.write_text("---\nname: broken\ncontext: [closed]\n---\nBody\n", encoding="utf-8")
-        await wait_until(lambda: s.client.diagnostics.get(uri) == [], timeout=10)
+        await wait_until(lambda: len(s.client.diagnostics[uri]) == 0, timeout=10)
         listed = await s.command("agentls.agents.list", {})
         assert {a["name"]: a for a in listed["agents"]}["broken"]["valid"] is True
 

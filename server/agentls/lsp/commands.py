@@ -8,7 +8,6 @@ JSON-RPC errors with their user-safe message; anything else is logged and answer
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -46,8 +45,9 @@ Handler = Callable[["AgentLanguageServer", "AgentService", tuple[Any, ...]], Awa
 def _command(name: str, handler: Handler) -> Callable[..., Awaitable[Any]]:
     """Wrap a handler: wait for the service, link cancellation, map errors."""
 
-    @functools.wraps(handler)
-    async def wrapper(ls: AgentLanguageServer, *args: Any) -> Any:
+    # No functools.wraps: pygls reads this signature (``ls`` by name, raw ``*args``), and the
+    # annotations must not be strings it cannot resolve at run time.
+    async def wrapper(ls: Any, *args: Any) -> Any:
         protocol = ls.protocol
         assert isinstance(protocol, AgentlsProtocol)
         protocol.link_cancellation()
@@ -68,7 +68,9 @@ def _command(name: str, handler: Handler) -> Callable[..., Awaitable[Any]]:
     return wrapper
 
 
-async def _agents_list(ls: AgentLanguageServer, service: AgentService, args: tuple[Any, ...]) -> Any:
+async def _agents_list(
+    ls: AgentLanguageServer, service: AgentService, args: tuple[Any, ...]
+) -> Any:
     requests.parse_empty(requests.single_object(args, optional=True))
     return service.list_agents()
 

@@ -71,8 +71,9 @@ class RunProgress:
 
     def started(self, run_id: str) -> None:
         """The engine started the run (after any queueing)."""
-        self._ls.protocol.notify(RUN_STARTED, {"id": run_id, "agent": self._agent,
-                                               "task": self._task})
+        self._ls.protocol.notify(
+            RUN_STARTED, {"id": run_id, "agent": self._agent, "task": self._task}
+        )
         if self._token is None:
             return
         progress = self._ls.work_done_progress
@@ -103,5 +104,6 @@ class RunProgress:
                 self._token, types.WorkDoneProgressEnd(message=record.status)
             )
             self._ls.work_done_progress.tokens.pop(self._token, None)  # pygls never drops them
-        self._ls.protocol.notify(RUN_FINISHED, {"id": record.id, "agent": record.agent,
-                                                "status": record.status})
+        self._ls.protocol.notify(
+            RUN_FINISHED, {"id": record.id, "agent": record.agent, "status": record.status}
+        )

@@ -49,6 +49,11 @@ CURRENT_COMMAND: contextvars.ContextVar[CommandContext | None] = contextvars.Con
 class AgentlsProtocol(LanguageServerProtocol):
     """pygls' LSP protocol with the changes listed in the module docstring."""
 
+    def __init__(self, server: Any, converter: Any) -> None:
+        super().__init__(server, converter)
+        self._pending_writes: set[asyncio.Future[Any]] = set()
+        """Writes in flight on asynchronous transports (asyncio keeps only weak references)."""
+
     def _send_data(self, data: Any) -> None:
         if not data or self.writer is None:
             return
@@ -60,8 +65,11 @@ class AgentlsProtocol(LanguageServerProtocol):
             if msg_id is None:
                 return
             body = orjson.dumps(
-                {"jsonrpc": "2.0", "id": msg_id,
-                 "error": {"code": INTERNAL_ERROR, "message": GENERIC_INTERNAL_MESSAGE}}
+                {
+                    "jsonrpc": "2.0",
+                    "id": msg_id,
+                    "error": {"code": INTERNAL_ERROR, "message": GENERIC_INTERNAL_MESSAGE},
+                }
             )
         if self._include_headers:
             header = (
@@ -72,8 +80,9 @@ class AgentlsProtocol(LanguageServerProtocol):
         else:
             payload = body
         res = self.writer.write(payload)
-        if inspect.isawaitable(res):
-            asyncio.ensure_future(res)
+        if inspect.isawaitable(res):  # TCP/WebSocket writers; stdio writes synchronously
+            self._pending_writes.add(fut := asyncio.ensure_future(res))
+            fut.add_done_callback(self._pending_writes.discard)
 
     def _send_response(
         self, msg_id: Any, result: Any | None = None, error: types.ResponseError | None = None

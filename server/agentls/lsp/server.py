@@ -62,11 +62,11 @@ class AgentLanguageServer(LanguageServer):
         ws = self.client_capabilities.workspace
         return bool(ws and ws.configuration)
 
-    async def wait_for_service(self, timeout: float) -> AgentService:
+    async def wait_for_service(self, wait_seconds: float) -> AgentService:
         """The started service; waits for ``initialized`` to finish starting it."""
         if self.service is None or not self._service_ready.is_set():
             try:
-                await asyncio.wait_for(self._service_ready.wait(), timeout)
+                await asyncio.wait_for(self._service_ready.wait(), wait_seconds)
             except TimeoutError:
                 from agentls.errors import AgentlsError
 
