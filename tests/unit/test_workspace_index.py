@@ -196,6 +196,37 @@ async def test_match_globs(ws: Path) -> None:
     assert idx.match(ws / "src", ["**"]) == ([], [])
 
 
+async def test_files_in_an_excluded_directory_are_listed_only_when_named(ws: Path) -> None:
+    idx = await scanned(ws)
+    write(ws, "build/sub/deep.js", "x\n")
+    assert sorted(idx.match(ws, ["build/**"])[1]) == [
+        (ws / "build" / "out.js", "gitignored"),
+        (ws / "build" / "sub" / "deep.js", "gitignored"),
+    ]
+    assert idx.match(ws, ["build/sub/*.js"])[1] == [
+        (ws / "build" / "sub" / "deep.js", "gitignored")
+    ]
+    assert idx.match(ws, ["docs/private/plan.md"])[1] == [
+        (ws / "docs" / "private" / "plan.md", "agentlsignored")
+    ]
+    assert idx.match(ws, [".ssh/*"])[1] == [(ws / ".ssh" / "id_ed25519", "secret")]
+    # globs that do not name the directory stay out of it
+    assert idx.match(ws, ["**/*.js"])[1] == []
+    assert idx.match(ws, ["src/**/*.py"])[1] == []
+    assert idx.match(ws, ["build/**", "!build/sub/**"])[1] == [
+        (ws / "build" / "out.js", "gitignored")
+    ]
+
+
+async def test_listing_an_excluded_directory_is_bounded(ws: Path) -> None:
+    for i in range(index_module.MAX_LISTED_IN_EXCLUDED_DIRS + 200):
+        write(ws, f"node_modules/many/f{i}.js", "")
+    idx = await scanned(ws)
+    listed = idx.match(ws, ["node_modules/**"])[1]
+    assert len(listed) == index_module.MAX_LISTED_IN_EXCLUDED_DIRS
+    assert {reason for _, reason in listed} == {"gitignored"}
+
+
 async def test_note_changes_creates_modifies_and_deletes(ws: Path) -> None:
     idx = await scanned(ws)
     new = write(ws, "src/new.py", "a = 1\n")

@@ -21,8 +21,9 @@ import contextlib
 import functools
 import logging
 import os
+import re
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -51,6 +52,11 @@ IndexState = Literal["empty", "scanning", "ready"]
 
 LARGE_BATCH = 512
 """A change batch bigger than this is answered with a walk of the folder, not path by path."""
+
+MAX_LISTED_IN_EXCLUDED_DIRS = 1000
+"""How many files ``match`` lists, per call, from excluded directories a glob names explicitly."""
+
+_GLOB_CHARS = re.compile(r"[*?\[\\]")
 
 
 @dataclass(frozen=True)
@@ -156,6 +162,52 @@ def _compile_globs(patterns: tuple[str, ...]) -> pathspec.GitIgnoreSpec | None:
         except ValueError as e:
             raise InvalidArguments("context", f"invalid glob {pattern[:200]!r}") from e
     return compile_patterns(patterns, "context globs")
+
+
+def _named_dirs(patterns: Sequence[str]) -> list[str]:
+    """The directories positive globs name literally (``build/**`` names ``build/``).
+
+    Only an explicit name reaches into a directory the walk left out: ``**/*.js`` must not list
+    all of ``node_modules``, but ``build/**`` should say why nothing came from ``build/``.
+    """
+    named: list[str] = []
+    for raw in patterns:
+        if raw.startswith("!") or raw.startswith("#"):
+            continue
+        pattern = raw.strip().lstrip("/")
+        wild = _GLOB_CHARS.search(pattern)
+        literal = pattern[: wild.start()] if wild else pattern
+        if wild is None:
+            named.append(literal.rstrip("/") + "/")  # a plain name may be a directory...
+            literal = literal.rstrip("/")
+        if "/" in literal:  # ...or a file, listed from its parent
+            named.append(literal[: literal.rfind("/") + 1])
+    return [n for n in named if n != "/"]
+
+
+def _list_dir_files(folder: Path, rel_dir: str, budget: int) -> list[tuple[Path, str]]:
+    """Up to ``budget`` files under a directory, without following symlinks (names only)."""
+    found: list[tuple[Path, str]] = []
+    stack = [rel_dir]
+    while stack and len(found) < budget:
+        current = stack.pop()
+        try:
+            with os.scandir(folder / current) as it:
+                items = list(it)
+        except OSError:
+            continue
+        for item in items:
+            rel = f"{current}/{item.name}"
+            try:
+                if item.is_dir(follow_symlinks=False):
+                    stack.append(rel)
+                    continue
+            except OSError:
+                continue
+            found.append((Path(item.path), rel))
+            if len(found) >= budget:
+                break
+    return found
 
 
 class WorkspaceIndex:
@@ -355,8 +407,9 @@ class WorkspaceIndex:
 
         Returns:
             The usable entries that match, and the files the walk left out that the patterns
-            select, with the reason. Files inside directories the walk did not enter are not
-            listed.
+            select, with the reason. Inside a directory the walk did not enter (an ignored or
+            secret one), files are listed only when a pattern names that directory literally
+            (``build/**``, not ``**/*.js``), and at most ``MAX_LISTED_IN_EXCLUDED_DIRS`` of them.
 
         Raises:
             InvalidArguments: a pattern is not a valid glob (field ``context``).
@@ -372,8 +425,37 @@ class WorkspaceIndex:
         match = spec.match_file
         entries = [e for e in snap.entries.values() if match(e.rel)]
         excluded = [(p, info[1]) for p, info in snap.excluded.items() if match(info[0])]
+        excluded.extend(self._in_excluded_dirs(snap, key[1], match))
         self._match_cache[key] = (self._generation, entries, excluded)
         return list(entries), list(excluded)
+
+    def _in_excluded_dirs(
+        self, snap: _Snapshot, patterns: tuple[str, ...], match: Callable[[str], bool]
+    ) -> list[tuple[Path, str]]:
+        """Files in left-out directories that the patterns name explicitly, with the reason."""
+        named = _named_dirs(patterns)
+        if not named or not snap.excluded_dirs:
+            return []
+        out: list[tuple[Path, str]] = []
+        for rel_dir, reason in snap.excluded_dirs.items():
+            prefix = f"{rel_dir}/"
+            # "src/**" does not name src/node_modules: only names inside the directory count,
+            # and only the part they name is listed (the shortest names cover the longer ones).
+            starts: list[str] = []
+            for name in sorted({n for n in named if n.startswith(prefix)}, key=len):
+                if not any(name.startswith(f"{s}/") for s in starts):
+                    starts.append(name.rstrip("/"))
+            for start in starts:
+                budget = MAX_LISTED_IN_EXCLUDED_DIRS - len(out)
+                out.extend(
+                    (path, reason)
+                    for path, rel in _list_dir_files(snap.folder, start, budget)
+                    if match(rel)
+                )
+            if len(out) >= MAX_LISTED_IN_EXCLUDED_DIRS:
+                logger.info("listing of excluded files for %s stopped at %d", patterns, len(out))
+                break
+        return list(dict.fromkeys(out))
 
     def note_changes(self, paths: Iterable[Path]) -> None:
         """Bring the index up to date with created, modified or deleted paths (on the loop).
