@@ -268,7 +268,9 @@ class CommandBackend:
             if request.cwd is not None and e.filename == request.cwd:
                 raise BackendError(f"working directory not found: {request.cwd}") from None
             raise BackendError(f"command not found: {program}") from None
-        except PermissionError:
+        except PermissionError as e:
+            if request.cwd is not None and e.filename == request.cwd:
+                raise BackendError(f"working directory not accessible: {request.cwd}") from None
             raise BackendError(f"command not found: {program} (not executable)") from None
         except OSError as e:
             raise BackendError(f"could not start {program}: {e.strerror or e}") from None
