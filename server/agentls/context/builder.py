@@ -163,20 +163,24 @@ class _Candidate:
 
 
 def _excluded(cand: _Candidate, reason: str) -> ManifestEntry:
+    """The manifest row of a file that put nothing in the prompt."""
     return ManifestEntry(cand.display, cand.source, "excluded", reason, 0, cand.size, 0)
 
 
 def _attr(value: str) -> str:
+    """A path as an attribute value: a quote in a file name must not end the attribute."""
     return html.escape(value, quote=True) if _NEEDS_ESCAPE.search(value) else value
 
 
 def _marker(shown: int, total: int) -> bytes:
+    """The line that tells the model (and the user) a file was cut, and how much is shown."""
     return (
         f"[agentls: truncated to fit the token budget; lines 1-{shown} of {total} shown]\n"
     ).encode()
 
 
 def _line_count(data: bytes) -> int:
+    """Lines in a file, counting a last line without a newline."""
     if not data:
         return 0
     return data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
@@ -226,6 +230,7 @@ def extract_selection(text: str, selection: Selection) -> tuple[str, int, int]:
         bounds.append((pos, len(text)))
 
     def offset(line: int, character: int) -> int:
+        """The ``str`` index of an LSP position, clamped to the document."""
         if line >= len(bounds):
             return len(text)
         lo, hi = bounds[line]
@@ -345,6 +350,7 @@ class ContextBuilder:
     def _system_prompt(
         self, agent: AgentDefinition, request: ContextRequest, selection: str
     ) -> str:
+        """The agent's body with the variables filled in, in one pass."""
         folders = self._roots.folders
         active = request.active_file
         values = dict(request.variables)
@@ -357,6 +363,7 @@ class ContextBuilder:
         )
 
         def fill(m: re.Match[str]) -> str:
+            """A known variable's value; an unknown ``{{x}}`` stays as written."""
             value = values.get(m.group(1))
             return m.group(0) if value is None else value
 

@@ -34,6 +34,7 @@ ENTRY_OVERHEAD_BYTES = 256
 
 
 def _entry_size(item: CachedFile) -> int:
+    """What an entry counts against the budget: its UTF-8 bytes plus the fixed overhead."""
     return len(item.data) + ENTRY_OVERHEAD_BYTES
 
 
@@ -41,6 +42,7 @@ class _CountingLRU(LRUCache[Path, CachedFile]):
     """An LRU that counts the entries it evicts to make room."""
 
     def __init__(self, maxsize: int) -> None:
+        """An empty LRU of ``maxsize`` bytes."""
         super().__init__(maxsize=maxsize, getsizeof=_entry_size)
         self.evictions = 0
         """Entries dropped to make room for others (not invalidations)."""

@@ -89,6 +89,7 @@ class _Snapshot:
 
 
 def _inside_any(path: str, folders: Sequence[Path]) -> bool:
+    """Whether a symlink's target lies in a workspace folder (judged by realpath)."""
     real = Path(os.path.realpath(path))
     return any(real.is_relative_to(f) for f in folders)
 
@@ -149,11 +150,13 @@ def _walk_folder(folder: Path, all_folders: Sequence[Path], max_file_bytes: int)
 def _walk_folders(
     folders: Sequence[Path], all_folders: Sequence[Path], max_file_bytes: int
 ) -> list[_Snapshot]:
+    """Walk several folders in one thread hop (each walk is I/O bound and cheap to sequence)."""
     return [_walk_folder(f, all_folders, max_file_bytes) for f in folders]
 
 
 @functools.lru_cache(maxsize=128)
 def _compile_globs(patterns: tuple[str, ...]) -> pathspec.GitIgnoreSpec | None:
+    """An agent's globs as one spec; memoised because the same agent runs again and again."""
     for pattern in patterns:
         if "\x00" in pattern:
             raise InvalidArguments("context", "a glob must not contain a NUL byte")
@@ -291,6 +294,7 @@ class WorkspaceIndex:
                 await walker
 
     def _request_walk(self, folders: Iterable[Path]) -> None:
+        """Mark folders for a walk and start the walker unless it is already running."""
         self._dirty.update(folders)
         if self._dirty and (self._walker is None or self._walker.done()):
             self._walker = asyncio.get_running_loop().create_task(
@@ -311,6 +315,7 @@ class WorkspaceIndex:
             self._ready.set()
 
     async def _walk(self, folders: tuple[Path, ...]) -> None:
+        """Walk in a thread, swap the snapshots in, then replay what changed meanwhile."""
         self._noted_while_walking = set()
         try:
             snaps = await asyncio.to_thread(
@@ -476,6 +481,7 @@ class WorkspaceIndex:
         self._apply_changes(batch)
 
     def _apply_changes(self, paths: Iterable[Path]) -> None:
+        """Update snapshots path by path; folders that need more get a background walk."""
         rewalk: set[Path] = set()
         for path in paths:
             folder = self._roots.folder_of(path)

@@ -190,6 +190,7 @@ class Watcher:
                 backoff = min(backoff * 2, _BACKOFF_MAX)
 
     def _deliver(self, paths: set[Path]) -> None:
+        """Hand a batch to the callback; its bugs are logged so the watch goes on."""
         self.batches += 1
         try:
             self._on_changes(paths)
