@@ -240,43 +240,21 @@ class AgentService:
                 "dry_run": True,
             }
         refusal = self._refusal(agent, config)
-        if refusal is not None or config is None:
-            record = RunRecord(
-                id=run_id,
-                agent=agent.name,
-                task=args.task,
-                status="failed",
-                output="",
-                started_at=started,
-                duration_ms=round((time.time() - started) * 1000, 3),
-                backend=config.name if config else agent.backend,
-                model=model,
-                error=refusal or "no backend",
-                manifest=manifest,
-                workspace=workspace,
+        backend = None
+        if refusal is None and config is not None:
+            try:
+                backend = self.backends.get(config)
+            except BackendError as e:
+                refusal = e.message
+        if backend is None or config is None:
+            record = ExecutionEngine.failed_record(
+                id=run_id, agent=agent.name, task=args.task, error=refusal or "no backend",
+                backend=config.name if config else agent.backend, model=model,
+                manifest=manifest, workspace=workspace, started_at=started,
             )
             self._run_finished(record)
             if observer is not None:
                 observer.finished(record)
-            return record.to_dict()
-        try:
-            backend = self.backends.get(config)
-        except BackendError as e:
-            record = RunRecord(
-                id=run_id,
-                agent=agent.name,
-                task=args.task,
-                status="failed",
-                output="",
-                started_at=started,
-                duration_ms=0.0,
-                backend=config.name,
-                model=model,
-                error=e.message,
-                manifest=manifest,
-                workspace=workspace,
-            )
-            self._run_finished(record)
             return record.to_dict()
         limits = self.settings.limits
         job = RunJob(
