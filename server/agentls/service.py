@@ -97,6 +97,7 @@ class AgentService:
         self.is_open_in_editor: Callable[[Path], bool] = lambda path: False
         """Set by the adapter: whether the editor holds an unsaved buffer for a path."""
         self._scan_task: asyncio.Task[None] | None = None
+        self._watch_task: asyncio.Task[None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -115,23 +116,31 @@ class AgentService:
             self.settings.backends.keys(), self.settings.default_backend
         )
         self.on_problems_changed(changed | set(self.registry.files()))
-        self._scan_task = asyncio.create_task(self.index.scan(), name="agentls-scan")
         if self._watch and self.roots.folders:
             self.watcher = Watcher(self.roots.folders, self.files_changed)
-            try:
-                await self.watcher.start()
-            except Exception:  # the server works without a watcher, only staler
-                logger.exception("file watcher failed to start; relying on editor notifications")
-                self.watcher = None
+            # The watcher proves itself live only after a quiet interval; commands need not wait.
+            self._watch_task = asyncio.create_task(self._start_watcher(), name="agentls-watch")
+        self._scan_task = asyncio.create_task(self.index.scan(), name="agentls-scan")
+
+    async def _start_watcher(self) -> None:
+        assert self.watcher is not None
+        try:
+            await self.watcher.start()
+        except Exception:  # the server works without a watcher, only staler
+            logger.exception("file watcher failed to start; relying on editor notifications")
+            self.watcher = None
 
     async def shutdown(self) -> None:
         """Cancel runs, stop watching, close history and backends. Safe to call twice."""
         await self.engine.shutdown(timeout=1.0)
+        if self._watch_task is not None and not self._watch_task.done():
+            self._watch_task.cancel()
         if self.watcher is not None:
             await self.watcher.stop()
             self.watcher = None
         if self._scan_task is not None and not self._scan_task.done():
             self._scan_task.cancel()
+        await self.index.close()
         await self.backends.aclose()
         self.history.close()
 
