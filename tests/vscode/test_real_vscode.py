@@ -370,7 +370,16 @@ def _logs(session: VSCodeSession) -> str:
 def test_driver_ran_every_step(vscode_session: VSCodeSession) -> None:
     report = vscode_session.report
     assert report["error"] is None, f"{report['error']}\n{_logs(vscode_session)}"
-    assert report["steps"] == ["activated", "selected", "dry run", "cancelled", "run", "views"]
+    assert report["steps"] == [
+        "activated",
+        "selected",
+        "dry run",
+        "cancelled",
+        "preview and metrics",
+        "restarted",
+        "run",
+        "views",
+    ]
     assert report["serverState"] == "running"
 
 
@@ -421,6 +430,34 @@ def test_views_show_agents_and_the_run(vscode_session: VSCodeSession) -> None:
     assert history[run_id]["label"] == "outline: Outline the cart"
     assert history[run_id]["description"].startswith("Succeeded · ")
     assert history[run_id]["icon"] == "pass"
+    # The cancelled run from before the server restart is still in the history.
+    cancelled = history[report["cancelled"]["id"]]
+    assert cancelled["label"] == "slow: Wait to be cancelled"
+    assert cancelled["icon"] == "circle-slash"
+
+
+def test_preview_and_metrics_documents(vscode_session: VSCodeSession) -> None:
+    report = vscode_session.report
+    assert "Preview it" in report["preview"]["prompt"]
+    doc = report["previewDocument"]
+    assert "The exact prompt a run would send (nothing was sent):" in doc
+    assert "| src/shop/cart.py | selection | included |" in doc
+    assert "memory" in report["metrics"]
+    assert "## memory" in report["metricsDocument"]
+    assert "| rss_bytes |" in report["metricsDocument"]
+
+
+def test_restart_server_command(vscode_session: VSCodeSession) -> None:
+    report = vscode_session.report
+    assert report["stateAfterRestart"] == "running"
+    assert report["agentsAfterRestart"] >= 3
+    # One server now: the one from before the restart has exited.
+    servers = [
+        p
+        for p in vscode_session.descendants.values()
+        if p.is_running() and _cmdline(p)[-3:] == ["-m", "agentls", "serve"]
+    ]
+    assert len(servers) == 1
 
 
 def _history_view_rows(session: VSCodeSession) -> list[str]:

@@ -89,12 +89,33 @@ async function drive(report) {
   report.runsInFlightAfterCancel = api.runsInFlight();
   report.steps.push("cancelled");
 
+  report.preview = await withTimeout(
+    vscode.commands.executeCommand("agentls.previewContext", { agent: "reviewer", task: "Preview it" }),
+    "context preview",
+  );
+  report.previewDocument = await waitFor("the preview document", () =>
+    agentlsDocuments().find((d) => d.text.startsWith("# reviewer: context preview"))?.text,
+  );
+  report.metrics = await withTimeout(vscode.commands.executeCommand("agentls.showMetrics"), "metrics");
+  report.metricsDocument = await waitFor("the metrics document", () =>
+    agentlsDocuments().find((d) => d.text.startsWith("# agentls metrics"))?.text,
+  );
+  report.steps.push("preview and metrics");
+
+  await withTimeout(vscode.commands.executeCommand("agentls.restartServer"), "restart");
+  report.stateAfterRestart = api.serverState();
+  report.agentsAfterRestart = (await vscode.commands.executeCommand("agentls.agents.list", {})).agents.length;
+  report.steps.push("restarted");
+
+  // Back to the code (preview and metrics took the focus), its selection as the user left it.
+  await vscode.window.showTextDocument(editor.document, { viewColumn: editor.viewColumn });
   report.run = await withTimeout(
     vscode.commands.executeCommand("agentls.runAgent", { agent: "outline", task: "Outline the cart" }),
     "command-backend run",
   );
   report.runDocument = await finalText(report.run);
   report.steps.push("run");
+
 
   await vscode.commands.executeCommand("workbench.view.extension.agentls");
   await withTimeout(api.refreshViews(), "refreshing views");
