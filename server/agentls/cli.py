@@ -25,24 +25,49 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio")
     serve.add_argument("--log-file", metavar="PATH", help="write logs here instead of stderr")
     serve.add_argument(
-        "--log-level", default=None, choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        "--log-level",
+        default=None,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="log level (default: the configuration's log_level, INFO)",
     )
 
     run = sub.add_parser("run", help="run one agent from the terminal, streaming its output")
     run.add_argument("agent", help="the agent's name")
-    run.add_argument("--workspace", "-w", default=".", metavar="DIR",
-                     help="the workspace folder (default: the current directory)")
+    run.add_argument(
+        "--workspace",
+        "-w",
+        default=".",
+        metavar="DIR",
+        help="the workspace folder (default: the current directory)",
+    )
     run.add_argument("--task", "-t", default="", help="what to ask the agent")
-    run.add_argument("--file", "-f", action="append", default=[], dest="files", metavar="PATH",
-                     help="attach a file (repeatable)")
-    run.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
-                     help="fill {{NAME}} in the agent's prompt (repeatable)")
-    run.add_argument("--dry-run", action="store_true",
-                     help="print the exact prompt and manifest; contact no backend")
+    run.add_argument(
+        "--file",
+        "-f",
+        action="append",
+        default=[],
+        dest="files",
+        metavar="PATH",
+        help="attach a file (repeatable)",
+    )
+    run.add_argument(
+        "--var",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="fill {{NAME}} in the agent's prompt (repeatable)",
+    )
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the exact prompt and manifest; contact no backend",
+    )
     run.add_argument("--json", action="store_true", help="print the result as JSON")
-    run.add_argument("--trust", action="store_true",
-                     help="trust this workspace's agentls.toml backends for this run")
+    run.add_argument(
+        "--trust",
+        action="store_true",
+        help="trust this workspace's agentls.toml backends for this run",
+    )
     return parser
 
 
@@ -58,8 +83,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from agentls.terminal import run_once
 
         return run_once(
-            workspace=args.workspace, agent=args.agent, task=args.task, files=args.files,
-            variables=args.var, dry_run=args.dry_run, as_json=args.json, trust=args.trust,
+            workspace=args.workspace,
+            agent=args.agent,
+            task=args.task,
+            files=args.files,
+            variables=args.var,
+            dry_run=args.dry_run,
+            as_json=args.json,
+            trust=args.trust,
         )
     parser.print_help(sys.stderr)
     return 2

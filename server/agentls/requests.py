@@ -163,8 +163,10 @@ def _int(raw: Any, key: str) -> int:
 
 
 def _range(raw: Any) -> RangeArg:
-    if not isinstance(raw, dict) or not isinstance(raw.get("start"), dict) or not isinstance(
-        raw.get("end"), dict
+    if (
+        not isinstance(raw, dict)
+        or not isinstance(raw.get("start"), dict)
+        or not isinstance(raw.get("end"), dict)
     ):
         raise InvalidArguments("range", "expected {start: {line, character}, end: {...}}")
     start = Position(
@@ -183,5 +185,11 @@ def _range(raw: Any) -> RangeArg:
 def _kind(value: Any) -> str:
     if value is None:
         return "null"
-    return {bool: "a boolean", int: "a number", float: "a number", str: "a string",
-            list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "an object",
+    }.get(type(value), type(value).__name__)

@@ -38,14 +38,22 @@ class _TerminalOutput:
 
 
 def run_once(
-    *, workspace: str, agent: str, task: str, files: list[str], variables: list[str],
-    dry_run: bool, as_json: bool, trust: bool,
+    *,
+    workspace: str,
+    agent: str,
+    task: str,
+    files: list[str],
+    variables: list[str],
+    dry_run: bool,
+    as_json: bool,
+    trust: bool,
 ) -> int:
     """Run one agent in ``workspace`` and report as described in the module docstring."""
     import logging
 
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format="agentls: %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr, format="agentls: %(levelname)s %(message)s"
+    )
     folder = Path(os.path.realpath(workspace))
     if not folder.is_dir():
         sys.stderr.write(f"agentls: {workspace} is not a directory\n")
