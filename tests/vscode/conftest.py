@@ -7,36 +7,17 @@ registry), the tests that need them are skipped with the reason spelled out, nev
 
 from __future__ import annotations
 
-import os
-import subprocess
-import warnings
 import zipfile
 from pathlib import Path
 
 import pytest
-from vscode_toolchain import EXTENSION_DIR, ToolchainUnavailable, ensure_extension_packages, npm
 
-
-def skip_loudly(reason: str) -> None:
-    """Skip with a reason nobody can miss, or fail when the environment demands the test run."""
-    message = f"VS CODE TEST NOT RUN: {reason}"
-    if os.environ.get("AGENTLS_REQUIRE_VSCODE_E2E"):
-        pytest.fail(message)
-    warnings.warn(message, stacklevel=2)
-    pytest.skip(message)
-
-
-def npm_run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run ``npm <args>`` in the extension folder and return what it printed (no check)."""
-    return subprocess.run(
-        [npm(), *args],
-        cwd=EXTENSION_DIR,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+from tests.vscode.vscode_toolchain import (
+    ToolchainUnavailable,
+    ensure_extension_packages,
+    npm_run,
+    skip_loudly,
+)
 
 
 @pytest.fixture(scope="session")

@@ -14,10 +14,8 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from conftest import npm_run
-from vscode_toolchain import EXTENSION_DIR
-
 from agentls.config import BackendConfig, Limits, Settings
+from tests.vscode.vscode_toolchain import EXTENSION_DIR, npm_run
 
 PACKAGE = json.loads((EXTENSION_DIR / "package.json").read_text(encoding="utf-8"))
 PROPERTIES: dict[str, Any] = PACKAGE["contributes"]["configuration"]["properties"]

@@ -32,13 +32,14 @@ from typing import Any
 
 import psutil
 import pytest
-from conftest import skip_loudly
-from vscode_toolchain import (
+
+from tests.vscode.vscode_toolchain import (
     EXTENSION_DIR,
     Toolchain,
     ToolchainUnavailable,
     ensure_toolchain,
     run_step,
+    skip_loudly,
 )
 
 HERE = Path(__file__).resolve().parent

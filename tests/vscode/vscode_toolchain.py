@@ -19,10 +19,13 @@ import os
 import platform
 import shutil
 import subprocess
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 NODE24_VERSION = "24.22.3"
 """The Node that code-server 4.139 requires (its ``engines.node`` is 24)."""
@@ -104,6 +107,28 @@ def npm() -> str:
     if found is None:
         raise ToolchainUnavailable("npm is not on PATH (install Node.js 20 or newer)")
     return found
+
+
+def skip_loudly(reason: str) -> None:
+    """Skip with a reason nobody can miss, or fail when the environment demands the test run."""
+    message = f"VS CODE TEST NOT RUN: {reason}"
+    if os.environ.get("AGENTLS_REQUIRE_VSCODE_E2E"):
+        pytest.fail(message)
+    warnings.warn(message, stacklevel=2)
+    pytest.skip(message)
+
+
+def npm_run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run ``npm <args>`` in the extension folder and return what it printed (no check)."""
+    return subprocess.run(
+        [npm(), *args],
+        cwd=EXTENSION_DIR,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def ensure_extension_packages() -> Path:
