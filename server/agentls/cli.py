@@ -68,6 +68,37 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="trust this workspace's agentls.toml backends for this run",
     )
+    doctor = sub.add_parser(
+        "doctor",
+        help="check the configuration, each backend and the workspace; exit 1 on a problem",
+    )
+    doctor.add_argument(
+        "--workspace",
+        "-w",
+        default=".",
+        metavar="DIR",
+        help="the workspace folder (default: the current directory)",
+    )
+    doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
+    doctor.add_argument(
+        "--trust",
+        action="store_true",
+        help="treat this workspace's agentls.toml backends as trusted",
+    )
+    doctor.add_argument(
+        "--timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="how long to wait for each backend (default 5)",
+    )
+
+    bench = sub.add_parser(
+        "bench",
+        help="measure agentls on this machine (agentls bench --help for options)",
+        add_help=False,
+    )
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -92,5 +123,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             as_json=args.json,
             trust=args.trust,
         )
+    if args.command == "doctor":
+        from agentls.doctor import run_doctor
+
+        return run_doctor(
+            workspace=args.workspace, as_json=args.json, trust=args.trust, timeout=args.timeout
+        )
+    if args.command == "bench":
+        from agentls.bench import main as bench_main
+
+        return bench_main(args.bench_args)
     parser.print_help(sys.stderr)
     return 2

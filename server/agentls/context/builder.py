@@ -36,7 +36,7 @@ from typing import Any, Literal, Protocol
 
 from agentls.agents.definition import AgentDefinition
 from agentls.backends.base import render_prompt
-from agentls.context.tokens import bytes_within, estimate_tokens
+from agentls.context.tokens import DEFAULT_BYTES_PER_TOKEN, bytes_within, estimate_tokens
 from agentls.errors import InvalidArguments
 from agentls.workspace.cache import CachedFile, FileCache
 from agentls.workspace.filters import looks_binary
@@ -274,6 +274,7 @@ class ContextBuilder:
         *,
         max_files: int,
         max_context_tokens: int,
+        bytes_per_token: float = DEFAULT_BYTES_PER_TOKEN,
     ) -> ContextResult:
         """Assemble the prompt of one run.
 
@@ -283,6 +284,7 @@ class ContextBuilder:
             buffers: the editor's open buffers.
             max_files: the most files to attach (the selection counts as one).
             max_context_tokens: the estimated-token budget of the whole prompt.
+            bytes_per_token: the backend's calibration (``tokens.estimate_tokens``).
 
         Returns:
             The system and user parts, their token estimate, and a manifest entry for every file
@@ -335,7 +337,11 @@ class ContextBuilder:
         system_bytes = len(system.rstrip().encode("utf-8", "replace"))
         fixed = (system_bytes + 2 if system.strip() else 0) + len(task_block)
         blocks, manifest = await self._attach(
-            candidates, max_files=max_files, limit=bytes_within(max_context_tokens), used=fixed
+            candidates,
+            max_files=max_files,
+            limit=bytes_within(max_context_tokens, bytes_per_token),
+            used=fixed,
+            bytes_per_token=bytes_per_token,
         )
         blocks.append(task_block)
         user_bytes = b"".join(blocks)
@@ -344,7 +350,7 @@ class ContextBuilder:
             system=system,
             user=user,
             manifest=manifest,
-            tokens=estimate_tokens(fixed - len(task_block) + len(user_bytes)),
+            tokens=estimate_tokens(fixed - len(task_block) + len(user_bytes), bytes_per_token),
         )
 
     def _system_prompt(
@@ -474,7 +480,13 @@ class ContextBuilder:
         return out
 
     async def _attach(
-        self, candidates: list[_Candidate], *, max_files: int, limit: int, used: int
+        self,
+        candidates: list[_Candidate],
+        *,
+        max_files: int,
+        limit: int,
+        used: int,
+        bytes_per_token: float,
     ) -> tuple[list[bytes], list[ManifestEntry]]:
         """Fill the budgets in candidate order; read the disk in batches of what may fit."""
         blocks: list[bytes] = []
@@ -544,7 +556,7 @@ class ContextBuilder:
                     reason,
                     shown,
                     cand.size or len(data),
-                    estimate_tokens(block_len),
+                    estimate_tokens(block_len, bytes_per_token),
                 )
             )
         return blocks, manifest
