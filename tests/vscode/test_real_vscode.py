@@ -448,6 +448,16 @@ def test_preview_and_metrics_documents(vscode_session: VSCodeSession) -> None:
     assert "| rss_bytes |" in report["metricsDocument"]
 
 
+def test_server_took_the_settings_without_complaint(vscode_session: VSCodeSession) -> None:
+    """The mapped settings (never VS Code's raw section) reached the server, and it trusts the
+    workspace because VS Code does."""
+    status = vscode_session.report["status"]
+    assert status["config_problems"] == []
+    assert status["trusted"] is True
+    assert status["folders"] == [str(vscode_session.workspace)]
+    assert (vscode_session.root / "agentls-data").is_dir()  # agentls.data_dir was applied
+
+
 def test_restart_server_command(vscode_session: VSCodeSession) -> None:
     report = vscode_session.report
     assert report["stateAfterRestart"] == "running"

@@ -105,6 +105,8 @@ async function drive(report) {
   await withTimeout(vscode.commands.executeCommand("agentls.restartServer"), "restart");
   report.stateAfterRestart = api.serverState();
   report.agentsAfterRestart = (await vscode.commands.executeCommand("agentls.agents.list", {})).agents.length;
+  // The server's own view of its configuration: what the extension's settings mapping produced.
+  report.status = await vscode.commands.executeCommand("agentls.status", {});
   report.steps.push("restarted");
 
   // Back to the code (preview and metrics took the focus), its selection as the user left it.
