@@ -449,6 +449,7 @@ def test_manifest_entry_protocol_form() -> None:
         "bytes": 100,
         "size": 400,
         "tokens": 30,
+        "secrets": [],
     }
 
 

@@ -36,6 +36,7 @@ from typing import Any, Literal, Protocol
 
 from agentls.agents.definition import AgentDefinition
 from agentls.backends.base import render_prompt
+from agentls.context.secrets import SecretScanner
 from agentls.context.tokens import DEFAULT_BYTES_PER_TOKEN, bytes_within, estimate_tokens
 from agentls.errors import InvalidArguments
 from agentls.workspace.cache import CachedFile, FileCache
@@ -117,6 +118,8 @@ class ManifestEntry:
     """The file's size (on disk, or of the open buffer); 0 when unknown."""
     tokens: int
     """Estimated tokens the file's block costs in the prompt (0 when excluded)."""
+    secrets: tuple[tuple[int, str], ...] = ()
+    """``(line, kind)`` of each secret redacted in the part shown (``context/secrets.py``)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The protocol form (``agentls.run`` and ``agentls.context.preview`` results)."""
@@ -128,6 +131,7 @@ class ManifestEntry:
             "bytes": self.bytes,
             "size": self.size,
             "tokens": self.tokens,
+            "secrets": [{"line": line, "kind": kind} for line, kind in self.secrets],
         }
 
 
@@ -160,6 +164,8 @@ class _Candidate:
     """Content known up front (an open buffer, the selected text); None means read the disk."""
     lines: str | None = None
     """For the selection: the 1-based line range shown in its block."""
+    first_line: int = 1
+    """The file line the content's first line is (the selection starts mid-file)."""
 
 
 def _excluded(cand: _Candidate, reason: str) -> ManifestEntry:
@@ -265,6 +271,13 @@ class ContextBuilder:
         self._index = index
         self._cache = cache
         self._max_file_bytes = max_file_bytes
+        self._secrets = SecretScanner()
+        """Redacts secrets inside included text; remembers clean contents by hash."""
+
+    @property
+    def secrets(self) -> SecretScanner:
+        """The scanner (its counters show what scanning cost)."""
+        return self._secrets
 
     async def build(
         self,
@@ -319,7 +332,7 @@ class ContextBuilder:
                 candidates.append(sel)
                 seen.add(sel.path)
                 if sel.reason is None and sel.data is not None:
-                    selection_text = sel.data.decode("utf-8")
+                    selection_text = self._secrets.redact(sel.data).data.decode("utf-8")
         if request.active_file is not None and "active_file" in include:
             candidates.append(
                 self._explicit(request.active_file, "active_file", buffers, open_set, seen)
@@ -400,6 +413,7 @@ class ContextBuilder:
         chosen, first, last = extract_selection(text, selection)
         cand.data = chosen.encode("utf-8", "replace")
         cand.lines = f"{first}-{last}"
+        cand.first_line = first
         return cand
 
     def _explicit(
@@ -507,6 +521,7 @@ class ContextBuilder:
                 tail = b"</file>\n\n"
             room = limit - used - len(head) - len(tail)
             data = cand.data
+            content_hash: int | None = None
             if data is None and cand.size and cand.size > room and room < TRUNCATE_MIN_BYTES:
                 data = b""  # known not to fit, and no useful part would: spare the read
                 cand.reason = "budget"
@@ -523,16 +538,20 @@ class ContextBuilder:
                     cand.reason = got
                 else:
                     data = got.data
+                    content_hash = got.hash
                     cand.size = got.size
             if cand.reason is not None or data is None:
                 manifest.append(_excluded(cand, cand.reason or "unreadable"))
                 continue
+            redaction = self._secrets.redact(data, content_hash)
+            data = redaction.data
             newline = b"" if not data or data.endswith(b"\n") else b"\n"
             pieces: tuple[bytes, ...]
             if len(data) + len(newline) <= room:
                 # Pieces, not a joined block: the one join at the end copies each file once.
                 pieces = (head, data, newline, tail)
                 status, reason, shown = "included", None, len(data)
+                found = redaction.findings
             else:
                 total_lines = _line_count(data)
                 avail = room - len(_marker(total_lines, total_lines))
@@ -544,6 +563,7 @@ class ContextBuilder:
                 marker = _marker(data.count(b"\n", 0, cut), total_lines)
                 pieces = (head, data[:cut], marker, tail)
                 status, reason = "truncated", "budget"
+                found = tuple(f for f in redaction.findings if f.start < cut)
             block_len = len(head) + len(pieces[1]) + len(pieces[2]) + len(tail)
             used += block_len
             attached += 1
@@ -557,6 +577,7 @@ class ContextBuilder:
                     shown,
                     cand.size or len(data),
                     estimate_tokens(block_len, bytes_per_token),
+                    tuple((f.line + cand.first_line - 1, f.kind) for f in found),
                 )
             )
         return blocks, manifest
