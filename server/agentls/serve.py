@@ -3,10 +3,15 @@
 stdout is the protocol stream. Before anything else runs, the real fd 1 is duplicated for the
 protocol and fd 1 itself is pointed at stderr, so a stray ``print``, a C library or a child process
 that inherits fd 1 can never corrupt the stream.
+
+On stdio the process ends with ``os._exit`` once the session is closed and the logs are flushed:
+the interpreter's own exit joins every worker thread, and one stuck in a read (a FIFO, a hung
+network file system) would keep an orphaned server alive with no client to serve.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -42,7 +47,10 @@ def _protocol_stdout() -> BinaryIO:
 
 
 def serve(*, tcp: str | None, log_file: str | None, log_level: str | None) -> int:
-    """Run the server until the client says exit (or closes the stream)."""
+    """Run the server until the client says exit (or closes the stream); never returns on success.
+
+    Returns 2 only for a malformed ``--tcp``; otherwise the process ends with the session's code.
+    """
     _configure_logging(log_file, log_level)
     from agentls.lsp.server import create_server
 
@@ -52,9 +60,13 @@ def serve(*, tcp: str | None, log_file: str | None, log_level: str | None) -> in
         if not host or not port.isdigit():
             sys.stderr.write(f"agentls: --tcp expects HOST:PORT, got {tcp!r}\n")
             return 2
-        server.start_tcp(host, int(port))
-        return 0
-    from agentls.lsp.transport import run_stdio
+    from agentls.lsp.transport import run_stdio, run_tcp
 
-    out = _protocol_stdout()
-    return run_stdio(server, sys.stdin.buffer, out)
+    if tcp:
+        code = run_tcp(server, host, int(port))
+    else:
+        code = run_stdio(server, sys.stdin.buffer, _protocol_stdout())
+    logging.shutdown()
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.flush()
+    os._exit(code)

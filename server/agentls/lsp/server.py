@@ -1,9 +1,15 @@
 """The language server: lifecycle, configuration, document and file events, composed in one place.
 
 ``create_server()`` builds an ``AgentLanguageServer`` and registers every handler. The server
-answers ``initialize`` before touching the workspace; on ``initialized`` it pulls the client's
-configuration, builds the ``AgentService`` and starts it in the background. Handlers here are
-adapters: they translate LSP events into service calls.
+answers ``initialize`` before touching the workspace (and starts watching the client's
+``processId``); on ``initialized`` it pulls the client's configuration, builds the
+``AgentService`` and starts it in the background. Handlers here are adapters: they translate LSP
+events into service calls.
+
+Ending: ``shutdown`` answers within ``SHUTDOWN_SECONDS`` whatever the runs do (their cleanup goes
+on in the background); ``aclose`` is the transport's last call on every way out (``exit``, end of
+input, a dead client, a signal) and makes sure runs are cancelled and the history closed. Errors
+in notification handlers never reach the user as exception text (``report_server_error``).
 """
 
 from __future__ import annotations
@@ -11,10 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
+from pygls.exceptions import FeatureRequestError
 from pygls.lsp.server import LanguageServer
 
 from agentls import __version__
@@ -22,11 +30,23 @@ from agentls.config import Settings, load_settings
 from agentls.lsp import commands
 from agentls.lsp.documents import EditorBuffers, publish_problems, uri_to_path
 from agentls.lsp.protocol import AgentlsProtocol
+from agentls.parent_watch import watch_parent
 from agentls.service import AgentService
 
 logger = logging.getLogger(__name__)
 
 CONFIG_SECTION = "agentls"
+
+SHUTDOWN_SECONDS = 0.8
+"""``shutdown`` is answered after at most this long; LSP clients wait ~1 s before killing us."""
+
+ERROR_POPUP_INTERVAL = 600.0
+"""At most one "internal error" pop-up per this many seconds: one tells the user, more nag."""
+
+NOTIFICATION_ERROR_MESSAGE = (
+    "agentls hit an internal error while handling an editor notification; "
+    "details are in the server log."
+)
 
 
 class AgentLanguageServer(LanguageServer):
@@ -49,6 +69,74 @@ class AgentLanguageServer(LanguageServer):
         self._start_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
         """Strong references to fire-and-forget work (asyncio keeps only weak ones)."""
+        self._closing: asyncio.Task[None] | None = None
+        """The service's shutdown, once started (it may outlive the ``shutdown`` request)."""
+        self._parent_watch: asyncio.Task[None] | None = None
+        self._last_popup = -ERROR_POPUP_INTERVAL
+
+    @property
+    def lsp(self) -> AgentlsProtocol:
+        """The protocol, typed as ours."""
+        protocol = self.protocol
+        assert isinstance(protocol, AgentlsProtocol)
+        return protocol
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """Log an unexpected error; tell the user only that there was one, never its text.
+
+        Request errors are already in their response. Exception text can carry paths, file
+        contents or secrets, so a pop-up says only where to look (and rarely: see
+        ``ERROR_POPUP_INTERVAL``); the log line goes through the redaction filter.
+        """
+        if source is FeatureRequestError:
+            return
+        logger.error("error in a notification handler", exc_info=error)
+        now = time.monotonic()
+        if now - self._last_popup < ERROR_POPUP_INTERVAL:
+            return
+        self._last_popup = now
+        self.window_show_message(
+            types.ShowMessageParams(
+                message=NOTIFICATION_ERROR_MESSAGE, type=types.MessageType.Error
+            )
+        )
+
+    def watch_client_process(self, pid: int | None) -> None:
+        """End the session when the client process (``initialize``'s ``processId``) dies."""
+        if pid is None or self._parent_watch is not None:
+            return
+        lifecycle = self.lsp.lifecycle
+        self._parent_watch = asyncio.ensure_future(
+            watch_parent(pid, lambda: lifecycle.request_exit(1, f"client process {pid} is gone"))
+        )
+        self._background(self._parent_watch)
+
+    async def shutdown_service(self) -> None:
+        """Stop the start-up, cancel runs, close the service; answer within ``SHUTDOWN_SECONDS``.
+
+        What does not finish in time goes on in the background; ``aclose`` waits for it.
+        """
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._close_service())
+        done, _ = await asyncio.wait({self._closing}, timeout=SHUTDOWN_SECONDS)
+        if not done:
+            logger.warning("shutdown: runs are still stopping; answering now")
+
+    async def _close_service(self) -> None:
+        if self._start_task is not None and not self._start_task.done():
+            self._start_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._start_task
+        if self.service is not None:
+            await self.service.shutdown()
+
+    async def aclose(self) -> None:
+        """The session is over (any way): cancel runs, close history and backends, stop watching."""
+        if self._parent_watch is not None:
+            self._parent_watch.cancel()
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._close_service())
+        await asyncio.shield(self._closing)
 
     @property
     def supports_work_done_progress(self) -> bool:
@@ -167,6 +255,7 @@ def create_server() -> AgentLanguageServer:
     def on_initialize(ls: AgentLanguageServer, params: types.InitializeParams) -> None:
         options = params.initialization_options
         ls.init_options = dict(options) if isinstance(options, dict) else {}
+        ls.watch_client_process(params.process_id)
 
     @ls.feature(types.INITIALIZED)
     def on_initialized(ls: AgentLanguageServer, params: types.InitializedParams) -> None:
@@ -175,12 +264,7 @@ def create_server() -> AgentLanguageServer:
 
     @ls.feature(types.SHUTDOWN)
     async def on_shutdown(ls: AgentLanguageServer, params: Any) -> None:
-        if ls._start_task is not None and not ls._start_task.done():
-            ls._start_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await ls._start_task
-        if ls.service is not None:
-            await ls.service.shutdown()
+        await ls.shutdown_service()
 
     @ls.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
     async def on_folders(

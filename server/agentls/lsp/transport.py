@@ -10,8 +10,13 @@ never answers again. This module replaces that reader for stdio:
   arrive. Any violation raises ``FrameError``: the stream cannot be trusted after it, so the
   server logs it and exits non-zero (editors restart a server that exits; they cannot recover one
   that hangs).
-- The body is decoded with orjson and handed to pygls' ``structure_message``/``handle_message``.
-  A body that is not JSON is answered with ``-32700`` (id null) and the session goes on.
+- The body is decoded with orjson; a body that is not JSON is answered with ``-32700`` (id null)
+  and the session goes on.
+- The decoded value goes to the protocol's ``receive``, which answers or refuses every request
+  before pygls structures it (see ``agentls.lsp.protocol``).
+- The session ends when the protocol's ``Lifecycle`` asks for an exit (``exit``, a dead client
+  process, SIGTERM/SIGHUP/SIGINT), at end of input, or on a framing error; the server is then
+  closed with a time bound, so runs are cancelled and their process groups killed.
 - stdin is read through an asyncio pipe, with no thread hop; when stdin is not a pipe (a file, a
   terminal) a thread reads it instead.
 """
@@ -21,8 +26,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import sys
 import threading
+from collections.abc import Coroutine
 from typing import Any, BinaryIO
 
 import orjson
@@ -123,7 +130,7 @@ async def _stdin_stream(stdin: BinaryIO) -> asyncio.StreamReader:
 
 
 def dispatch(protocol: Any, body: bytes) -> None:
-    """Decode one body and hand it to pygls; a body that is not JSON gets -32700."""
+    """Decode one body and hand it to the protocol; a body that is not JSON gets -32700."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -136,20 +143,11 @@ def dispatch(protocol: Any, body: bytes) -> None:
             }
         )
         return
-    protocol.handle_message(protocol.structure_message(data) if isinstance(data, dict) else data)
+    protocol.receive(data)
 
 
-async def serve_stdio(server: Any, stdin: BinaryIO, stdout: BinaryIO) -> int:
-    """Run the server over stdio until ``exit``, end of input, or a framing error.
-
-    Returns the process exit code: pygls' ``exit`` handler raises ``SystemExit`` (0 after
-    ``shutdown``, 1 without), end of input is 0, a framing error is 1.
-    """
-    from pygls.io_ import StdoutWriter
-
-    server._stop_event = threading.Event()
-    server.protocol.set_writer(StdoutWriter(stdout))
-    reader = FrameReader(await _stdin_stream(stdin))
+async def _read_loop(server: Any, reader: FrameReader) -> int:
+    """Read and dispatch frames until end of input (0) or a framing error (1)."""
     while True:
         try:
             body = await reader.read()
@@ -161,19 +159,148 @@ async def serve_stdio(server: Any, stdin: BinaryIO, stdout: BinaryIO) -> int:
             return 0
         try:
             dispatch(server.protocol, body)
-        except SystemExit as e:
-            return int(e.code or 0)
         except Exception:  # one bad message must not end the session
             logger.exception("could not handle a message")
 
 
-def run_stdio(server: Any, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> int:
-    """Blocking entry point: the event loop, the transport, and the exit code."""
+def _on_signal(server: Any, signum: int) -> None:
+    server.protocol.lifecycle.request_exit(128 + signum, f"signal {signal.Signals(signum).name}")
+
+
+class _StreamWriter:
+    """pygls' writer interface over an asyncio stream (TCP); writes are buffered by asyncio."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+
+    def write(self, data: bytes) -> None:
+        if self._writer.is_closing():
+            raise BrokenPipeError("the connection is closed")
+        self._writer.write(data)
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+async def serve_tcp(server: Any, host: str, port: int) -> int:
+    """Serve one client connecting over TCP (a debugging aid), with the same rules as stdio.
+
+    The first connection is the session; the server ends when it does.
+    """
+    connected: asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
+        asyncio.get_running_loop().create_future()
+    )
+
+    def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if connected.done():
+            writer.close()  # one session per process
+            return
+        connected.set_result((reader, writer))
+
+    listener = await asyncio.start_server(accept, host, port, limit=MAX_HEADER_LINE)
+    logger.info("listening on %s:%d", host, port)
+    async with listener:
+        reader, writer = await connected
+    server.protocol.set_writer(_StreamWriter(writer))
+    return await _session(server, FrameReader(reader))
+
+
+async def serve_stdio(server: Any, stdin: BinaryIO, stdout: BinaryIO) -> int:
+    """Run the server over stdio until ``exit``, end of input, a framing error or a signal.
+
+    Returns the process exit code: 0 after ``shutdown`` + ``exit``, 1 for ``exit`` without
+    ``shutdown``, a framing error, a closed output or a dead client process, 0 at end of input,
+    128 + n for signal n (SIGTERM, SIGHUP, SIGINT). Before returning, the server's ``aclose`` (if
+    it has one) gets ``CLOSE_SECONDS`` to cancel runs and close the history, so no child process
+    outlives the session.
+    """
+    from pygls.io_ import StdoutWriter
+
+    server.protocol.set_writer(StdoutWriter(stdout))
+    return await _session(server, FrameReader(await _stdin_stream(stdin)))
+
+
+async def _session(server: Any, reader: FrameReader) -> int:
+    """Read until the session ends, then close the server (bounded); the exit code."""
+    loop = asyncio.get_running_loop()
+    server._stop_event = threading.Event()
+    exit_code = server.protocol.lifecycle.exit_code()
+    handled: list[int] = []
+    for signum in (int(signal.SIGTERM), int(signal.SIGHUP), int(signal.SIGINT)):
+        try:
+            loop.add_signal_handler(signum, _on_signal, server, signum)
+            handled.append(signum)
+        except (NotImplementedError, RuntimeError, ValueError):  # Windows, or not the main thread
+            pass
+    reading = asyncio.create_task(_read_loop(server, reader), name="agentls-read")
     try:
-        return asyncio.run(
-            serve_stdio(server, stdin or sys.stdin.buffer, stdout or sys.stdout.buffer)
-        )
-    except SystemExit as e:  # raised from a callback (pygls' exit handler) rather than dispatch
-        return int(e.code or 0)
+        await asyncio.wait({reading, exit_code}, return_when=asyncio.FIRST_COMPLETED)
+        code: int
+        if exit_code.done():
+            code = exit_code.result()
+            reading.cancel()
+        else:
+            code = reading.result()
+        await _close(server)
+        return code
+    finally:
+        for signum in handled:
+            loop.remove_signal_handler(signum)
+
+
+CLOSE_SECONDS = 2.0
+"""How long the server may take to cancel its runs and close its stores once the session ends."""
+
+
+async def _close(server: Any) -> None:
+    aclose = getattr(server, "aclose", None)
+    if aclose is None:
+        return
+    task = asyncio.ensure_future(aclose())
+    done, _ = await asyncio.wait({task}, timeout=CLOSE_SECONDS)
+    if not done:
+        logger.warning("closing the session took longer than %.1f s; exiting anyway", CLOSE_SECONDS)
+    elif not task.cancelled() and task.exception() is not None:
+        logger.error("closing the session failed", exc_info=task.exception())
+
+
+def run_stdio(server: Any, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> int:
+    """Blocking entry point for stdio: the event loop, the transport, and the exit code."""
+    return _run(serve_stdio(server, stdin or sys.stdin.buffer, stdout or sys.stdout.buffer))
+
+
+def run_tcp(server: Any, host: str, port: int) -> int:
+    """Blocking entry point for TCP (one session)."""
+    return _run(serve_tcp(server, host, port))
+
+
+def _run(main: Coroutine[Any, Any, int]) -> int:
+    """Run ``main`` on a new loop and return its exit code.
+
+    Unlike ``asyncio.run`` this never waits without bound at the end: leftover tasks get
+    ``CLOSE_SECONDS`` to finish their cancellation, and worker threads are not joined (a thread
+    stuck in a read must not keep an orphaned server alive; the caller ends the process).
+    """
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        return loop.run_until_complete(main)
     except KeyboardInterrupt:
         return 130
+    finally:
+        try:
+            _cancel_leftovers(loop)
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+
+def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
+    tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        _, pending = loop.run_until_complete(asyncio.wait(tasks, timeout=CLOSE_SECONDS))
+        if pending:
+            logger.warning("%d task(s) did not finish cancelling; exiting anyway", len(pending))
+    loop.run_until_complete(loop.shutdown_asyncgens())
