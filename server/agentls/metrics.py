@@ -25,11 +25,87 @@ LATENCY_WINDOW = 1024
 
 _RESERVED = frozenset({"memory", "runs", "uptime_s"})
 
+LOAD_WINDOW = 256
+"""How many recent loads the I/O percentiles are computed over."""
+
 
 def _percentile(ordered: list[float], fraction: float) -> float:
     """Nearest-rank percentile of an ascending, non-empty list."""
     rank = max(1, math.ceil(fraction * len(ordered)))
     return ordered[rank - 1]
+
+
+class IoStats:
+    """File-loading figures: totals since start and a bounded window of recent loads.
+
+    The file cache records every batch it loads from disk here (``record``), on the event loop;
+    totals are plain integers and the window is a fixed-size deque, so memory stays constant
+    however long the server runs.
+    """
+
+    def __init__(self, *, window: int = LOAD_WINDOW) -> None:
+        """No loads yet."""
+        self.loads = 0
+        """Batches loaded."""
+        self.files = 0
+        """Files asked for across all batches."""
+        self.files_loaded = 0
+        """Files read into memory."""
+        self.bytes = 0
+        """Bytes of content read."""
+        self.seconds = 0.0
+        """Total wall time spent loading (as the event loop waited for it)."""
+        self.by_strategy: Counter[str] = Counter()
+        """Batches read sequentially or in slices."""
+        self.max_workers = 0
+        """The most threads that read at once in one batch."""
+        self._recent: deque[tuple[float, int, int]] = deque(maxlen=max(1, window))
+        """``(milliseconds, files, workers)`` of the most recent batches."""
+
+    def record(
+        self, *, files: int, loaded: int, nbytes: int, seconds: float, strategy: str, workers: int
+    ) -> None:
+        """Count one loaded batch.
+
+        Args:
+            files: files asked for.
+            loaded: files read into memory.
+            nbytes: bytes read.
+            seconds: wall time of the batch.
+            strategy: ``sequential`` or ``sliced``.
+            workers: threads that read at once.
+        """
+        self.loads += 1
+        self.files += files
+        self.files_loaded += loaded
+        self.bytes += nbytes
+        self.seconds += seconds
+        self.by_strategy[strategy] += 1
+        self.max_workers = max(self.max_workers, workers)
+        self._recent.append((seconds * 1e3, files, workers))
+
+    def snapshot(self) -> dict[str, Any]:
+        """The figures as plain data (``agentls.metrics``, section ``cache.io``)."""
+        ordered = sorted(ms for ms, _files, _workers in self._recent)
+        load_ms: dict[str, Any] = {"count": len(ordered), "window": self._recent.maxlen}
+        for key, fraction in (("p50", 0.5), ("p99", 0.99)):
+            load_ms[key] = round(_percentile(ordered, fraction), 3) if ordered else None
+        load_ms["max"] = round(ordered[-1], 3) if ordered else None
+        last = self._recent[-1] if self._recent else None
+        return {
+            "loads": self.loads,
+            "files": self.files,
+            "files_loaded": self.files_loaded,
+            "bytes": self.bytes,
+            "load_s": round(self.seconds, 6),
+            "mb_per_s": round(self.bytes / 1e6 / self.seconds, 1) if self.seconds else None,
+            "by_strategy": dict(self.by_strategy),
+            "max_workers": self.max_workers,
+            "last": (
+                {"ms": round(last[0], 3), "files": last[1], "workers": last[2]} if last else None
+            ),
+            "load_ms": load_ms,
+        }
 
 
 class Metrics:

@@ -10,7 +10,7 @@ import psutil
 import pytest
 
 from agentls.execution.records import RunRecord
-from agentls.metrics import Metrics
+from agentls.metrics import IoStats, Metrics
 
 
 def finished(status: str, ms: float, i: int = 0) -> RunRecord:
@@ -97,3 +97,30 @@ def test_snapshot_is_cheap() -> None:
     for _ in range(20):
         m.snapshot()
     assert (time.perf_counter() - started) / 20 < 0.05
+
+
+def test_io_figures_are_totals_and_a_bounded_window() -> None:
+    io = IoStats(window=8)
+    assert io.snapshot()["load_ms"]["p50"] is None and io.snapshot()["last"] is None
+    for i in range(100):
+        io.record(
+            files=10,
+            loaded=9,
+            nbytes=1000,
+            seconds=(i + 1) / 1000,
+            strategy="sliced" if i % 2 else "sequential",
+            workers=4 if i % 2 else 1,
+        )
+    snap = io.snapshot()
+    assert (snap["loads"], snap["files"], snap["files_loaded"], snap["bytes"]) == (
+        100,
+        1000,
+        900,
+        100_000,
+    )
+    assert snap["by_strategy"] == {"sliced": 50, "sequential": 50}
+    assert snap["max_workers"] == 4
+    assert snap["load_ms"]["count"] == 8  # only the window is kept
+    assert snap["load_ms"]["p50"] == 96.0 and snap["load_ms"]["max"] == 100.0
+    assert snap["last"] == {"ms": 100.0, "files": 10, "workers": 4}
+    assert snap["mb_per_s"] == round(0.1 / snap["load_s"], 1)

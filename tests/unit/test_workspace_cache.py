@@ -188,3 +188,48 @@ async def test_resident_memory_follows_the_byte_budget(root: Path) -> None:
     assert stats["bytes"] <= budget
     assert stats["evictions"] > 0
     assert grown < budget * 1.5 + 8 * 1024 * 1024, f"RSS grew {grown / 2**20:.1f} MiB"
+
+
+async def test_io_figures_count_what_was_loaded(root: Path) -> None:
+    paths = []
+    for i in range(40):
+        p = root / f"f{i}.txt"
+        p.write_text("é" * 100 + str(i))  # non-ASCII: bytes, not characters, are counted
+        paths.append(p)
+    (root / "bin.dat").write_bytes(b"\x00\x01" * 10)
+    cache = FileCache(max_bytes=1024 * 1024)
+    await cache.read_many([*paths, root / "bin.dat", root / "missing"], max_file_bytes=MAX_FILE)
+    io = cache.stats()["io"]
+    assert io["loads"] == 1
+    assert io["files"] == 42
+    assert io["files_loaded"] == 40
+    assert io["bytes"] == sum(len(p.read_bytes()) for p in paths)
+    assert io["max_workers"] >= 1
+    assert sum(io["by_strategy"].values()) == 1
+    assert io["load_ms"]["count"] == 1 and io["last"]["files"] == 42
+    settle()
+    await cache.read_many(paths, max_file_bytes=MAX_FILE)  # all from memory: no new load
+    assert cache.stats()["io"]["loads"] in (1, 2)  # racy first reads are read again once
+    settle()
+    await cache.read_many(paths, max_file_bytes=MAX_FILE)
+    loads = cache.stats()["io"]["loads"]
+    await cache.read_many(paths, max_file_bytes=MAX_FILE)
+    assert cache.stats()["io"]["loads"] == loads
+
+
+async def test_trusting_the_watcher_alone_would_serve_stale_reads(root: Path) -> None:
+    """Why every hit is revalidated: without the stat check, a write not yet reported is missed."""
+    path = root / "edited.py"
+    trusting = FileCache(max_bytes=1024 * 1024, revalidate=False)
+    checking = FileCache(max_bytes=1024 * 1024)
+    base = time.time_ns() - 10**12
+    stale = {"trusting": 0, "checking": 0}
+    for i in range(20):
+        path.write_text(f"version {i}\n" * (1 + i % 3))
+        os.utime(path, ns=(base + i * 10**9, base + i * 10**9))  # settled: trusted once read
+        for name, cache in (("trusting", trusting), ("checking", checking)):
+            got = (await cache.read_many([path], max_file_bytes=MAX_FILE))[path]
+            assert isinstance(got, CachedFile)
+            stale[name] += got.data != path.read_bytes()
+    assert stale["checking"] == 0
+    assert stale["trusting"] == 19  # every write after the first, until someone invalidates

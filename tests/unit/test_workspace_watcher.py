@@ -256,3 +256,46 @@ async def test_stop_is_prompt_and_idempotent(root: Path) -> None:
     await watcher.stop()
     with pytest.raises(ValueError):
         Watcher([root], lambda paths: None, step_ms=0)
+
+
+async def test_a_storm_of_five_thousand_changes_converges(root: Path) -> None:
+    """Issue 4: a checkout-sized burst (5,000 changes) leaves index and cache exactly current."""
+    roots = WorkspaceRoots([root])
+    index = WorkspaceIndex(roots, max_file_bytes=1 << 20)
+    cache = FileCache(max_bytes=64 << 20)
+    for i in range(2500):
+        (root / f"d{i % 25}").mkdir(exist_ok=True)
+        (root / f"d{i % 25}" / f"f{i}.txt").write_text(f"old {i}\n")
+    await index.scan()
+    paths = [root / f"d{i % 25}" / f"f{i}.txt" for i in range(2500)]
+    await cache.read_many(paths, max_file_bytes=1 << 20)
+
+    def changed(batch: set[Path]) -> None:
+        cache.invalidate(batch)
+        index.note_changes(batch)
+
+    watcher = Watcher([root], changed, **FAST)
+    await watcher.start()
+    try:
+        for i in range(2500):  # 2,500 rewrites (odd ones) and deletions (even ones)...
+            if i % 2:
+                paths[i].write_text(f"new {i}\n")
+            else:
+                paths[i].unlink()
+        for i in range(2500):  # ...and 2,500 new files
+            (root / f"d{i % 25}" / f"n{i}.txt").write_text(f"added {i}\n")
+        expected = {f"d{i % 25}/f{i}.txt" for i in range(1, 2500, 2)}
+        expected |= {f"d{i % 25}/n{i}.txt" for i in range(2500)}
+        deadline = time.monotonic() + 10.0
+        while {e.rel for e in index.match(root, ["**"])[0]} != expected:
+            assert time.monotonic() < deadline, "the index did not converge within 10 s"
+            await asyncio.sleep(0.05)
+    finally:
+        await watcher.stop()
+    got = await cache.read_many(paths, max_file_bytes=1 << 20)
+    for i, path in enumerate(paths):
+        if i % 2:
+            value = got[path]
+            assert isinstance(value, CachedFile) and value.data == f"new {i}\n".encode()
+        else:
+            assert got[path] == "missing"

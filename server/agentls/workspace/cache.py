@@ -23,7 +23,8 @@ from typing import Any
 
 from cachetools import LRUCache
 
-from agentls.workspace.loader import CachedFile, load_files
+from agentls.metrics import IoStats
+from agentls.workspace.loader import CachedFile, LoadReport, load_files
 
 __all__ = ["ENTRY_OVERHEAD_BYTES", "CachedFile", "FileCache"]
 
@@ -57,12 +58,15 @@ class _CountingLRU(LRUCache[Path, CachedFile]):
 class FileCache:
     """Recently read files, bounded by bytes, validated against the disk on every lookup."""
 
-    def __init__(self, *, max_bytes: int, workers: int = 4) -> None:
+    def __init__(self, *, max_bytes: int, workers: int = 4, revalidate: bool = True) -> None:
         """An empty cache.
 
         Args:
             max_bytes: the byte budget (``limits.cache_max_bytes``); 0 disables caching.
             workers: threads ``read_many`` may use for a cold load.
+            revalidate: check ``(mtime_ns, size)`` on every hit. False trusts the watcher alone;
+                it exists so ``agentls bench`` can show what that trust costs in stale reads
+                (a write is served stale until its event arrives), never for the server.
 
         Raises:
             ValueError: a negative ``max_bytes`` or a ``workers`` below 1.
@@ -85,6 +89,10 @@ class FileCache:
         """Entries dropped because the file had changed (or vanished) on disk."""
         self._evictions_before_clear = 0
         """Evictions counted by LRUs replaced by ``clear``."""
+        self._revalidate = revalidate
+        """Whether hits are checked against the disk (always, in the server)."""
+        self.io = IoStats()
+        """What loading misses from disk cost (files, bytes, time, parallelism)."""
 
     def get(self, path: Path) -> CachedFile | None:
         """The cached content of ``path`` if it is still what is on disk.
@@ -100,6 +108,9 @@ class FileCache:
         if item is None:
             self._misses += 1
             return None
+        if not self._revalidate:
+            self._hits += 1
+            return item
         try:
             st = os.stat(path)
         except (OSError, ValueError):
@@ -152,12 +163,28 @@ class FileCache:
                 found[path] = item
         if not misses:
             return found
-        loaded = await load_files(misses, max_file_bytes=max_file_bytes, workers=self._workers)
+        loaded = await load_files(
+            misses,
+            max_file_bytes=max_file_bytes,
+            workers=self._workers,
+            on_report=self._record_load,
+        )
         for path, value in loaded.items():
             if isinstance(value, CachedFile):
                 self.put(path, value)
             found[path] = value
         return {path: found[path] for path in order}
+
+    def _record_load(self, report: LoadReport) -> None:
+        """Count a batch read from disk in the I/O figures."""
+        self.io.record(
+            files=report.files,
+            loaded=report.loaded,
+            nbytes=report.bytes,
+            seconds=report.seconds,
+            strategy=report.strategy,
+            workers=report.workers,
+        )
 
     def invalidate(self, paths: Iterable[Path]) -> int:
         """Forget the given files (after a watcher event or an editor save).
@@ -190,7 +217,8 @@ class FileCache:
 
         Returns:
             ``hits``, ``misses``, ``hit_rate`` (0.0 before any lookup), ``entries``, ``bytes``
-            (the budget in use, overhead included), ``max_bytes``, ``evictions`` and ``stale``.
+            (the budget in use, overhead included), ``max_bytes``, ``evictions``, ``stale`` and
+            ``io`` (``IoStats.snapshot``: files and bytes loaded, load time, parallelism).
         """
         lookups = self._hits + self._misses
         return {
@@ -202,4 +230,5 @@ class FileCache:
             "max_bytes": self._max_bytes,
             "evictions": self._evictions_before_clear + self._lru.evictions,
             "stale": self._stale,
+            "io": self.io.snapshot(),
         }

@@ -25,7 +25,7 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -80,6 +80,24 @@ class CachedFile:
     racy: bool = False
     """The file changed so shortly before it was read that a later write could keep the same
     ``(mtime_ns, size)``; such a read must not be trusted as current later (git's "racy clean")."""
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """What one ``load_files`` call did: the I/O figures ``agentls.metrics`` reports."""
+
+    files: int
+    """Files asked for (after removing duplicates)."""
+    loaded: int
+    """Files actually read into memory (the rest are failures)."""
+    bytes: int
+    """Bytes of content read."""
+    seconds: float
+    """Wall time of the whole call, as the event loop saw it."""
+    strategy: Literal["sequential", "sliced"]
+    """How it was read in the end (``auto`` resolves to one of these)."""
+    workers: int
+    """Threads that read at the same time (1 for sequential)."""
 
 
 def _racy_window_ns(mtime_ns: int) -> int:
@@ -228,6 +246,7 @@ async def load_files(
     max_file_bytes: int,
     workers: int = 4,
     strategy: Strategy = "auto",
+    on_report: Callable[[LoadReport], None] | None = None,
 ) -> dict[Path, CachedFile | str]:
     """Read files off the event loop, choosing sequential or sliced reading by measurement.
 
@@ -237,6 +256,7 @@ async def load_files(
         workers: the number of slices (threads) used when reading in parallel.
         strategy: ``"auto"`` probes; ``"sequential"`` and ``"sliced"`` force one way (tests and
             benchmarks).
+        on_report: called on the loop with the call's figures once it is done (metrics).
 
     Returns:
         Each path's content or failure reason (``missing``, ``too_large``, ``binary``,
@@ -252,9 +272,30 @@ async def load_files(
     unique = list(dict.fromkeys(paths))
     if not unique:
         return {}
+    started = time.perf_counter()
+    result, used = await _load(unique, max_file_bytes, workers, strategy)
+    if on_report is not None:
+        contents = [v for v in result.values() if isinstance(v, CachedFile)]
+        on_report(
+            LoadReport(
+                files=len(unique),
+                loaded=len(contents),
+                bytes=sum(len(v.data) for v in contents),
+                seconds=time.perf_counter() - started,
+                strategy="sequential" if used == 1 else "sliced",
+                workers=used,
+            )
+        )
+    return result
+
+
+async def _load(
+    unique: list[Path], max_file_bytes: int, workers: int, strategy: Strategy
+) -> tuple[dict[Path, CachedFile | str], int]:
+    """``load_files``'s reading, returning how many threads read at once in the end."""
     small = strategy == "auto" and len(unique) <= PROBE_FILES
     if strategy == "sequential" or workers == 1 or small:
-        return await asyncio.to_thread(read_files, unique, max_file_bytes=max_file_bytes)
+        return await asyncio.to_thread(read_files, unique, max_file_bytes=max_file_bytes), 1
     result: dict[Path, CachedFile | str] = {}
     rest = unique
     if strategy == "auto":
@@ -262,7 +303,7 @@ async def load_files(
         result, elapsed, nbytes = await asyncio.to_thread(_timed_read, probe, max_file_bytes)
         if not probe_looks_cold(len(probe), nbytes, elapsed):
             result.update(await asyncio.to_thread(read_files, rest, max_file_bytes=max_file_bytes))
-            return result
+            return result, 1
         logger.debug("cold read of %d files: %.1f ms for the probe", len(unique), elapsed * 1e3)
     step = -(-len(rest) // workers)
     slices = [rest[i : i + step] for i in range(0, len(rest), step)]
@@ -271,4 +312,4 @@ async def load_files(
     )
     for part in parts:
         result.update(part)
-    return result
+    return result, len(slices)
