@@ -8,7 +8,6 @@
  * language client's own generic pop-ups are turned off so they do not pile up on top of it.
  */
 
-import { type ChildProcess, spawn } from "node:child_process";
 import * as vscode from "vscode";
 import {
   CloseAction,
@@ -33,10 +32,13 @@ import {
   type RunStartedParams,
 } from "./protocol";
 import { selectedInterpreter } from "./python";
+import { ServerProcess } from "./serverProcess";
+import { showStartFailure } from "./startFailure";
 import {
   type ServerCommand,
   describeCommand,
   serverCommand,
+  startFailureMessage,
   toInitializationOptions,
   toServerSettings,
 } from "./settings";
@@ -45,8 +47,7 @@ import {
 const RESTART_DELAY_MS = 1000;
 /** A server that dies more often than this within three minutes is left stopped. */
 const MAX_CRASHES = 3;
-/** How much of the server's stderr is kept to explain a failed start. */
-const STDERR_TAIL_CHARS = 2000;
+
 
 export type ServerState = "stopped" | "starting" | "running" | "failed";
 
@@ -72,9 +73,7 @@ export class ServerClient implements vscode.Disposable {
   private clientDisposables: vscode.Disposable[] = [];
   private currentState: ServerState = "stopped";
   /** The server process of the current client, killed if it outlives a stop. */
-  private process: ChildProcess | undefined;
-  /** The end of the current process's stderr: what a failed start is explained with. */
-  private stderrTail = "";
+  private readonly process = new ServerProcess();
 
   private readonly stateEmitter = new vscode.EventEmitter<ServerState>();
   private readonly runStartedEmitter = new vscode.EventEmitter<RunStartedParams>();
@@ -203,7 +202,7 @@ export class ServerClient implements vscode.Disposable {
       cmd = serverCommand(setting, hasSetting ? undefined : await selectedInterpreter(), process.platform);
     } catch (error) {
       this.setState("failed");
-      void this.showStartFailure(errorMessage(error));
+      void showStartFailure(errorMessage(error));
       return;
     }
     log().info(`Starting the server: ${describeCommand(cmd)} (${cmd.origin})`);
@@ -233,14 +232,11 @@ export class ServerClient implements vscode.Disposable {
       );
       return;
     }
-    const stderr = lastLines(this.stderrTail, 1);
     log().error(`The server did not start: ${failure}`);
-    await this.doStop();
+    await this.doStop(); // waits for the process to close, so its stderr is complete
+    const message = startFailureMessage(cmd, this.process.stderrTail, failure);
     this.setState("failed");
-    void this.showStartFailure(
-      `The agentls server could not start with \`${describeCommand(cmd)}\`: ` +
-        `${stderr || failure}. ${startHint(cmd)}`,
-    );
+    void showStartFailure(message);
   }
 
   private async doStop(): Promise<void> {
@@ -255,21 +251,7 @@ export class ServerClient implements vscode.Disposable {
       }
     }
     await client?.dispose().catch(() => undefined);
-    const proc = this.process;
-    this.process = undefined;
-    if (proc !== undefined && proc.exitCode === null && proc.signalCode === null) {
-      // The server did not exit after shutdown/exit: end it so no process outlives the client.
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          proc.kill("SIGKILL");
-          resolve();
-        }, 2000);
-        proc.once("exit", () => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
+    await this.process.end();
     if (this.currentState !== "failed") {
       this.setState("stopped");
     }
@@ -285,20 +267,7 @@ export class ServerClient implements vscode.Disposable {
   private createClient(cmd: ServerCommand): QuietLanguageClient {
     // The process is spawned here, not by the language client, to keep the end of its stderr
     // (the reason a start failed, e.g. "No module named agentls") and to kill it if it hangs.
-    const serverOptions: ServerOptions = () =>
-      new Promise<ChildProcess>((resolve, reject) => {
-        this.stderrTail = "";
-        const proc = spawn(cmd.command, cmd.args, {
-          cwd: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath,
-          stdio: "pipe",
-        });
-        this.process = proc;
-        proc.stderr.on("data", (chunk: Buffer) => {
-          this.stderrTail = (this.stderrTail + chunk.toString("utf8")).slice(-STDERR_TAIL_CHARS);
-        });
-        proc.once("error", (error) => reject(new Error(`cannot run ${cmd.command}: ${error.message}`)));
-        proc.once("spawn", () => resolve(proc));
-      });
+    const serverOptions: ServerOptions = () => this.process.spawn(cmd);
     const clientOptions: LanguageClientOptions = {
       documentSelector: [{ scheme: "file" }, { scheme: "untitled" }],
       initializationOptions: toInitializationOptions(reader(), vscode.workspace.isTrusted),
@@ -362,53 +331,5 @@ export class ServerClient implements vscode.Disposable {
     }
     log().warn("The server stopped unexpectedly; restarting it.");
     return { action: CloseAction.Restart, handled: true };
-  }
-
-  private async showStartFailure(message: string): Promise<void> {
-    const choice = await vscode.window.showErrorMessage(message, "Open Setting", "Show Output");
-    if (choice === "Open Setting") {
-      await openSetting("agentls.server.command");
-    } else if (choice === "Show Output") {
-      log().show();
-    }
-  }
-}
-
-/**
- * Opens the settings editor on one setting. In a remote window (SSH, containers, code-server) the
- * server's settings are machine-scoped and live on the Remote tab, which the User tab would show as
- * "No Settings Found".
- */
-async function openSetting(key: string): Promise<void> {
-  if (vscode.env.remoteName) {
-    try {
-      await vscode.commands.executeCommand("workbench.action.openRemoteSettings", { query: key });
-      return;
-    } catch (error) {
-      log().warn(`Could not open the remote settings: ${errorMessage(error)}`);
-    }
-  }
-  await vscode.commands.executeCommand("workbench.action.openSettings", key);
-}
-
-/** The last non-empty lines of a text, joined: the gist of a traceback. */
-function lastLines(text: string, count: number): string {
-  return text
-    .split(/\r?\n/)
-    .map((line) => line.trim())
-    .filter((line) => line !== "")
-    .slice(-count)
-    .join(" ")
-    .slice(-500);
-}
-
-function startHint(cmd: ServerCommand): string {
-  switch (cmd.origin) {
-    case "setting":
-      return "Check the agentls.server.command setting.";
-    case "python-extension":
-      return "Install agentls in the selected Python environment (pip install agentls), or set agentls.server.command.";
-    default:
-      return "Install agentls (pip install agentls), select its environment in the Python extension, or set agentls.server.command.";
   }
 }

@@ -1,6 +1,6 @@
 /**
- * Turns the `agentls.*` VS Code settings into the server's configuration object, and decides how
- * the server is started. Pure: it takes the values VS Code returns and never imports `vscode`, so
+ * Turns the `agentls.*` VS Code settings into the server's configuration object, decides how the
+ * server is started, and words the message when it cannot start. Pure: it takes the values VS Code returns and never imports `vscode`, so
  * it is unit-tested directly.
  *
  * The server merges its configuration from layers (defaults, user file, the workspace's
@@ -132,4 +132,37 @@ export function serverCommand(
 /** The command line as one string, for messages and the log. */
 export function describeCommand(cmd: ServerCommand): string {
   return [cmd.command, ...cmd.args].map((p) => (/\s/.test(p) ? JSON.stringify(p) : p)).join(" ");
+}
+
+/** The last non-empty lines of a text, joined: the gist of a traceback. */
+function lastLines(text: string, count: number): string {
+  return text
+    .split(/\r?\n/)
+    .map((line) => line.trim())
+    .filter((line) => line !== "")
+    .slice(-count)
+    .join(" ")
+    .slice(-500);
+}
+
+/** What to do about a failed start, depending on where the command came from. */
+function startHint(cmd: ServerCommand): string {
+  switch (cmd.origin) {
+    case "setting":
+      return "Check the agentls.server.command setting.";
+    case "python-extension":
+      return "Install agentls in the selected Python environment (pip install agentls), or set agentls.server.command.";
+    default:
+      return "Install agentls (pip install agentls), select its environment in the Python extension, or set agentls.server.command.";
+  }
+}
+
+/**
+ * The one message shown when the server did not start: the command, the last line the server
+ * printed (usually the exception, e.g. "No module named agentls") or else the client's reason, and
+ * what to do about it.
+ */
+export function startFailureMessage(cmd: ServerCommand, stderrTail: string, failure: string): string {
+  const reason = lastLines(stderrTail, 1) || failure;
+  return `The agentls server could not start with \`${describeCommand(cmd)}\`: ${reason}. ${startHint(cmd)}`;
 }

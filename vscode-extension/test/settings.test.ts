@@ -5,6 +5,7 @@ import { test } from "node:test";
 import {
   describeCommand,
   serverCommand,
+  startFailureMessage,
   toInitializationOptions,
   toServerSettings,
 } from "../src/settings";
@@ -86,4 +87,23 @@ test("a malformed command setting is a clear error", () => {
   assert.throws(() => serverCommand("python -m agentls", undefined, "linux"), /must be a list of strings/);
   assert.throws(() => serverCommand(["python", 3], undefined, "linux"), /non-empty strings/);
   assert.throws(() => serverCommand(["python", ""], undefined, "linux"), /non-empty strings/);
+});
+
+test("a failed start names the command, the server's last words and the fix", () => {
+  const traceback = 'Traceback (most recent call last):\n  File "x.py", line 1\nModuleNotFoundError: No module named \'agentls\'\n\n';
+  assert.equal(
+    startFailureMessage(serverCommand(undefined, undefined, "linux"), traceback, "connection closed"),
+    "The agentls server could not start with `python3 -m agentls serve`: " +
+      "ModuleNotFoundError: No module named 'agentls'. Install agentls (pip install agentls), " +
+      "select its environment in the Python extension, or set agentls.server.command.",
+  );
+  assert.equal(
+    startFailureMessage(serverCommand(["/nope/agentls"], undefined, "linux"), "", "cannot run /nope/agentls: spawn ENOENT"),
+    "The agentls server could not start with `/nope/agentls`: cannot run /nope/agentls: spawn ENOENT. " +
+      "Check the agentls.server.command setting.",
+  );
+  assert.match(
+    startFailureMessage(serverCommand([], "/venv/bin/python", "linux"), "", "exited"),
+    /Install agentls in the selected Python environment/,
+  );
 });
