@@ -23,6 +23,8 @@ from agentls.agents.definition import AgentDefinition, is_definition_path
 from agentls.agents.registry import AgentRegistry
 from agentls.backends.base import BackendError, BackendRequest
 from agentls.backends.factory import BackendFactory
+from agentls.calibration import FILE_NAME as CALIBRATION_FILE
+from agentls.calibration import Calibration, Estimate
 from agentls.config import WORKSPACE_CONFIG_NAME, BackendConfig, Settings, default_data_dir
 from agentls.context.builder import (
     BufferSource,
@@ -87,6 +89,9 @@ class AgentService:
             on_finished=self._run_finished,
         )
         self.backends = BackendFactory()
+        data_dir = settings.data_dir or default_data_dir()
+        self.calibration = Calibration(data_dir / CALIBRATION_FILE if self.roots.folders else None)
+        """Bytes-per-token ratios learned per backend and model (shared by every workspace)."""
         self._watch = watch
         self.watcher: Watcher | None = None
         """Disk-change watcher over the folders; None until ``start`` (or when not watching)."""
@@ -212,8 +217,13 @@ class AgentService:
     async def preview(self, args: RunArgs, buffers: BufferSource) -> dict[str, Any]:
         """``agentls.context.preview``: the exact prompt and manifest, no backend contacted."""
         agent = self.registry.get(args.agent)
-        context = await self._build(agent, args, buffers)
-        return {"prompt": context.prompt, "manifest": [m.to_dict() for m in context.manifest]}
+        estimate = self._estimate(agent)
+        context = await self._build(agent, args, buffers, estimate)
+        return {
+            "prompt": context.prompt,
+            "manifest": _manifest(context, estimate),
+            "token_estimate": estimate.to_dict(),
+        }
 
     async def run(
         self, args: RunArgs, buffers: BufferSource, observer: RunObserver | None = None
@@ -227,11 +237,12 @@ class AgentService:
         """
         agent = self.registry.get(args.agent)
         started = time.time()
-        context = await self._build(agent, args, buffers)
-        manifest = [m.to_dict() for m in context.manifest]
-        run_id = uuid.uuid4().hex[:12]
         config = self.settings.backend(agent.backend)
         model = agent.model or (config.model if config else None)
+        estimate = self._estimate(agent)
+        context = await self._build(agent, args, buffers, estimate)
+        manifest = _manifest(context, estimate)
+        run_id = uuid.uuid4().hex[:12]
         workspace = str(self.roots.folders[0]) if self.roots.folders else None
         if args.dry_run:
             return {
@@ -257,9 +268,15 @@ class AgentService:
                 refusal = e.message
         if backend is None or config is None:
             record = ExecutionEngine.failed_record(
-                id=run_id, agent=agent.name, task=args.task, error=refusal or "no backend",
-                backend=config.name if config else agent.backend, model=model,
-                manifest=manifest, workspace=workspace, started_at=started,
+                id=run_id,
+                agent=agent.name,
+                task=args.task,
+                error=refusal or "no backend",
+                backend=config.name if config else agent.backend,
+                model=model,
+                manifest=manifest,
+                workspace=workspace,
+                started_at=started,
             )
             self._run_finished(record)
             if observer is not None:
@@ -292,7 +309,13 @@ class AgentService:
             self.engine.cancel(run_id)
             await handle.wait()
             raise
-        return record.to_dict()
+        prompt_tokens = (record.usage or {}).get("prompt_tokens")
+        if record.status == "succeeded" and prompt_tokens:
+            prompt_bytes = len(job.request.prompt.encode("utf-8", "replace"))
+            estimate = self.calibration.observe(config.name, model, prompt_bytes, prompt_tokens)
+        result = record.to_dict()
+        result["token_estimate"] = estimate.to_dict()
+        return result
 
     def cancel(self, run_id: str) -> dict[str, Any]:
         """``agentls.runs.cancel``: True when a queued or running run was cancelled."""
@@ -335,8 +358,15 @@ class AgentService:
 
     # -- internals ---------------------------------------------------------------------------
 
+    def _estimate(self, agent: AgentDefinition) -> Estimate:
+        """The bytes-per-token ratio for the backend and model this agent runs on."""
+        config = self.settings.backend(agent.backend)
+        if config is None:
+            return self.calibration.estimate(None, None)
+        return self.calibration.estimate(config.name, agent.model or config.model)
+
     async def _build(
-        self, agent: AgentDefinition, args: RunArgs, buffers: BufferSource
+        self, agent: AgentDefinition, args: RunArgs, buffers: BufferSource, estimate: Estimate
     ) -> ContextResult:
         active = self.roots.resolve(args.uri) if args.uri else None
         files = tuple(self.roots.resolve(f) for f in args.files)
@@ -361,6 +391,7 @@ class AgentService:
             buffers,
             max_files=agent.max_files or limits.max_files,
             max_context_tokens=agent.max_context_tokens or limits.max_context_tokens,
+            bytes_per_token=estimate.bytes_per_token,
         )
 
     def _refusal(self, agent: AgentDefinition, config: BackendConfig | None) -> str | None:
@@ -389,6 +420,16 @@ class AgentService:
         except Exception:  # history degrades itself; this is the last line of defence
             logger.exception("could not record run %s", record.id)
         self.metrics.run_finished(record)
+
+
+def _manifest(context: ContextResult, estimate: Estimate) -> list[dict[str, Any]]:
+    """The manifest in protocol form; each entry says whether its token figure is calibrated."""
+    entries = []
+    for m in context.manifest:
+        d = m.to_dict()
+        d["calibrated"] = estimate.calibrated
+        entries.append(d)
+    return entries
 
 
 _DEFINITION_DIRS = (".agents", ".claude", ".claude/agents", ".github", ".github/agents")

@@ -1,0 +1,210 @@
+"""``agentls doctor``: is everything in place to run agents here? A table, and exit 1 on a problem.
+
+Checks, in order: the configuration layers (every problem found while merging them), each
+backend (command: the program exists and may run here; HTTP: the key's variable is set, the
+endpoint answers, and the model is listed where the API lists models), the workspace index (a real
+scan), and the agents (every definition valid). Keys are only ever named by their variable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from agentls.config import BackendConfig, Settings, load_settings
+
+Status = Literal["ok", "warn", "fail"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the report."""
+
+    area: str
+    name: str
+    status: Status
+    detail: str
+
+
+def run_doctor(*, workspace: str, as_json: bool, trust: bool, timeout: float) -> int:
+    """Entry point of ``agentls doctor``: print the report, return 1 if any check failed."""
+    folder = Path(os.path.realpath(workspace))
+    if not folder.is_dir():
+        sys.stderr.write(f"agentls: {workspace} is not a directory\n")
+        return 2
+    checks = asyncio.run(diagnose(folder, trust=trust, wait_seconds=timeout))
+    if as_json:
+        import orjson
+
+        sys.stdout.write(
+            orjson.dumps([asdict(c) for c in checks], option=orjson.OPT_INDENT_2).decode() + "\n"
+        )
+    else:
+        sys.stdout.write(render(checks))
+    return 1 if any(c.status == "fail" for c in checks) else 0
+
+
+async def diagnose(folder: Path, *, trust: bool, wait_seconds: float) -> list[Check]:
+    """Every check for one workspace folder."""
+    settings = load_settings([folder], {"trusted": True} if trust else None)
+    checks = [Check("config", "layers", "fail", problem) for problem in settings.problems] or [
+        Check("config", "layers", "ok", "no problems")
+    ]
+    checks.append(
+        Check(
+            "config",
+            "trust",
+            "ok" if settings.trusted else "warn",
+            "workspace trusted"
+            if settings.trusted
+            else "workspace not trusted: its agentls.toml backends will not run",
+        )
+    )
+    if not settings.backends:
+        checks.append(Check("backend", "-", "warn", "no backend configured"))
+    results = await asyncio.gather(
+        *(check_backend(b, settings, wait_seconds) for b in settings.backends.values())
+    )
+    checks.extend(results)
+    checks.extend(await _workspace_checks(folder, settings))
+    return checks
+
+
+async def check_backend(config: BackendConfig, settings: Settings, wait_seconds: float) -> Check:
+    """One backend: can a run reach it?"""
+    name = config.name + (" (default)" if config.name == settings.default_backend else "")
+    if config.origin == "workspace" and not settings.trusted:
+        return Check(
+            "backend",
+            name,
+            "warn",
+            f"{config.kind}: defined by the workspace, which is not trusted",
+        )
+    if config.kind == "command":
+        return _check_command(config, name)
+    return await _check_http(config, name, wait_seconds)
+
+
+def _check_command(config: BackendConfig, name: str) -> Check:
+    program = config.argv[0]
+    found = shutil.which(program)
+    if found is None:
+        return Check("backend", name, "fail", f"command: {program!r} not found on PATH")
+    missing = [v for v in config.env if v not in os.environ]
+    detail = f"command: {found}"
+    if missing:
+        return Check("backend", name, "warn", f"{detail}; env not set: {', '.join(missing)}")
+    return Check("backend", name, "ok", detail)
+
+
+async def _check_http(config: BackendConfig, name: str, wait_seconds: float) -> Check:
+    import httpx
+
+    from agentls.backends import anthropic, openai
+    from agentls.backends.base import BackendError
+    from agentls.backends.http import endpoint, read_api_key
+    from agentls.redaction import scrub
+
+    try:
+        key = read_api_key(config)
+        if config.kind == "openai":
+            url = endpoint(config, openai.DEFAULT_BASE_URL, "/models")
+            headers = {"authorization": f"Bearer {key}"} if key else {}
+        else:
+            url = endpoint(config, anthropic.DEFAULT_BASE_URL, "/v1/models")
+            headers = {"anthropic-version": config.anthropic_version}
+            if key:
+                headers["x-api-key"] = key
+    except BackendError as e:
+        return Check("backend", name, "fail", f"{config.kind}: {e.message}")
+    headers.update(config.headers)
+    host = httpx.URL(url).host
+    try:
+        async with httpx.AsyncClient(timeout=wait_seconds) as client:
+            response = await client.get(url, headers=headers)
+    except httpx.HTTPError as e:
+        detail = scrub(str(e) or type(e).__name__, [key] if key else [])
+        return Check("backend", name, "fail", f"{config.kind}: {host} unreachable: {detail}")
+    if response.status_code in (401, 403):
+        variable = config.api_key_env or "no api_key_env set"
+        return Check(
+            "backend",
+            name,
+            "fail",
+            f"{config.kind}: {host} refused the key (HTTP {response.status_code}; {variable})",
+        )
+    if response.status_code >= 400:
+        return Check(
+            "backend", name, "fail", f"{config.kind}: {host} answered HTTP {response.status_code}"
+        )
+    models = _listed_models(response)
+    if config.model and models is not None and config.model not in models:
+        shown = ", ".join(sorted(models)[:5]) or "none"
+        return Check(
+            "backend",
+            name,
+            "fail",
+            f"{config.kind}: {host} does not list model {config.model!r} (it lists: {shown})",
+        )
+    model = f", model {config.model}" if config.model else ", no model set"
+    return Check("backend", name, "ok", f"{config.kind}: {host} reachable{model}")
+
+
+def _listed_models(response: Any) -> set[str] | None:
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    items = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        return None
+    return {i["id"] for i in items if isinstance(i, dict) and isinstance(i.get("id"), str)}
+
+
+async def _workspace_checks(folder: Path, settings: Settings) -> list[Check]:
+    from agentls.service import AgentService
+
+    service = AgentService(settings, [folder], watch=False)
+    await service.start()
+    try:
+        await service.index.wait_ready(timeout=60)
+        stats = service.index.stats()
+        checks = [
+            Check(
+                "workspace",
+                str(folder),
+                "ok" if stats["state"] == "ready" else "warn",
+                f"{stats['files']} files, {stats['bytes']} bytes usable; "
+                f"{stats['excluded']} excluded",
+            )
+        ]
+        agents = service.list_agents()["agents"]
+        if not agents:
+            checks.append(Check("agents", "-", "warn", "no agent definitions found"))
+        for agent in agents:
+            if agent["valid"]:
+                checks.append(Check("agents", agent["name"], "ok", agent["source"]))
+            else:
+                first = agent["problems"][0] if agent["problems"] else "invalid"
+                checks.append(Check("agents", agent["name"], "fail", f"{agent['source']}: {first}"))
+        return checks
+    finally:
+        await service.shutdown()
+
+
+def render(checks: list[Check]) -> str:
+    """A plain-text table for a terminal."""
+    rows = [("AREA", "CHECK", "STATUS", "DETAIL")] + [
+        (c.area, c.name, c.status.upper(), c.detail) for c in checks
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = [f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}" for r in rows]
+    failed = sum(c.status == "fail" for c in checks)
+    lines.append("")
+    lines.append(f"{failed} problem(s)" if failed else "all checks passed")
+    return "\n".join(lines) + "\n"
