@@ -1,0 +1,113 @@
+"""`agentls doctor` as a user runs it: a real process, a real fake provider on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.fakes.providers import FakeProvider
+
+KEY = "doctor-canary-key-5d1e9a77"
+
+
+def _doctor(
+    workspace: Path, tmp_path: Path, *extra: str, key: str | None = KEY
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
+        "AGENTLS_DATA_DIR": str(tmp_path / "data"),
+    }
+    env.pop("DOCTOR_KEY", None)
+    if key is not None:
+        env["DOCTOR_KEY"] = key
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agentls",
+            "doctor",
+            "--workspace",
+            str(workspace),
+            "--json",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+
+
+def _workspace(tmp_path: Path, toml: str) -> Path:
+    ws = tmp_path / "ws"
+    (ws / ".agents").mkdir(parents=True)
+    (ws / ".agents" / "a.md").write_text("---\ndescription: d\n---\nHello\n", encoding="utf-8")
+    (ws / "agentls.toml").write_text(toml, encoding="utf-8")
+    return ws
+
+
+def _by_name(result: subprocess.CompletedProcess[str]) -> dict[str, dict[str, str]]:
+    return {f"{c['area']}:{c['name']}": c for c in json.loads(result.stdout)}
+
+
+def test_healthy_http_backend(tmp_path: Path) -> None:
+    with FakeProvider("openai", api_key=KEY) as fake:
+        ws = _workspace(
+            tmp_path,
+            f"""
+[backends.fake]
+kind = "openai"
+base_url = "{fake.base_url}"
+model = "{fake.model}"
+api_key_env = "DOCTOR_KEY"
+""",
+        )
+        result = _doctor(ws, tmp_path, "--trust")
+    assert result.returncode == 0, result.stdout + result.stderr
+    checks = _by_name(result)
+    assert checks["backend:fake (default)"]["status"] == "ok"
+    assert checks["agents:a"]["status"] == "ok"
+    assert KEY not in result.stdout + result.stderr
+
+
+def test_problems_exit_non_zero_and_say_why(tmp_path: Path) -> None:
+    with FakeProvider("anthropic", api_key=KEY) as fake:
+        ws = _workspace(
+            tmp_path,
+            f"""
+default_backend = "claude"
+[backends.claude]
+kind = "anthropic"
+base_url = "{fake.base_url}"
+model = "no-such-model"
+api_key_env = "DOCTOR_KEY"
+[backends.tool]
+kind = "command"
+argv = ["agentls-doctor-missing-program"]
+[backends.nokey]
+kind = "openai"
+base_url = "http://127.0.0.1:9/v1"
+api_key_env = "DOCTOR_UNSET_VARIABLE"
+""",
+        )
+        result = _doctor(ws, tmp_path, "--trust")
+    assert result.returncode == 1
+    checks = _by_name(result)
+    assert "no-such-model" in checks["backend:claude (default)"]["detail"]
+    assert "not found" in checks["backend:tool"]["detail"]
+    assert "DOCTOR_UNSET_VARIABLE" in checks["backend:nokey"]["detail"]
+    assert all(c["status"] == "fail" for k, c in checks.items() if k.startswith("backend:"))
+    assert KEY not in result.stdout + result.stderr
+
+
+def test_untrusted_workspace_backends_are_a_warning(tmp_path: Path) -> None:
+    ws = _workspace(tmp_path, '[backends.tool]\nkind = "command"\nargv = ["python3"]\n')
+    result = _doctor(ws, tmp_path)
+    assert result.returncode == 0
+    checks = _by_name(result)
+    assert checks["config:trust"]["status"] == "warn"
+    assert checks["backend:tool (default)"]["status"] == "warn"
