@@ -38,7 +38,8 @@ async def http_session(
         "api_key_env": KEY_VAR,
         "max_retries": 2,
     }
-    options = {"default_backend": "fake", "backends": {"fake": backend}}
+    # DEBUG logging makes the log channel as talkative as it gets: the canary must not be there.
+    options = {"default_backend": "fake", "backends": {"fake": backend}, "log_level": "DEBUG"}
     async with open_session(workspace, init_options=options, env={KEY_VAR: CANARY}) as s:
         yield s
 
@@ -113,7 +114,10 @@ async def test_cancel_mid_stream_closes_the_connection(
 
 
 async def test_provider_errors_fail_the_run_and_the_server_stays_responsive(
-    http_session: Session, provider: FakeProvider, tmp_path: Path
+    http_session: Session,
+    provider: FakeProvider,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     provider.script(*[status(500, {"error": {"message": f"boom {CANARY}"}})] * 3)
     run = asyncio.ensure_future(
@@ -127,6 +131,9 @@ async def test_provider_errors_fail_the_run_and_the_server_stays_responsive(
     _no_canary_anywhere(http_session, tmp_path / "data", result)
     listed = await http_session.command("agentls.history.list", {"status": "failed"})
     assert result["id"] in [r["id"] for r in listed["runs"]]
+    server_stderr = capfd.readouterr().err  # the server's log, forwarded by pytest-lsp
+    assert "500" in server_stderr or "agentls" in server_stderr
+    assert CANARY not in server_stderr
 
 
 async def test_history_database_has_no_key(
