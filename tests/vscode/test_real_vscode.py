@@ -499,26 +499,31 @@ def test_history_view_on_screen_lists_the_run(vscode_session: VSCodeSession) -> 
         shutil.copyfile(shot, SCREENSHOT_DIR / "screenshot-run.png")
 
 
+QUICK_INPUT_ROWS = (
+    "[...document.querySelectorAll('.quick-input-widget .monaco-list-row')].map(r => r.textContent)"
+)
+
+
 def test_palette_run_with_real_key_presses(vscode_session: VSCodeSession) -> None:
     """F1, "agentls: Run Agent…", pick an agent, type a task: the run lands in the History view."""
     session = vscode_session
     session.cdp("keys", json.dumps([{"key": "Escape"}, {"key": "F1", "wait": 800}]))
-    session.cdp("keys", json.dumps([{"text": "agentls: Run Agent", "wait": 800}]))
-    palette = session.evaluate(
-        "[...document.querySelectorAll('.quick-input-widget .monaco-list-row')]"
-        ".map(r => r.textContent)"
-    )
-    assert any("Run Agent…" in row for row in palette), palette
-    session.cdp("keys", json.dumps([{"key": "Enter", "wait": 1500}]))
-    picks = _wait_until(
-        "the agent picker",
-        lambda: session.evaluate(
-            "[...document.querySelectorAll('.quick-input-widget .monaco-list-row')]"
-            ".map(r => r.textContent)"
-        ),
+    session.cdp("keys", json.dumps([{"text": "agentls: Run Agent…", "wait": 800}]))
+    palette = _wait_until(
+        "agentls: Run Agent… in the command palette",
+        lambda: [r for r in session.evaluate(QUICK_INPUT_ROWS) if "Run Agent…" in r],
         20,
         0.5,
     )
+    assert any("agentls: Run Agent…" in row.replace("\xa0", " ") for row in palette), palette
+    session.cdp("keys", json.dumps([{"key": "Enter", "wait": 1500}]))
+    picks = _wait_until(
+        "the agent picker",
+        lambda: [r for r in session.evaluate(QUICK_INPUT_ROWS) if "Outlines the files" in r],
+        20,
+        0.5,
+    )
+    picks = session.evaluate(QUICK_INPUT_ROWS)
     assert any("outline" in p and "Outlines the files" in p for p in picks), picks
     assert any("reviewer" in p for p in picks), picks
     shot = session.root / "vscode-pick.png"
