@@ -157,7 +157,7 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
 
   async function openRun(id: string): Promise<void> {
     const live = runs.documentOf(id);
-    if (live !== undefined) {
+    if (live !== undefined && documents.has(live)) {
       await vscode.window.showTextDocument(live, { preview: false });
       return;
     }

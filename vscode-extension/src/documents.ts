@@ -73,6 +73,11 @@ export class DocumentStore implements vscode.TextDocumentContentProvider, vscode
     return vscode.window.showTextDocument(doc, { preview: false, viewColumn: column, preserveFocus });
   }
 
+  /** Whether the document still has its text (it is dropped when the document is closed). */
+  has(uri: vscode.Uri): boolean {
+    return this.contents.has(uri.toString());
+  }
+
   provideTextDocumentContent(uri: vscode.Uri): string {
     return this.contents.get(uri.toString()) ?? "This agentls document is no longer available.";
   }
