@@ -3,6 +3,7 @@
 //   node cdp.mjs PORT eval EXPRESSION        prints the expression's JSON value
 //   node cdp.mjs PORT screenshot FILE.png    saves a PNG of the page
 //   node cdp.mjs PORT keys JSON              sends key presses / text: [{"key": "F1"}, {"text": "abc"}]
+//   node cdp.mjs PORT click X,Y              clicks the left mouse button at page coordinates
 // It attaches to the first page target and exits non-zero with a message on any failure.
 import { writeFileSync } from "node:fs";
 
@@ -66,6 +67,12 @@ async function main() {
       }
       await new Promise((r) => setTimeout(r, step.wait ?? 300));
     }
+  } else if (action === "click") {
+    const [x, y] = arg.split(",").map(Number);
+    const at = { x, y, button: "left", clickCount: 1 };
+    await send("Input.dispatchMouseEvent", { type: "mouseMoved", x, y });
+    await send("Input.dispatchMouseEvent", { type: "mousePressed", ...at });
+    await send("Input.dispatchMouseEvent", { type: "mouseReleased", ...at });
   } else {
     throw new Error(`unknown action ${action}`);
   }

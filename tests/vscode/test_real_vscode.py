@@ -560,6 +560,50 @@ def test_palette_run_with_real_key_presses(vscode_session: VSCodeSession) -> Non
         shutil.copyfile(shot, SCREENSHOT_DIR / "screenshot-pick.png")
 
 
+def test_clicking_a_history_entry_reopens_its_output(vscode_session: VSCodeSession) -> None:
+    """Close every editor, click the first run in the History view: its output comes back."""
+    session = vscode_session
+    session.cdp("keys", json.dumps([{"key": "Escape"}, {"key": "F1", "wait": 800}]))
+    session.cdp("keys", json.dumps([{"text": "View: Close All Editors", "wait": 800}]))
+    _wait_until(
+        "Close All Editors in the palette",
+        lambda: [r for r in session.evaluate(QUICK_INPUT_ROWS) if "Close All Editors" in r],
+        20,
+        0.5,
+    )
+    session.cdp("keys", json.dumps([{"key": "Enter", "wait": 1000}]))
+    _wait_until(
+        "no open editor",
+        lambda: session.evaluate("document.querySelectorAll('.tabs-container .tab').length === 0"),
+        20,
+        0.5,
+    )
+    where = session.evaluate(
+        """(() => {
+          const pane = [...document.querySelectorAll('.pane')].find(p =>
+            (p.querySelector('.pane-header')?.textContent || '').toUpperCase().includes('HISTORY'));
+          const row = [...pane.querySelectorAll('.monaco-list-row')]
+            .find(r => r.textContent.includes('outline: Outline the cart'));
+          const box = row.getBoundingClientRect();
+          return `${Math.round(box.x + 40)},${Math.round(box.y + box.height / 2)}`;
+        })()"""
+    )
+    session.cdp("click", where)
+    text = _wait_until(
+        "the run's output in an editor",
+        lambda: "".join(
+            session.evaluate(
+                "[...document.querySelectorAll('.editor-group-container .view-lines')]"
+                ".map(e => e.textContent)"
+            )
+        ).replace("\xa0", " "),
+        20,
+        0.5,
+    )
+    assert "# outline: Succeeded" in text
+    assert "**Task:** Outline the cart" in text
+
+
 def test_a_server_that_cannot_start_gets_one_clear_message(
     vsix: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
