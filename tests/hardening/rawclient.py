@@ -116,6 +116,8 @@ class RawServer:
         self.stdout_bytes = bytearray()
         self.config: Any = None
         """What the client answers to ``workspace/configuration`` (per item)."""
+        self.hold: set[str] = set()
+        """Server->client request methods left unanswered (the test answers them itself)."""
         self._cond = threading.Condition()
         self._next_id = 1000
         self._eof = False
@@ -148,6 +150,8 @@ class RawServer:
         if "method" not in msg or "id" not in msg:
             return
         method = msg["method"]
+        if method in self.hold:
+            return
         result: Any = None
         if method == "workspace/configuration":
             result = [self.config for _ in msg.get("params", {}).get("items", [])]

@@ -39,6 +39,10 @@ CACHE_CLEAR = "agentls.cache.clear"
 SERVICE_WAIT_SECONDS = 30.0
 """A command sent right after ``initialized`` waits this long for the service to start."""
 
+PROGRESS_CREATE_SECONDS = 5.0
+"""How long a run waits for the client to accept a progress token before running without one:
+a client that never answers ``window/workDoneProgress/create`` must not hang the request."""
+
 Handler = Callable[["AgentLanguageServer", "AgentService", tuple[Any, ...]], Awaitable[Any]]
 
 
@@ -82,9 +86,16 @@ async def _run(ls: AgentLanguageServer, service: AgentService, args: tuple[Any, 
         return await service.run(run_args, buffers)
     ctx = CURRENT_COMMAND.get()
     client_token = ctx.params.work_done_token if ctx is not None else None
-    progress = await RunProgress.for_request(
-        ls, run_args.agent, run_args.task, client_token, service.engine.cancel
-    )
+    try:
+        progress = await asyncio.wait_for(
+            RunProgress.for_request(
+                ls, run_args.agent, run_args.task, client_token, service.engine.cancel
+            ),
+            PROGRESS_CREATE_SECONDS,
+        )
+    except TimeoutError:
+        logger.warning("the client did not answer window/workDoneProgress/create; no progress")
+        progress = RunProgress(ls, run_args.agent, run_args.task, None, service.engine.cancel)
     return await service.run(run_args, buffers, progress)
 
 
