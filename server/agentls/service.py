@@ -245,19 +245,24 @@ class AgentService:
         run_id = uuid.uuid4().hex[:12]
         workspace = str(self.roots.folders[0]) if self.roots.folders else None
         if args.dry_run:
+            record = RunRecord(
+                id=run_id,
+                agent=agent.name,
+                task=args.task,
+                status="succeeded",
+                output="",
+                started_at=started,
+                duration_ms=round((time.time() - started) * 1000, 3),
+                backend=config.name if config else None,
+                model=model,
+                manifest=manifest,
+                workspace=workspace,
+            )
             return {
-                "id": run_id,
-                "agent": agent.name,
-                "status": "succeeded",
-                "output": "",
-                "error": None,
-                "duration_ms": round((time.time() - started) * 1000, 3),
-                "usage": None,
-                "manifest": manifest,
+                **record.to_dict(),
                 "prompt": context.prompt,
-                "backend": config.name if config else None,
-                "model": model,
                 "dry_run": True,
+                "token_estimate": estimate.to_dict(),
             }
         refusal = self._refusal(agent, config)
         backend = None
@@ -281,7 +286,7 @@ class AgentService:
             self._run_finished(record)
             if observer is not None:
                 observer.finished(record)
-            return record.to_dict()
+            return {**record.to_dict(), "token_estimate": estimate.to_dict()}
         limits = self.settings.limits
         job = RunJob(
             id=run_id,
@@ -313,9 +318,7 @@ class AgentService:
         if record.status == "succeeded" and prompt_tokens:
             prompt_bytes = len(job.request.prompt.encode("utf-8", "replace"))
             estimate = self.calibration.observe(config.name, model, prompt_bytes, prompt_tokens)
-        result = record.to_dict()
-        result["token_estimate"] = estimate.to_dict()
-        return result
+        return {**record.to_dict(), "token_estimate": estimate.to_dict()}
 
     def cancel(self, run_id: str) -> dict[str, Any]:
         """``agentls.runs.cancel``: True when a queued or running run was cancelled."""

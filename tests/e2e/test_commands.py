@@ -28,6 +28,8 @@ async def test_dry_run_returns_the_prompt_and_manifest_without_running(session: 
     )
     assert result["status"] == "succeeded"
     assert result["output"] == ""
+    assert (result["agent"], result["task"], result["dry_run"]) == ("reviewer", "find bugs", True)
+    assert result["token_estimate"] == {"bytes_per_token": 4.0, "calibrated": False, "samples": 0}
     prompt = result["prompt"]
     assert "hello from disk" in prompt and "return 42" in prompt
     assert "find bugs" in prompt
