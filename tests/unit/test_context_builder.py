@@ -473,3 +473,16 @@ async def test_warm_assembly_of_a_thousand_files_is_fast(tmp_path: Path) -> None
     assert cache.stats()["hits"] >= 5000
     best = min(timings)
     assert best < 0.05, f"warm build of 1,000 files took {best * 1e3:.1f} ms"
+
+
+async def test_the_user_message_is_kept_as_bytes_and_decoded_on_demand(tmp_path: Path) -> None:
+    root = Path(os.path.realpath(tmp_path)) / "ws"
+    write(root, "src/a.py", "print('naïve 😀')\n")
+    write(root, "src/b.py", "x = 1\n")
+    builder, _cache = make(root)
+    result = await build(builder, agent(context=("src/*.py",)), ContextRequest(task="t"))
+    assert result.user == result.user_bytes.decode("utf-8")
+    assert "print('naïve 😀')" in result.user
+    assert result.prompt_bytes == result.prompt.encode("utf-8")
+    bare = await build(builder, agent(body="  "), ContextRequest(task="t"))
+    assert bare.prompt_bytes == bare.user_bytes and bare.prompt == bare.user

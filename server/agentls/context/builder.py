@@ -27,6 +27,7 @@ when one of them holds an emoji).
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from collections.abc import Mapping
@@ -36,7 +37,7 @@ from typing import Any, Literal, Protocol
 
 from agentls.agents.definition import AgentDefinition
 from agentls.backends.base import render_prompt
-from agentls.context.secrets import SecretScanner
+from agentls.context.secrets import Redaction, SecretScanner
 from agentls.context.tokens import DEFAULT_BYTES_PER_TOKEN, bytes_within, estimate_tokens
 from agentls.errors import InvalidArguments
 from agentls.workspace.cache import CachedFile, FileCache
@@ -137,18 +138,37 @@ class ManifestEntry:
 
 @dataclass(frozen=True)
 class ContextResult:
-    """The prompt of one run, and the manifest of how it was put together."""
+    """The prompt of one run, and the manifest of how it was put together.
+
+    The user message is kept as the UTF-8 bytes the builder joined; ``user`` decodes it on first
+    use. Decoding is most of the cost of a warm build when the text is not pure ASCII (a
+    ``str`` widens to 2 or 4 bytes per character for the whole message), and a caller that
+    writes the prompt out (``prompt_bytes``) never needs it.
+    """
 
     system: str
-    user: str
+    user_bytes: bytes
     manifest: list[ManifestEntry]
     tokens: int
     """Estimated tokens of the whole prompt."""
+
+    @functools.cached_property
+    def user(self) -> str:
+        """The user message as text (decoded once, on first use)."""
+        return self.user_bytes.decode("utf-8")
 
     @property
     def prompt(self) -> str:
         """The single-text form a dry run shows and a command backend receives."""
         return render_prompt(self.system, self.user)
+
+    @property
+    def prompt_bytes(self) -> bytes:
+        """``prompt`` as UTF-8, without decoding the user message."""
+        system = self.system
+        if not system.strip():
+            return self.user_bytes
+        return b"".join((system.rstrip().encode("utf-8", "replace"), b"\n\n", self.user_bytes))
 
 
 @dataclass(slots=True)
@@ -258,6 +278,7 @@ class ContextBuilder:
         cache: FileCache,
         *,
         max_file_bytes: int,
+        scan_secrets: bool = True,
     ) -> None:
         """A builder over the server's shared workspace services.
 
@@ -266,6 +287,8 @@ class ContextBuilder:
             index: which files may be used; scanned on first use if nobody started a scan.
             cache: where file contents come from (and are kept warm).
             max_file_bytes: files above this are excluded as ``too_large``.
+            scan_secrets: redact secrets inside included text. False exists only so
+                ``agentls bench`` can show what scanning costs; the server always scans.
         """
         self._roots = roots
         self._index = index
@@ -273,6 +296,7 @@ class ContextBuilder:
         self._max_file_bytes = max_file_bytes
         self._secrets = SecretScanner()
         """Redacts secrets inside included text; remembers clean contents by hash."""
+        self._scan_secrets = scan_secrets
 
     @property
     def secrets(self) -> SecretScanner:
@@ -358,10 +382,9 @@ class ContextBuilder:
         )
         blocks.append(task_block)
         user_bytes = b"".join(blocks)
-        user = user_bytes.decode("utf-8")
         return ContextResult(
             system=system,
-            user=user,
+            user_bytes=user_bytes,
             manifest=manifest,
             tokens=estimate_tokens(fixed - len(task_block) + len(user_bytes), bytes_per_token),
         )
@@ -522,6 +545,7 @@ class ContextBuilder:
             room = limit - used - len(head) - len(tail)
             data = cand.data
             content_hash: int | None = None
+            redaction: Redaction | None = None
             if data is None and cand.size and cand.size > room and room < TRUNCATE_MIN_BYTES:
                 data = b""  # known not to fit, and no useful part would: spare the read
                 cand.reason = "budget"
@@ -539,11 +563,15 @@ class ContextBuilder:
                 else:
                     data = got.data
                     content_hash = got.hash
+                    redaction = got.secrets
                     cand.size = got.size
             if cand.reason is not None or data is None:
                 manifest.append(_excluded(cand, cand.reason or "unreadable"))
                 continue
-            redaction = self._secrets.redact(data, content_hash)
+            if not self._scan_secrets:
+                redaction = Redaction(data, ())
+            elif redaction is None:  # a buffer, the selection, or a load that did not scan
+                redaction = self._secrets.redact(data, content_hash)
             data = redaction.data
             newline = b"" if not data or data.endswith(b"\n") else b"\n"
             pieces: tuple[bytes, ...]

@@ -35,8 +35,14 @@ ENTRY_OVERHEAD_BYTES = 256
 
 
 def _entry_size(item: CachedFile) -> int:
-    """What an entry counts against the budget: its UTF-8 bytes plus the fixed overhead."""
-    return len(item.data) + ENTRY_OVERHEAD_BYTES
+    """What an entry counts against the budget: its UTF-8 bytes plus the fixed overhead.
+
+    A file with secrets also holds its redacted copy, which counts too.
+    """
+    size = len(item.data) + ENTRY_OVERHEAD_BYTES
+    if item.secrets is not None and item.secrets.data is not item.data:
+        size += len(item.secrets.data)
+    return size
 
 
 class _CountingLRU(LRUCache[Path, CachedFile]):
@@ -58,7 +64,14 @@ class _CountingLRU(LRUCache[Path, CachedFile]):
 class FileCache:
     """Recently read files, bounded by bytes, validated against the disk on every lookup."""
 
-    def __init__(self, *, max_bytes: int, workers: int = 4, revalidate: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        max_bytes: int,
+        workers: int = 4,
+        revalidate: bool = True,
+        scan_secrets: bool = True,
+    ) -> None:
         """An empty cache.
 
         Args:
@@ -67,6 +80,9 @@ class FileCache:
             revalidate: check ``(mtime_ns, size)`` on every hit. False trusts the watcher alone;
                 it exists so ``agentls bench`` can show what that trust costs in stale reads
                 (a write is served stale until its event arrives), never for the server.
+            scan_secrets: look for secrets in what is loaded, in the reading threads
+                (``CachedFile.secrets``). False exists so the bench can show what scanning
+                costs; the server always scans.
 
         Raises:
             ValueError: a negative ``max_bytes`` or a ``workers`` below 1.
@@ -91,6 +107,8 @@ class FileCache:
         """Evictions counted by LRUs replaced by ``clear``."""
         self._revalidate = revalidate
         """Whether hits are checked against the disk (always, in the server)."""
+        self._scan_secrets = scan_secrets
+        """Whether loads scan for secrets (always, in the server)."""
         self.io = IoStats()
         """What loading misses from disk cost (files, bytes, time, parallelism)."""
 
@@ -168,6 +186,7 @@ class FileCache:
             max_file_bytes=max_file_bytes,
             workers=self._workers,
             on_report=self._record_load,
+            scan_secrets=self._scan_secrets,
         )
         for path, value in loaded.items():
             if isinstance(value, CachedFile):

@@ -13,6 +13,10 @@ refused, ``fstat`` after ``open`` so the size and type checked are those of the 
 and a read bounded by ``max_file_bytes`` whatever the file claims. A failure is a value (a reason
 string), never an exception: one unreadable file does not fail the others.
 
+Secrets inside a file are looked for here too (``scan_secrets``), in the worker thread that read it:
+on a cold load the scan of one file overlaps the disk reads of the others, and the result is kept
+with the content, so it is computed once per version of a file.
+
 The content kept is UTF-8 bytes, checked once here: a join of cached files can then be decoded in
 one go, and memory is counted exactly by ``len`` (a ``str`` with one emoji costs 4x).
 """
@@ -20,6 +24,7 @@ one go, and memory is counted exactly by ``len`` (a ``str`` with one emoji costs
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
 import logging
 import os
@@ -32,6 +37,7 @@ from typing import Literal
 
 import xxhash
 
+from agentls.context.secrets import Redaction, redact
 from agentls.workspace.filters import looks_binary
 
 logger = logging.getLogger(__name__)
@@ -80,6 +86,9 @@ class CachedFile:
     racy: bool = False
     """The file changed so shortly before it was read that a later write could keep the same
     ``(mtime_ns, size)``; such a read must not be trusted as current later (git's "racy clean")."""
+    secrets: Redaction | None = None
+    """``context.secrets.redact(data)`` when the load scanned it (None: not scanned). When the
+    file is clean, its ``data`` is ``data`` itself, so a clean file costs no extra memory."""
 
 
 @dataclass(frozen=True)
@@ -140,13 +149,16 @@ def _opened_elsewhere(fd: int, path: Path) -> FailureReason | None:
     return "unreadable"
 
 
-def read_file(path: Path, *, max_file_bytes: int) -> CachedFile | FailureReason:
+def read_file(
+    path: Path, *, max_file_bytes: int, scan_secrets: bool = False
+) -> CachedFile | FailureReason:
     """Read one file defensively; blocking, for a worker thread.
 
     Args:
         path: a realpath. A symlink as the last component is refused (``not_a_file``), and so
             is a path that leads elsewhere when opened (``unreadable``).
         max_file_bytes: files larger than this are not read (``too_large``).
+        scan_secrets: also look for secrets in the content (``CachedFile.secrets``).
 
     Returns:
         The content, or why there is none.
@@ -201,30 +213,45 @@ def read_file(path: Path, *, max_file_bytes: int) -> CachedFile | FailureReason:
         size=st.st_size,
         hash=xxhash.xxh3_64_intdigest(text),
         racy=read_at_ns - st.st_mtime_ns < _racy_window_ns(st.st_mtime_ns),
+        secrets=redact(text) if scan_secrets else None,
     )
 
 
-def read_files(paths: Sequence[Path], *, max_file_bytes: int) -> dict[Path, CachedFile | str]:
+def read_files(
+    paths: Sequence[Path], *, max_file_bytes: int, scan_secrets: bool = False
+) -> dict[Path, CachedFile | str]:
     """Read files one after the other in the calling thread (the fastest way when warm).
 
     Args:
         paths: realpaths; duplicates are read once.
         max_file_bytes: the per-file size limit.
+        scan_secrets: also look for secrets in each content.
 
     Returns:
         Each path's content or failure reason, in the order given.
     """
-    return {path: read_file(path, max_file_bytes=max_file_bytes) for path in dict.fromkeys(paths)}
+    return {
+        path: read_file(path, max_file_bytes=max_file_bytes, scan_secrets=scan_secrets)
+        for path in dict.fromkeys(paths)
+    }
 
 
 def _timed_read(
-    paths: Sequence[Path], max_file_bytes: int
+    paths: Sequence[Path], max_file_bytes: int, scan_secrets: bool
 ) -> tuple[dict[Path, CachedFile | str], float, int]:
-    """``read_files`` plus its duration and the bytes it read, timed inside the thread."""
+    """``read_files`` plus the duration of the reads alone and the bytes they read.
+
+    The secrets scan runs after the clock stops: the probe must time the disk, not the CPU.
+    """
     started = time.perf_counter()
     result = read_files(paths, max_file_bytes=max_file_bytes)
     elapsed = time.perf_counter() - started
-    nbytes = sum(len(v.data) for v in result.values() if isinstance(v, CachedFile))
+    nbytes = 0
+    for path, value in result.items():
+        if isinstance(value, CachedFile):
+            nbytes += len(value.data)
+            if scan_secrets:
+                result[path] = dataclasses.replace(value, secrets=redact(value.data))
     return result, elapsed, nbytes
 
 
@@ -247,6 +274,7 @@ async def load_files(
     workers: int = 4,
     strategy: Strategy = "auto",
     on_report: Callable[[LoadReport], None] | None = None,
+    scan_secrets: bool = False,
 ) -> dict[Path, CachedFile | str]:
     """Read files off the event loop, choosing sequential or sliced reading by measurement.
 
@@ -257,6 +285,7 @@ async def load_files(
         strategy: ``"auto"`` probes; ``"sequential"`` and ``"sliced"`` force one way (tests and
             benchmarks).
         on_report: called on the loop with the call's figures once it is done (metrics).
+        scan_secrets: also look for secrets in each content, in the reading thread.
 
     Returns:
         Each path's content or failure reason (``missing``, ``too_large``, ``binary``,
@@ -273,7 +302,7 @@ async def load_files(
     if not unique:
         return {}
     started = time.perf_counter()
-    result, used = await _load(unique, max_file_bytes, workers, strategy)
+    result, used = await _load(unique, max_file_bytes, workers, strategy, scan_secrets)
     if on_report is not None:
         contents = [v for v in result.values() if isinstance(v, CachedFile)]
         on_report(
@@ -290,25 +319,35 @@ async def load_files(
 
 
 async def _load(
-    unique: list[Path], max_file_bytes: int, workers: int, strategy: Strategy
+    unique: list[Path], max_file_bytes: int, workers: int, strategy: Strategy, scan: bool
 ) -> tuple[dict[Path, CachedFile | str], int]:
     """``load_files``'s reading, returning how many threads read at once in the end."""
     small = strategy == "auto" and len(unique) <= PROBE_FILES
     if strategy == "sequential" or workers == 1 or small:
-        return await asyncio.to_thread(read_files, unique, max_file_bytes=max_file_bytes), 1
+        got = await asyncio.to_thread(
+            read_files, unique, max_file_bytes=max_file_bytes, scan_secrets=scan
+        )
+        return got, 1
     result: dict[Path, CachedFile | str] = {}
     rest = unique
     if strategy == "auto":
         probe, rest = unique[:PROBE_FILES], unique[PROBE_FILES:]
-        result, elapsed, nbytes = await asyncio.to_thread(_timed_read, probe, max_file_bytes)
+        result, elapsed, nbytes = await asyncio.to_thread(_timed_read, probe, max_file_bytes, scan)
         if not probe_looks_cold(len(probe), nbytes, elapsed):
-            result.update(await asyncio.to_thread(read_files, rest, max_file_bytes=max_file_bytes))
+            result.update(
+                await asyncio.to_thread(
+                    read_files, rest, max_file_bytes=max_file_bytes, scan_secrets=scan
+                )
+            )
             return result, 1
         logger.debug("cold read of %d files: %.1f ms for the probe", len(unique), elapsed * 1e3)
     step = -(-len(rest) // workers)
     slices = [rest[i : i + step] for i in range(0, len(rest), step)]
     parts = await asyncio.gather(
-        *(asyncio.to_thread(read_files, part, max_file_bytes=max_file_bytes) for part in slices)
+        *(
+            asyncio.to_thread(read_files, part, max_file_bytes=max_file_bytes, scan_secrets=scan)
+            for part in slices
+        )
     )
     for part in parts:
         result.update(part)
