@@ -25,6 +25,10 @@ from agentls.bench.plan import BenchError, Plan
 from agentls.bench.rpc import ServerProcess
 from agentls.bench.stats import ScenarioResult, percentile, summarise
 from agentls.bench.trees import CAN_DROP, drop_page_cache, make_tree, real_dir, write_agent
+from agentls.config import BackendConfig, Settings
+from agentls.context.builder import ContextRequest
+from agentls.requests import parse_run
+from agentls.service import AgentService, NoBuffers
 
 TRIVIAL = ("agentls.runs.cancel", {"id": "bench-no-such-run"})
 """The cheapest command: argument check, one dict lookup, a small answer."""
@@ -160,6 +164,47 @@ def _preview_workspace(work: Path) -> tuple[Path, list[Path]]:
     return folder, paths
 
 
+async def _preview_in_process(
+    plan: Plan, work: Path, folder: Path, request: dict[str, Any]
+) -> tuple[list[float], list[float], list[float]]:
+    """The same preview without the protocol: what the service and the builder take alone."""
+    settings = Settings(
+        default_backend="none",
+        backends={"none": BackendConfig(name="none", kind="command", argv=("true",))},
+        data_dir=work / "data-in-process",
+    )
+    service = AgentService(settings, [folder], watch=False)
+    service_ms: list[float] = []
+    build_ms: list[float] = []
+    encode_ms: list[float] = []
+    try:
+        await service.start()
+        await service.index.wait_ready(timeout=60)
+        args = parse_run(request)
+        agent = service.registry.get("bench")
+        answer = await service.preview(args, NoBuffers())
+        _check_preview(answer, 1000)
+        for _ in range(max(3, plan.preview_warm_reps)):
+            started = time.perf_counter()
+            answer = await service.preview(args, NoBuffers())
+            service_ms.append(_ms(time.perf_counter() - started))
+            started = time.perf_counter()
+            orjson.dumps({"jsonrpc": "2.0", "id": 1, "result": answer})
+            encode_ms.append(_ms(time.perf_counter() - started))
+            started = time.perf_counter()
+            await service.builder.build(
+                agent,
+                ContextRequest(task="look"),
+                NoBuffers(),
+                max_files=1000,
+                max_context_tokens=10_000_000,
+            )
+            build_ms.append(_ms(time.perf_counter() - started))
+    finally:
+        await service.shutdown()
+    return service_ms, build_ms, encode_ms
+
+
 def _check_preview(answer: Mapping[str, Any], files: int) -> None:
     manifest = answer.get("manifest") or []
     included = [m for m in manifest if isinstance(m, dict) and m["status"] == "included"]
@@ -197,6 +242,20 @@ async def scenario_preview(plan: Plan, work: Path) -> ScenarioResult:
         finally:
             await server.close()
     result.info["response_mb"] = round(size / 1e6, 2)
+    service_ms, build_ms, encode_ms = await _preview_in_process(plan, work, folder, request)
+    result.figures.append(
+        summarise(
+            "context assembly in the service (builder, warm)",
+            "ms",
+            build_ms,
+            target=("<=", 5),
+            note="ContextBuilder.build, 1,000 files, 10 MB",
+        )
+    )
+    result.figures.append(
+        summarise("AgentService.preview in-process (warm)", "ms", service_ms, note="+ prompt text")
+    )
+    result.figures.append(summarise("orjson encoding of that answer", "ms", encode_ms))
     cold_label = "first preview (cold: empty cache" + (", page cache dropped)" if CAN_DROP else ")")
     result.figures.append(summarise(cold_label, "ms", cold))
     result.figures.append(
