@@ -33,6 +33,7 @@ class Plan:
     secrets_rounds: int
     watch_tree: tuple[int, int]
     watch_writes: int
+    watch_idle_s: float
     storm_changes: int
     storm_rounds: int
     revalidate_reps: int
@@ -61,6 +62,7 @@ DEFAULT = Plan(
     secrets_rounds=3,
     watch_tree=(10_000, 4_000),
     watch_writes=30,
+    watch_idle_s=3.0,
     storm_changes=5000,
     storm_rounds=2,
     revalidate_reps=5,
@@ -88,6 +90,7 @@ QUICK = Plan(
     secrets_rounds=1,
     watch_tree=(1000, 4_000),
     watch_writes=5,
+    watch_idle_s=0.5,
     storm_changes=5000,
     storm_rounds=1,
     revalidate_reps=2,

@@ -21,8 +21,13 @@ with reason ``budget``.
 
 Content. Open editor buffers win over the disk. Everything else is read through the shared
 ``FileCache`` (so the next run is warm), in batches sized to what can still fit, as UTF-8 bytes:
-the user message is one ``bytes`` join decoded once (a ``str`` join of 1,000 files costs 30x more
-when one of them holds an emoji).
+the user message is one ``bytes`` join, kept as bytes and decoded only when text is asked for (a
+``str`` join of 1,000 files costs 30x more when one of them holds an emoji).
+
+Secrets. Every included text is redacted (``context/secrets.py``) before it is fitted: the scan of
+a file comes with its cached content (done in the reading thread), buffers and the selection go
+through the builder's ``SecretScanner`` memo. The manifest row lists each redaction's line (in the
+file) and kind.
 """
 
 from __future__ import annotations
