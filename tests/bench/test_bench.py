@@ -33,7 +33,17 @@ def quick_report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One ``agentls bench --quick --json`` run, shared by the checks below."""
     work = tmp_path_factory.mktemp("bench")
     done = subprocess.run(
-        [sys.executable, "-m", "agentls", "bench", "--", "--quick", "--json", "--work-dir", str(work)],
+        [
+            sys.executable,
+            "-m",
+            "agentls",
+            "bench",
+            "--",
+            "--quick",
+            "--json",
+            "--work-dir",
+            str(work),
+        ],
         capture_output=True,
         cwd=ROOT,
         timeout=110,

@@ -94,11 +94,11 @@ QUICK = Plan(
     storm_changes=5000,
     storm_rounds=1,
     revalidate_reps=2,
-    stale_writes=50,
+    stale_writes=30,
     hit_runs=5,
     hit_edits=5,
     hit_pause=0.1,
-    memory_runs=5_000,
+    memory_runs=2_000,
     streaming_runs=64,
     streaming_rounds=1,
 )

@@ -88,6 +88,10 @@ def _entropy(value: bytes) -> float:
 
 
 _DOTTED_NAME = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
+_SEPARATORS = re.compile(rb"[_.-]")
+_WORD_PART = 8
+"""Longest part of a separated value that still reads as a word (``sk_live_<24 random>`` has a
+longer one, ``pkcs8_priv_key_info_st`` has none)."""
 _HAS_DIGIT = re.compile(rb"[0-9]")
 _HAS_LETTER = re.compile(rb"[A-Za-z]")
 
@@ -95,13 +99,17 @@ _HAS_LETTER = re.compile(rb"[A-Za-z]")
 def _random_enough(value: bytes, after: bytes) -> bool:
     """Whether a generic assignment's value looks like a credential rather than code or prose.
 
-    A call (``auth = base64.b64encode(...)``) or a dotted name (``token = self.tokens.next``)
-    is code; a credential mixes letters and digits and is close to random.
+    A call (``auth = base64.b64encode(...)``), a dotted name (``token = self.tokens.next``) or
+    an identifier of short words (``KEY_INFO = pkcs8_priv_key_info_st``) is code; a credential
+    mixes letters and digits and is close to random.
     """
     if len(value) < MIN_GENERIC_LENGTH or after in (b"(", b"[", b"{"):
         return False
     if _DOTTED_NAME.fullmatch(value) is not None:
         return False
+    parts = _SEPARATORS.split(value)
+    if len(parts) > 2 and max(map(len, parts)) <= _WORD_PART:
+        return False  # an identifier of short words (pkcs8_priv_key_info_st), not a credential
     if _HAS_DIGIT.search(value) is None or _HAS_LETTER.search(value) is None:
         return False
     return _entropy(value) >= MIN_GENERIC_ENTROPY
