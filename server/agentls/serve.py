@@ -66,7 +66,32 @@ def serve(*, tcp: str | None, log_file: str | None, log_level: str | None) -> in
         code = run_tcp(server, host, int(port))
     else:
         code = run_stdio(server, sys.stdin.buffer, _protocol_stdout())
+    _kill_leftover_processes()
     logging.shutdown()
     with contextlib.suppress(OSError, ValueError):
         sys.stderr.flush()
     os._exit(code)
+
+
+def _kill_leftover_processes() -> None:
+    """Last act before exit: no process a run started may outlive the server.
+
+    Runs are cancelled (and their process groups stopped) while the session closes, within a
+    time bound; whatever did not finish in time is SIGKILLed here: the run's process groups
+    (which reach grandchildren that were re-parented) and any descendant still ours.
+    """
+    import psutil
+
+    from agentls.backends.command import kill_live_groups
+
+    killed = kill_live_groups()
+    try:
+        children = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        children = []
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+            killed += 1
+    if killed:
+        logging.getLogger(__name__).warning("killed %d leftover process(es) at exit", killed)

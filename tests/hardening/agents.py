@@ -1,11 +1,11 @@
 """Agent programs that attack the server from inside a run (used as ``command`` backends).
 
-    agents.py stdout-attack      write junk straight to the server's own fd 1 (via /proc), then
-                                 "ok" on its own stdout: the LSP stream must stay clean
-    agents.py leak-fail VAR      write the value of $VAR (a secret) to stderr and exit 1: the
-                                 failure message must not carry it
-    agents.py echo-env           write the names of its environment variables, one per line
-    agents.py slow-chunks N D    read stdin, then write "chunk-i" N times, D seconds apart
+agents.py stdout-attack      write junk straight to the server's own fd 1 (via /proc), then
+                             "ok" on its own stdout: the LSP stream must stay clean
+agents.py leak-fail VAR      write the value of $VAR (a secret) to stderr and exit 1: the
+                             failure message must not carry it
+agents.py echo-env           write the names of its environment variables, one per line
+agents.py slow-chunks N D    read stdin, then write "chunk-i" N times, D seconds apart
 """
 
 from __future__ import annotations

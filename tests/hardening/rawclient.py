@@ -12,6 +12,7 @@ event loop longer than 100 ms logs "Executing ... took", and ``problems()`` repo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -42,7 +43,9 @@ class Frames:
             end = self.buffer.find(b"\r\n\r\n")
             if end < 0:
                 head = self.buffer[:16]
-                if head and not (b"Content-Length: ".startswith(head) or head == b"Content-Length: "):
+                if head and not (
+                    b"Content-Length: ".startswith(head) or head == b"Content-Length: "
+                ):
                     self.violations.append(self.buffer[:200])
                     self.buffer = b""
                 return out
@@ -170,7 +173,9 @@ class RawServer:
         """Frame and send one JSON value."""
         self.send_raw(frame(orjson.dumps(message)))
 
-    def request(self, method: str, params: Any = None, *, id: Any = None, omit: bool = False) -> Any:
+    def request(
+        self, method: str, params: Any = None, *, id: Any = None, omit: bool = False
+    ) -> Any:
         """Send a request; returns its id. ``omit`` leaves out ``params`` entirely."""
         if id is None:
             self._next_id += 1
@@ -197,7 +202,7 @@ class RawServer:
     # -- waiting --------------------------------------------------------------------------------
 
     def wait_for(self, predicate: Any, timeout: float = 10.0, since: int = 0) -> dict[str, Any]:
-        """The first message (from index ``since``) matching ``predicate``; fails after ``timeout``."""
+        """The first message from index ``since`` matching ``predicate``, within ``timeout``."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
@@ -286,10 +291,8 @@ class RawServer:
 
     def close_stdin(self) -> None:
         assert self.proc.stdin is not None
-        try:
+        with contextlib.suppress(OSError):
             self.proc.stdin.close()
-        except OSError:
-            pass
 
     def kill(self) -> None:
         """Make sure the process is gone (test teardown)."""
@@ -308,7 +311,9 @@ class RawServer:
 
     # -- invariants -----------------------------------------------------------------------------
 
-    def problems(self, *, canaries: tuple[str, ...] = (), allow_unanswered: bool = False) -> list[str]:
+    def problems(
+        self, *, canaries: tuple[str, ...] = (), allow_unanswered: bool = False
+    ) -> list[str]:
         """Violations of the global invariants (hardening notes §4), as messages."""
         found: list[str] = []
         if self.frames.violations:

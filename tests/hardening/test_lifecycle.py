@@ -99,7 +99,8 @@ def test_l3_shutdown_with_ten_runs_in_flight(
     assert server.response(server.command("agentls.status"), 1.0)["error"]["code"] == -32600
     server.notify("exit", omit=True)
     assert server.wait_exit(3.0) == 0
-    assert wait_gone(mark, 2.0) == []
+    survivors = wait_gone(mark, 2.0)
+    assert survivors == [], ([(p.pid, p.ppid(), p.cmdline()) for p in survivors], server.stderr())
     assert server.problems(canaries=(CANARY,)) == []
 
 

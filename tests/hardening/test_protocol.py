@@ -45,8 +45,9 @@ def test_p1_bodies_that_are_not_requests(start_server: Start, workspace: Path) -
     for body in bad_json:
         n = len(server.messages)
         server.send_raw(frame(body))
-        server.wait_for(lambda m: m.get("error", {}).get("code") == -32700 and m["id"] is None,
-                        since=n)
+        server.wait_for(
+            lambda m: m.get("error", {}).get("code") == -32700 and m["id"] is None, since=n
+        )
     not_objects = [
         b"[]",
         b"[1, 2]",
@@ -197,8 +198,9 @@ def test_p7_ids(start_server: Start, workspace: Path) -> None:
     dup = _error(server, server.command("agentls.status", id="same"))
     assert dup["code"] == -32600 and "in flight" in dup["message"]
     server.send({"jsonrpc": "2.0", "method": "$/cancelRequest", "params": {"id": "same"}})
-    original = server.wait_for(lambda m: m.get("id") == "same" and m.get("error", {}).get("code")
-                               == -32800, 1.0)
+    original = server.wait_for(
+        lambda m: m.get("id") == "same" and m.get("error", {}).get("code") == -32800, 1.0
+    )
     assert original
     assert len(server.responses_to(slow)) == 2  # the refusal of the duplicate, then the original
     # Once answered, the id may be used again.

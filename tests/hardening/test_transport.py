@@ -149,9 +149,7 @@ def test_p9_well_formed_frames_always_round_trip(bodies: list[bytes]) -> None:
     assert asyncio.run(parse()) == bodies
 
 
-def test_g1_an_agent_writing_to_the_servers_stdout(
-    start_server: Start, workspace: Path
-) -> None:
+def test_g1_an_agent_writing_to_the_servers_stdout(start_server: Start, workspace: Path) -> None:
     server = start_server()
     server.initialize(workspace)
     record = server.call("agentls.run", {"agent": "attack", "task": "t"})

@@ -13,6 +13,11 @@ both exec the argv directly, but on Python 3.11 ``Process.wait()`` returns only 
 is closed, so a grandchild that keeps stdout or stderr open would hang a run whose own program had
 already exited. The protocol's ``process_exited`` tells us the moment the program ends; we then
 give the pipes a short grace (``LINGER``) and stop the group.
+
+It also owns the set of process groups that are alive right now (``_LIVE_GROUPS``), so the server
+can SIGKILL whatever is left with ``kill_live_groups`` as its very last act: a run whose cleanup
+did not finish within the exit bound must not leave a process group behind once the server is
+gone (nobody would ever stop it).
 """
 
 from __future__ import annotations
@@ -95,6 +100,23 @@ KILL_GRACE = 0.5
 
 REAP_TIMEOUT = 1.0
 """Seconds to wait for the program's exit status after SIGKILL before giving up on it."""
+
+_LIVE_GROUPS: set[int] = set()
+"""Process group ids of runs whose cleanup has not finished (changed on the event loop)."""
+
+
+def kill_live_groups() -> int:
+    """SIGKILL every process group a run started and has not stopped yet; how many were alive.
+
+    The last-resort sweep at server exit; safe to call from any thread at that point, since the
+    loop no longer runs.
+    """
+    killed = 0
+    for pgid in list(_LIVE_GROUPS):
+        if _signal_group(pgid, signal.SIGKILL):
+            killed += 1
+    _LIVE_GROUPS.clear()
+    return killed
 
 
 def child_env(
@@ -224,6 +246,31 @@ def _signal_group(pid: int, sig: int) -> bool:
     return True
 
 
+def _kill_spawned(spawn: asyncio.Future[tuple[asyncio.SubprocessTransport, _ChildPipes]]) -> None:
+    """Stop the group of a program whose run was cancelled while it was being started."""
+    if spawn.cancelled() or spawn.exception() is not None:
+        return
+    transport, pipes = spawn.result()
+    _signal_group(transport.get_pid(), signal.SIGKILL)
+    closing = asyncio.ensure_future(_close_when_reaped(transport, pipes))
+    _CLOSING.add(closing)
+    closing.add_done_callback(_CLOSING.discard)
+
+
+_CLOSING: set[asyncio.Future[None]] = set()
+"""Strong references to the closing of killed spawns (asyncio keeps only weak ones)."""
+
+
+async def _close_when_reaped(transport: asyncio.SubprocessTransport, pipes: _ChildPipes) -> None:
+    """Close the transport once the killed program is reaped (closing earlier warns and kills)."""
+    try:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(REAP_TIMEOUT):
+                await pipes.exited.wait()
+    finally:
+        transport.close()
+
+
 class CommandBackend:
     """Runs a configured program per request; implements ``agentls.backends.base.Backend``."""
 
@@ -253,8 +300,12 @@ class CommandBackend:
         env = child_env(config, request.run_id, request.model or config.model)
         secrets = [env[name] for name in config.env if name in env]
         loop = asyncio.get_running_loop()
-        try:
-            transport, pipes = await loop.subprocess_exec(
+        # The program is running before ``subprocess_exec`` returns (it still connects the
+        # pipes). Cancelled at that moment, asyncio would SIGKILL the program alone and orphan
+        # anything it already started; so the spawn is shielded, and a cancelled run stops the
+        # whole group as soon as the spawn completes.
+        spawn = asyncio.ensure_future(
+            loop.subprocess_exec(
                 _ChildPipes,
                 *config.argv,
                 stdin=asyncio.subprocess.PIPE,
@@ -264,6 +315,12 @@ class CommandBackend:
                 env=env,
                 start_new_session=True,
             )
+        )
+        try:
+            transport, pipes = await asyncio.shield(spawn)
+        except asyncio.CancelledError:
+            spawn.add_done_callback(_kill_spawned)
+            raise
         except FileNotFoundError as e:
             if request.cwd is not None and e.filename == request.cwd:
                 raise BackendError(f"working directory not found: {request.cwd}") from None
@@ -276,6 +333,7 @@ class CommandBackend:
             raise BackendError(f"could not start {program}: {e.strerror or e}") from None
 
         pid = transport.get_pid()
+        _LIVE_GROUPS.add(pid)
         logger.debug("run %s: started %s (pid %d)", request.run_id, program, pid)
         try:
             stdin = cast(asyncio.WriteTransport | None, transport.get_pipe_transport(0))
@@ -375,4 +433,5 @@ class CommandBackend:
             _signal_group(pid, signal.SIGKILL)
             raise
         finally:
+            _LIVE_GROUPS.discard(pid)
             transport.close()

@@ -407,6 +407,40 @@ class AgentlsProtocol(LanguageServerProtocol):
             error = types.ResponseError(code=error.code, message=message)
         super()._send_response(msg_id, result, error)
 
+    def _run_generator(self, future: Any, *, gen: Any, result_future: Any) -> None:
+        """pygls' step of a builtin handler (``workspace/executeCommand``...), which lets a
+        ``BaseException`` from the inner handler escape and leaves the request unanswered: a
+        cancellation becomes a cancelled request, anything else an internal error."""
+        try:
+            super()._run_generator(future, gen=gen, result_future=result_future)
+        except BaseException as e:
+            if not result_future.done():
+                if isinstance(e, asyncio.CancelledError):
+                    result_future.cancel()
+                else:
+                    logger.error("a handler failed with %s", type(e).__name__, exc_info=e)
+                    result_future.set_exception(RuntimeError(type(e).__name__))
+            if isinstance(e, KeyboardInterrupt | SystemExit):
+                raise
+
+    def _send_handler_result(self, future: Any, *, msg_id: Any) -> None:
+        """pygls' reply to a finished handler, plus an answer when the handler raised a
+        ``BaseException`` that is not an ``Exception`` (pygls lets it escape the callback and
+        the request is never answered)."""
+        try:
+            super()._send_handler_result(future, msg_id=msg_id)
+        except BaseException as e:
+            logger.error("request %r failed with %s", msg_id, type(e).__name__, exc_info=e)
+            if msg_id in self._inflight:
+                self._send_response(
+                    msg_id,
+                    error=types.ResponseError(
+                        code=INTERNAL_ERROR, message=GENERIC_INTERNAL_MESSAGE
+                    ),
+                )
+            if isinstance(e, KeyboardInterrupt | SystemExit):
+                raise
+
     def _handle_response(self, msg_id: Any, result: Any | None = None, error: Any = None) -> None:
         future = self._request_futures.get(msg_id)
         if future is not None and future.done():

@@ -151,7 +151,15 @@ class AgentLanguageServer(LanguageServer):
         return bool(ws and ws.configuration)
 
     async def wait_for_service(self, wait_seconds: float) -> AgentService:
-        """The started service; waits for ``initialized`` to finish starting it."""
+        """The started service; waits for ``initialized`` to finish starting it.
+
+        Without ``initialized`` there is nothing to wait for: messages arrive in order, so a
+        command that comes before it was sent by a client that skipped it.
+        """
+        if self._start_task is None:
+            from agentls.errors import AgentlsError
+
+            raise AgentlsError("agentls is not ready: the client has not sent 'initialized'")
         if self.service is None or not self._service_ready.is_set():
             try:
                 await asyncio.wait_for(self._service_ready.wait(), wait_seconds)
