@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import time
@@ -233,3 +234,38 @@ async def test_trusting_the_watcher_alone_would_serve_stale_reads(root: Path) ->
             stale[name] += got.data != path.read_bytes()
     assert stale["checking"] == 0
     assert stale["trusting"] == 19  # every write after the first, until someone invalidates
+
+
+async def test_warming_loads_the_most_wanted_files_within_a_limit_and_yields(root: Path) -> None:
+    old = time.time_ns() - 10**11
+    paths = []
+    for i in range(600):
+        p = root / f"w{i:03d}.txt"
+        p.write_text(f"{i:03d}" + "x" * 997)  # 1,000 bytes each
+        os.utime(p, ns=(old, old))
+        paths.append(p)
+    (root / "bin.dat").write_bytes(b"\x00" * 100)
+    cache = FileCache(max_bytes=10 << 20)
+    assert cache.get(paths[0]) is None
+    ticks = 0
+    stop = False
+
+    async def other_requests() -> None:
+        nonlocal ticks
+        while not stop:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    other = asyncio.create_task(other_requests())
+    loaded = await cache.warm(
+        [*paths, root / "bin.dat"], max_file_bytes=MAX_FILE, max_bytes=300_000, batch=100
+    )
+    stop = True
+    await other
+    assert loaded == 300  # three batches of 100 reached the limit
+    assert ticks >= 3  # the loop ran other work between batches
+    assert all(cache.get(p) is not None for p in paths[:300])
+    assert cache.stats()["misses"] == 1  # only the lookup above: warming is not a lookup
+    assert all(cache.get(p) is None for p in paths[300:])
+    again = await cache.warm(paths[:300], max_file_bytes=MAX_FILE, max_bytes=10**9)
+    assert again == 0  # already cached: nothing read

@@ -345,3 +345,15 @@ async def test_an_unreadable_or_vanished_folder_does_not_break_the_scan(tmp_path
     idx = WorkspaceIndex(WorkspaceRoots([gone]), max_file_bytes=MAX)
     await idx.scan()
     assert idx.stats() == {"state": "ready", "files": 0, "bytes": 0, "excluded": 0, "folders": 1}
+
+
+async def test_usable_files_come_newest_first_across_folders(tmp_path: Path) -> None:
+    a = Path(os.path.realpath(tmp_path)) / "a"
+    b = Path(os.path.realpath(tmp_path)) / "b"
+    base = 1_700_000_000 * 10**9
+    for i, (root, rel) in enumerate([(a, "old.py"), (b, "mid.py"), (a, "new.py"), (b, ".env")]):
+        path = write(root, rel)
+        os.utime(path, ns=(base + i * 10**9, base + i * 10**9))
+    index = WorkspaceIndex(WorkspaceRoots([a, b]), max_file_bytes=1 << 20)
+    await index.scan()
+    assert [e.rel for e in index.usable()] == ["new.py", "mid.py", "old.py"]  # no secret file

@@ -15,6 +15,7 @@ threads and stores what comes back on the loop.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -26,9 +27,12 @@ from cachetools import LRUCache
 from agentls.metrics import IoStats
 from agentls.workspace.loader import CachedFile, LoadReport, load_files
 
-__all__ = ["ENTRY_OVERHEAD_BYTES", "CachedFile", "FileCache"]
+__all__ = ["ENTRY_OVERHEAD_BYTES", "WARM_BATCH", "CachedFile", "FileCache"]
 
 logger = logging.getLogger(__name__)
+
+WARM_BATCH = 256
+"""Files per batch when warming the cache: small enough that a request waits one batch at most."""
 
 ENTRY_OVERHEAD_BYTES = 256
 """What an entry costs besides its data: the key ``Path``, the ``CachedFile``, the LRU links."""
@@ -193,6 +197,52 @@ class FileCache:
                 self.put(path, value)
             found[path] = value
         return {path: found[path] for path in order}
+
+    async def warm(
+        self,
+        paths: Sequence[Path],
+        *,
+        max_file_bytes: int,
+        max_bytes: int,
+        batch: int = WARM_BATCH,
+    ) -> int:
+        """Load files that are not cached yet, in the background, so the first run is warm.
+
+        Batches of ``batch`` files are read in worker threads (the loader picks sequential or
+        sliced reading), and the event loop is free between batches, so requests are answered
+        while the workspace loads. It stops once ``max_bytes`` of content were loaded; entries
+        already cached are left alone (their LRU order too).
+
+        Args:
+            paths: realpaths, most wanted first (``WorkspaceIndex.usable``).
+            max_file_bytes: the per-file size limit.
+            max_bytes: how much content to load at most (keep it under the budget, or the
+                last files loaded evict the first).
+
+        Returns:
+            How many files were loaded into the cache.
+        """
+        loaded = 0
+        total = 0
+        todo = [p for p in dict.fromkeys(paths) if p not in self._lru]
+        for start in range(0, len(todo), max(1, batch)):
+            if total >= max_bytes:
+                break
+            got = await load_files(
+                todo[start : start + batch],
+                max_file_bytes=max_file_bytes,
+                workers=self._workers,
+                on_report=self._record_load,
+                scan_secrets=self._scan_secrets,
+            )
+            for path, value in got.items():
+                if isinstance(value, CachedFile) and path not in self._lru:
+                    self.put(path, value)
+                    if path in self._lru:
+                        loaded += 1
+                        total += len(value.data)
+            await asyncio.sleep(0)  # let queued requests run between batches
+        return loaded
 
     def _record_load(self, report: LoadReport) -> None:
         """Count a batch read from disk in the I/O figures."""

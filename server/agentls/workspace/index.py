@@ -559,6 +559,16 @@ class WorkspaceIndex:
         for p in [p for p, info in snap.excluded.items() if info[0].startswith(prefix)]:
             del snap.excluded[p]
 
+    def usable(self) -> list[FileEntry]:
+        """Every usable file of every folder, the most recently changed first.
+
+        The order is the one the context builder ranks glob matches by, so a cache warmed from
+        the front of this list holds what runs are most likely to attach.
+        """
+        entries = [e for snap in self._snaps.values() for e in snap.entries.values()]
+        entries.sort(key=lambda e: (-e.mtime_ns, e.rel))
+        return entries
+
     def stats(self) -> dict[str, Any]:
         """Figures for ``agentls.status`` and ``agentls.metrics``.
 
