@@ -42,6 +42,10 @@ BACKENDS: dict[str, tuple[str, ...]] = {
 
 AGENT_TIMEOUTS = {"hang": 2, "flood": 30}
 
+EXTRA_ENV = {"leak": ("OPENAI_API_KEY",)}
+"""Variables a backend's configuration passes on besides the mark (the leak agent gets the key,
+so its stderr really carries it and the failure message must scrub it)."""
+
 
 def _toml_list(items: tuple[str, ...]) -> str:
     return "[" + ", ".join('"' + i.replace("\\", "\\\\") + '"' for i in items) + "]"
@@ -57,7 +61,7 @@ def make_workspace(root: Path) -> Path:
             f"[backends.{name}]",
             'kind = "command"',
             f"argv = {_toml_list(full)}",
-            'env = ["HARDENING_MARK"]',
+            f"env = {_toml_list(('HARDENING_MARK', *EXTRA_ENV.get(name, ())))}",
         ]
     (root / "agentls.toml").write_text("\n".join(lines) + "\n")
     agents = root / ".agents"

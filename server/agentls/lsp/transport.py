@@ -205,6 +205,59 @@ async def serve_tcp(server: Any, host: str, port: int) -> int:
     return await _session(server, FrameReader(reader))
 
 
+class _PipeWriter(asyncio.BaseProtocol):
+    """pygls' writer interface over an asyncio write pipe: a large or slow-read frame is
+    buffered by the transport instead of blocking the event loop in ``write(2)``."""
+
+    def __init__(self, on_lost: Any) -> None:
+        self._transport: asyncio.WriteTransport | None = None
+        self._on_lost = on_lost
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._on_lost()
+
+    def write(self, data: bytes) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            raise BrokenPipeError("the client closed its end of stdout")
+        transport.write(data)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    async def flush(self, timeout: float) -> None:  # noqa: ASYNC109 - a bound, not a deadline API
+        """Wait until everything written has reached the pipe (or ``timeout``)."""
+        transport = self._transport
+        deadline = asyncio.get_running_loop().time() + timeout
+        # Polling: asyncio write transports offer no "buffer empty" event without a protocol
+        # dance, and this runs once, at exit.
+        while (  # noqa: ASYNC110
+            transport is not None
+            and not transport.is_closing()
+            and transport.get_write_buffer_size() > 0
+            and asyncio.get_running_loop().time() < deadline
+        ):
+            await asyncio.sleep(0.005)
+
+
+async def _stdout_writer(server: Any, stdout: BinaryIO) -> Any:
+    """A non-blocking writer on stdout when it is a pipe, else pygls' blocking one."""
+    from pygls.io_ import StdoutWriter
+
+    loop = asyncio.get_running_loop()
+    lifecycle = server.protocol.lifecycle
+    writer = _PipeWriter(lambda: lifecycle.request_exit(1, "output stream closed"))
+    try:
+        await loop.connect_write_pipe(lambda: writer, stdout)
+    except (ValueError, OSError):  # a regular file or a terminal
+        return StdoutWriter(stdout)
+    return writer
+
+
 async def serve_stdio(server: Any, stdin: BinaryIO, stdout: BinaryIO) -> int:
     """Run the server over stdio until ``exit``, end of input, a framing error or a signal.
 
@@ -214,10 +267,13 @@ async def serve_stdio(server: Any, stdin: BinaryIO, stdout: BinaryIO) -> int:
     it has one) gets ``CLOSE_SECONDS`` to cancel runs and close the history, so no child process
     outlives the session.
     """
-    from pygls.io_ import StdoutWriter
-
-    server.protocol.set_writer(StdoutWriter(stdout))
-    return await _session(server, FrameReader(await _stdin_stream(stdin)))
+    writer = await _stdout_writer(server, stdout)
+    server.protocol.set_writer(writer)
+    try:
+        return await _session(server, FrameReader(await _stdin_stream(stdin)))
+    finally:
+        if isinstance(writer, _PipeWriter):
+            await writer.flush(FLUSH_SECONDS)
 
 
 async def _session(server: Any, reader: FrameReader) -> int:
@@ -247,6 +303,9 @@ async def _session(server: Any, reader: FrameReader) -> int:
         for signum in handled:
             loop.remove_signal_handler(signum)
 
+
+FLUSH_SECONDS = 1.0
+"""How long the last replies may take to reach a client that reads slowly, at exit."""
 
 CLOSE_SECONDS = 2.0
 """How long the server may take to cancel its runs and close its stores once the session ends."""
