@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,8 @@ MIN_PROMPT_BYTES = 256
 """Tiny prompts are dominated by the provider's fixed per-message overhead; they teach nothing."""
 MAX_KEYS = 256
 """At most this many (backend, model) pairs are remembered; the least used go first."""
+SAVE_INTERVAL = 10.0
+"""Seconds between writes of the file; ``flush`` writes what is left (at shutdown)."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ class Calibration:
         self._path = path
         self._ratios: dict[str, tuple[float, int]] = {}
         """``backend\\x00model`` -> (ratio, samples)."""
+        self._dirty = False
+        self._saved_at = float("-inf")
         self._load()
 
     @staticmethod
@@ -87,8 +92,17 @@ class Calibration:
         self._ratios[key] = (ratio, samples)  # re-inserted: most recently used last
         while len(self._ratios) > MAX_KEYS:
             self._ratios.pop(next(iter(self._ratios)))
-        self._save()
+        self._dirty = True
+        if time.monotonic() - self._saved_at >= SAVE_INTERVAL:
+            self.flush()
         return Estimate(ratio, True, samples)
+
+    def flush(self) -> None:
+        """Write the ratios if they changed since the last write."""
+        if self._dirty:
+            self._save()
+            self._dirty = False
+            self._saved_at = time.monotonic()
 
     def _load(self) -> None:
         if self._path is None:

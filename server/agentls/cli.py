@@ -104,8 +104,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script and ``python -m agentls``."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["bench"]:  # the bench parses its own options (--quick, --json, ...)
+        from agentls.bench import main as bench_main
+
+        return bench_main(arguments[1:])
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     if args.command == "serve":
         from agentls.serve import serve
 
@@ -129,9 +134,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_doctor(
             workspace=args.workspace, as_json=args.json, trust=args.trust, timeout=args.timeout
         )
-    if args.command == "bench":
-        from agentls.bench import main as bench_main
-
-        return bench_main(args.bench_args)
     parser.print_help(sys.stderr)
     return 2

@@ -125,7 +125,22 @@ class AgentService:
             self.watcher = Watcher(self.roots.folders, self.files_changed)
             # The watcher proves itself live only after a quiet interval; commands need not wait.
             self._watch_task = asyncio.create_task(self._start_watcher(), name="agentls-watch")
-        self._scan_task = asyncio.create_task(self.index.scan(), name="agentls-scan")
+        self._scan_task = asyncio.create_task(self._scan_and_warm(), name="agentls-scan")
+
+    async def _scan_and_warm(self) -> None:
+        """Index the folders, then load their files into the cache so the first run is warm.
+
+        Half the cache budget at most: the rest is room for what runs read later without
+        evicting what was just loaded. The loop stays free between batches.
+        """
+        await self.index.scan()
+        limits = self.settings.limits
+        loaded = await self.cache.warm(
+            [e.path for e in self.index.usable()],
+            max_file_bytes=limits.max_file_bytes,
+            max_bytes=limits.cache_max_bytes // 2,
+        )
+        logger.info("workspace loaded: %d files warm in the cache", loaded)
 
     async def _start_watcher(self) -> None:
         assert self.watcher is not None
@@ -147,6 +162,7 @@ class AgentService:
             self._scan_task.cancel()
         await self.index.close()
         await self.backends.aclose()
+        self.calibration.flush()
         self.history.close()
 
     async def set_folders(self, folders: Sequence[Path]) -> None:
@@ -163,7 +179,7 @@ class AgentService:
             self.settings.backends.keys(), self.settings.default_backend
         )
         self.on_problems_changed(changed)
-        self._scan_task = asyncio.create_task(self.index.scan(), name="agentls-rescan")
+        self._scan_task = asyncio.create_task(self._scan_and_warm(), name="agentls-rescan")
         if self.watcher is not None:
             await self.watcher.set_folders(self.roots.folders)
 

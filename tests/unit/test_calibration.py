@@ -43,3 +43,13 @@ def test_survives_a_restart_and_a_broken_file(tmp_path: Path) -> None:
     assert Calibration(path).estimate("b", "m").calibrated is False
     path.write_bytes(b'{"b\\u0000m": [99.0, 1], "x\\u0000": "bad"}')
     assert Calibration(path).estimate("b", "m").calibrated is False
+
+
+def test_writes_are_throttled_and_flushed(tmp_path: Path) -> None:
+    path = tmp_path / "c.json"
+    cal = Calibration(path)
+    cal.observe("b", None, 3000, 1000)  # the first observation is written at once
+    cal.observe("b", None, 5000, 1000)  # within the interval: kept in memory
+    assert Calibration(path).estimate("b", None).samples == 1
+    cal.flush()
+    assert Calibration(path).estimate("b", None).samples == 2

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "timed_out"]
@@ -29,12 +29,16 @@ class RunRecord:
     workspace: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The protocol form (also what history persists)."""
-        return asdict(self)
+        """The protocol form (also what history persists).
+
+        Shallow on purpose: ``dataclasses.asdict`` deep-copies the manifest (a thousand dicts for
+        a big context), which was half of what a run cost the server. Callers do not mutate it.
+        """
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def summary(self) -> dict[str, Any]:
         """The short form for listings: no output body, no manifest."""
-        d = asdict(self)
+        d = self.to_dict()
         d.pop("manifest")
         out = d.pop("output")
         d["output_preview"] = out[:200]
