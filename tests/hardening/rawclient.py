@@ -234,6 +234,12 @@ class RawServer:
         """Run a command and return its result."""
         return self.result(self.command(name, *args), timeout)
 
+    def forget_messages(self) -> None:
+        """Drop the messages received so far (long soaks); answered-once checks end here."""
+        with self._cond:
+            self.messages.clear()
+            self.sent_ids.clear()
+
     def responses_to(self, msg_id: Any) -> list[dict[str, Any]]:
         with self._cond:
             return [

@@ -211,3 +211,22 @@ def test_p7_ids(start_server: Start, workspace: Path) -> None:
     _healthy(server)
     assert server.problems(canaries=(CANARY,), allow_unanswered=True) == []
     assert server.shutdown_and_exit() == 0
+
+
+def test_bookkeeping_does_not_grow_with_requests(start_server: Start, workspace: Path) -> None:
+    """pygls keeps a finished future per notification and per command step; we drop them."""
+    server = start_server()
+    server.initialize(workspace)
+    uri = (workspace / "src" / "app.py").as_uri()
+    for i in range(30):
+        assert server.call("agentls.run", {"agent": "echo", "task": f"t{i}"})["status"] == (
+            "succeeded"
+        )
+        doc = {"uri": uri, "languageId": "python", "version": i, "text": "x"}
+        server.notify("textDocument/didOpen", {"textDocument": doc})
+        server.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+        server.call("agentls.status")
+    transport = server.call("agentls.metrics")["transport"]
+    assert transport["pending_requests"] <= 3, transport  # the metrics request itself
+    assert transport["progress_tokens"] == 0
+    _finish(server)

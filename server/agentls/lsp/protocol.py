@@ -20,6 +20,8 @@ error responses carry the server's traceback. This subclass closes each of those
 - Responses and notifications are encoded with orjson, and ``Content-Length`` counts bytes.
 - Error responses never carry ``data`` (pygls puts a traceback there); internal errors carry a
   generic message, and every error message is scrubbed of secrets.
+- A handler's future leaves pygls' bookkeeping when it finishes (pygls keeps notification and
+  builtin-step futures forever: about three per command, each holding its result).
 - ``workspace/executeCommand`` remembers its params (pygls drops the client's ``workDoneToken``) and
   the request id, so a command can link ``$/cancelRequest`` to its own task: stock pygls answers the
   cancel but lets the command run on.
@@ -406,6 +408,27 @@ class AgentlsProtocol(LanguageServerProtocol):
             )
             error = types.ResponseError(code=error.code, message=message)
         super()._send_response(msg_id, result, error)
+
+    def _execute_handler(
+        self,
+        msg_id: Any,
+        handler: Any,
+        callback: Any,
+        args: Any = None,
+        kwargs: Any = None,
+    ) -> None:
+        """pygls' dispatch, minus its leak: the futures of notification handlers and of the inner
+        steps of builtin handlers (every ``executeCommand``) stay in ``_request_futures`` forever,
+        each holding its result. A finished future is dropped once its callback has run."""
+
+        def done(fut: Any) -> None:
+            try:
+                callback(fut)
+            finally:
+                if self._request_futures.get(msg_id) is fut:
+                    del self._request_futures[msg_id]
+
+        super()._execute_handler(msg_id, handler, done, args, kwargs)
 
     def _run_generator(self, future: Any, *, gen: Any, result_future: Any) -> None:
         """pygls' step of a builtin handler (``workspace/executeCommand``...), which lets a
