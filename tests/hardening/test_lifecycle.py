@@ -199,3 +199,62 @@ def test_sigterm_ends_runs_and_the_server(start_server: Start, workspace: Path, 
     os.kill(server.pid, signal.SIGTERM)
     assert server.wait_exit(3.0) == 128 + signal.SIGTERM
     assert wait_gone(mark, 1.0) == []
+
+
+def test_tcp_session_follows_the_same_rules(tmp_path: Path, workspace: Path) -> None:
+    """``serve --tcp`` reads through the same strict reader and lifecycle as stdio."""
+    import socket
+
+    import orjson
+
+    from tests.hardening.rawclient import Frames, frame
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
+        "AGENTLS_DATA_DIR": str(tmp_path / "data"),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agentls", "serve", "--tcp", f"127.0.0.1:{port}"],
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                conn = socket.create_connection(("127.0.0.1", port), timeout=5)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the TCP server did not start"
+                time.sleep(0.05)
+        frames = Frames()
+        received: list[dict[str, object]] = []
+
+        def send(msg: dict[str, object]) -> None:
+            conn.sendall(frame(orjson.dumps(msg)))
+
+        def answer(msg_id: object) -> dict[str, object]:
+            while True:
+                for m in received:
+                    if m.get("id") == msg_id and "method" not in m:
+                        return m
+                received.extend(frames.feed(conn.recv(65536)))
+
+        send({"jsonrpc": "2.0", "id": 1, "method": "agentls.status", "params": {}})
+        assert answer(1)["error"]["code"] == -32002  # type: ignore[index]
+        params = {"processId": None, "rootUri": workspace.as_uri(), "capabilities": {}}
+        send({"jsonrpc": "2.0", "id": 2, "method": "initialize", "params": params})
+        assert "capabilities" in answer(2)["result"]  # type: ignore[operator]
+        send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
+        send({"jsonrpc": "2.0", "id": 3, "method": "shutdown"})
+        assert answer(3)["result"] is None
+        send({"jsonrpc": "2.0", "method": "exit"})
+        assert proc.wait(3) == 0
+        assert frames.violations == []
+        conn.close()
+    finally:
+        proc.kill()
