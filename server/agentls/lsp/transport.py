@@ -342,6 +342,14 @@ def _run(main: Coroutine[Any, Any, int]) -> int:
     """
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    threshold = os.environ.get("AGENTLS_SLOW_CALLBACK_SECONDS")
+    if threshold:
+        # With PYTHONASYNCIODEBUG=1, callbacks longer than this are logged ("Executing ...
+        # took"): the hardening tests' guard against blocking the loop.
+        try:
+            loop.slow_callback_duration = float(threshold)
+        except ValueError:
+            logger.warning("ignoring AGENTLS_SLOW_CALLBACK_SECONDS=%r: not a number", threshold)
     try:
         return loop.run_until_complete(main)
     except KeyboardInterrupt:
