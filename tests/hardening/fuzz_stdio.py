@@ -146,8 +146,9 @@ def one(data: bytes, tmp: Path, workspace: Path) -> str | None:
         if time.monotonic() - ended > 3.0:
             return "slow exit"
         err = server.stderr()
-        if "Traceback" in err and "could not handle a message" not in err:
-            return "uncaught traceback: " + err[-500:]
+        for marker in ("Exception in callback", "never retrieved", "Traceback"):
+            if marker in err:
+                return f"{marker!r} on stderr: " + err[err.index(marker) - 200 :][:800]
         if server.frames.violations:
             return f"bad output frames: {server.frames.violations[:2]!r}"
         if wait_gone(mark, 2.0):

@@ -188,3 +188,59 @@ def test_n4_two_thousand_pipelined_requests(start_server: Start, workspace: Path
     assert rate >= 1000
     assert server.problems(canaries=(CANARY,)) == []
     assert server.shutdown_and_exit() == 0
+
+
+def test_a_client_that_stops_reading_is_given_up(tmp_path: Path, workspace: Path) -> None:
+    """Output the client never reads is buffered up to a cap, then the server exits 1."""
+    import os
+    import subprocess
+    import sys
+
+    import psutil
+
+    env = {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
+        "AGENTLS_DATA_DIR": str(tmp_path / "data"),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agentls", "serve"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,  # never read
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    assert proc.stdin is not None
+    try:
+        params = {
+            "processId": None,
+            "rootUri": workspace.as_uri(),
+            "capabilities": {},
+            "initializationOptions": {"trusted": True},
+        }
+        msgs = [{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params}]
+        msgs.append({"jsonrpc": "2.0", "method": "initialized", "params": {}})
+        for i in range(40):
+            msgs.append(
+                {
+                    "jsonrpc": "2.0",
+                    "id": f"f{i}",
+                    "method": "workspace/executeCommand",
+                    "params": {"command": "agentls.run", "arguments": [{"agent": "flood"}]},
+                }
+            )
+        proc.stdin.write(b"".join(frame(orjson.dumps(m)) for m in msgs))
+        proc.stdin.flush()
+        peak = 0
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                peak = max(peak, psutil.Process(proc.pid).memory_info().rss)
+            except psutil.Error:
+                break
+            time.sleep(0.1)
+        assert proc.wait(5) == 1
+        assert peak < 512 * 1024 * 1024, f"peak RSS {peak / 2**20:.0f} MB"
+    finally:
+        proc.kill()
+        proc.wait()

@@ -38,6 +38,10 @@ def test_f5_storm_of_ten_thousand_changes_converges(start_server: Start, workspa
     # to be sliced in the service); this test is about convergence.
     server = start_server(debug=False)
     server.initialize(workspace)
+    deadline = time.monotonic() + 10
+    while server.call("agentls.status")["index"]["state"] != "ready":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     base = _files(server)
     storm = workspace / "storm"
     started = time.monotonic()

@@ -42,6 +42,7 @@ from typing import Any
 
 import orjson
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException, JsonRpcRequestCancelled
 from pygls.protocol import LanguageServerProtocol, lsp_method
 from pygls.protocol.json_rpc import JsonRPCNotification, JsonRPCRequestMessage
 
@@ -434,6 +435,12 @@ class AgentlsProtocol(LanguageServerProtocol):
         """pygls' step of a builtin handler (``workspace/executeCommand``...), which lets a
         ``BaseException`` from the inner handler escape and leaves the request unanswered: a
         cancellation becomes a cancelled request, anything else an internal error."""
+        if result_future.cancelled() and future is not None and future.done():
+            # Already answered -32800; pygls returns without looking at the step's outcome,
+            # and asyncio would log "Task exception was never retrieved" for a failed one.
+            if not future.cancelled():
+                future.exception()
+            return
         try:
             super()._run_generator(future, gen=gen, result_future=result_future)
         except BaseException as e:
@@ -447,22 +454,36 @@ class AgentlsProtocol(LanguageServerProtocol):
                 raise
 
     def _send_handler_result(self, future: Any, *, msg_id: Any) -> None:
-        """pygls' reply to a finished handler, plus an answer when the handler raised a
-        ``BaseException`` that is not an ``Exception`` (pygls lets it escape the callback and
-        the request is never answered)."""
+        """Answer a request whose handler finished: its result, -32800 if cancelled, its
+        ``JsonRpcException`` (an expected refusal: logged in one line, where pygls logs a
+        traceback at ERROR), or a generic internal error for anything else, including a
+        ``BaseException`` that is not an ``Exception`` (pygls lets it escape and never answers).
+        """
+        self._request_futures.pop(msg_id, None)
+        if future.cancelled():
+            self._send_response(
+                msg_id,
+                error=JsonRpcRequestCancelled(
+                    f"Request with id {msg_id!r} is canceled"
+                ).to_response_error(),
+            )
+            return
         try:
-            super()._send_handler_result(future, msg_id=msg_id)
+            result = future.result()
+        except JsonRpcException as e:
+            logger.info("request %r refused (%d): %s", msg_id, e.code, e.message)
+            self._send_response(msg_id, error=e.to_response_error())
+            return
         except BaseException as e:
             logger.error("request %r failed with %s", msg_id, type(e).__name__, exc_info=e)
-            if msg_id in self._inflight:
-                self._send_response(
-                    msg_id,
-                    error=types.ResponseError(
-                        code=INTERNAL_ERROR, message=GENERIC_INTERNAL_MESSAGE
-                    ),
-                )
+            self._send_response(
+                msg_id,
+                error=types.ResponseError(code=INTERNAL_ERROR, message=GENERIC_INTERNAL_MESSAGE),
+            )
             if isinstance(e, KeyboardInterrupt | SystemExit):
                 raise
+            return
+        self._send_response(msg_id, result=result)
 
     def _handle_response(self, msg_id: Any, result: Any | None = None, error: Any = None) -> None:
         future = self._request_futures.get(msg_id)

@@ -223,6 +223,11 @@ class _PipeWriter(asyncio.BaseProtocol):
         transport = self._transport
         if transport is None or transport.is_closing():
             raise BrokenPipeError("the client closed its end of stdout")
+        if transport.get_write_buffer_size() > MAX_UNSENT:
+            # A client that has not read this much is stuck; holding more only grows memory.
+            logger.error("the client stopped reading (%d bytes unsent); exiting", MAX_UNSENT)
+            transport.abort()
+            raise BrokenPipeError("the client stopped reading")
         transport.write(data)
 
     def close(self) -> None:
@@ -303,6 +308,9 @@ async def _session(server: Any, reader: FrameReader) -> int:
         for signum in handled:
             loop.remove_signal_handler(signum)
 
+
+MAX_UNSENT = 128 * 1024 * 1024
+"""Bytes written but not yet read by the client beyond which the session is given up."""
 
 FLUSH_SECONDS = 1.0
 """How long the last replies may take to reach a client that reads slowly, at exit."""
