@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -141,7 +142,14 @@ async def test_status_metrics_and_cache_clear(session: Session) -> None:
     assert status["trusted"] is True
     assert status["index"]["state"] == "ready"
     assert status["index"]["files"] >= 2
-    metrics = await session.command("agentls.metrics", {})
+    # the background warm-up may still be filling the cache: wait until it holds steady
+    previous = -1
+    while True:
+        metrics = await session.command("agentls.metrics", {})
+        if metrics["cache"]["entries"] == previous:
+            break
+        previous = metrics["cache"]["entries"]
+        await asyncio.sleep(0.2)
     assert metrics["memory"]["rss_bytes"] > 0
     cache = metrics["cache"]
     assert cache["hits"] >= 1 and cache["entries"] >= 2
