@@ -198,6 +198,10 @@ class AgentService:
         problems: set[Path] = set()
         config_changed = False
         for path in paths:
+            # A storm (a checkout of thousands of files) comes as one batch on the loop: skip
+            # the paths that cannot be configuration or agents before any path arithmetic.
+            if path.name != WORKSPACE_CONFIG_NAME and _DEFINITION_ROOTS.isdisjoint(path.parts):
+                continue
             folder = self.roots.folder_of(path)
             if folder is None:
                 continue
@@ -452,6 +456,7 @@ def _manifest(context: ContextResult, estimate: Estimate) -> list[dict[str, Any]
 
 
 _DEFINITION_DIRS = (".agents", ".claude", ".claude/agents", ".github", ".github/agents")
+_DEFINITION_ROOTS = frozenset({".agents", ".claude", ".github"})
 
 
 def _may_hold_definitions(rel: str) -> bool:
