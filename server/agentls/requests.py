@@ -71,7 +71,7 @@ def single_object(arguments: Sequence[Any] | None, *, optional: bool = False) ->
     if obj is None and optional:
         return {}
     if not isinstance(obj, dict):
-        raise InvalidArguments("arguments", f"expected an object, got {_kind(obj)}")
+        raise InvalidArguments("arguments", f"expected an object, got {json_kind(obj)}")
     return obj
 
 
@@ -110,7 +110,7 @@ def parse_run(raw: Mapping[str, Any], *, dry_run_allowed: bool = True) -> RunArg
         raise InvalidArguments("variables", "expected an object of string values")
     dry = raw.get("dry_run", False)
     if not isinstance(dry, bool):
-        raise InvalidArguments("dry_run", f"expected a boolean, got {_kind(dry)}")
+        raise InvalidArguments("dry_run", f"expected a boolean, got {json_kind(dry)}")
     return RunArgs(agent, task, uri, rng, file_list, var_map, dry)
 
 
@@ -152,7 +152,7 @@ def _str(raw: Mapping[str, Any], key: str, *, required: bool = False) -> str | N
             raise InvalidArguments(key, "required")
         return None
     if not isinstance(value, str):
-        raise InvalidArguments(key, f"expected a string, got {_kind(value)}")
+        raise InvalidArguments(key, f"expected a string, got {json_kind(value)}")
     return value
 
 
@@ -182,7 +182,8 @@ def _range(raw: Any) -> RangeArg:
     return RangeArg(start, end)
 
 
-def _kind(value: Any) -> str:
+def json_kind(value: Any) -> str:
+    """How a JSON value reads in an error message ("a string", "a list", "null"...)."""
     if value is None:
         return "null"
     return {

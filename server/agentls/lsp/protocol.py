@@ -48,6 +48,7 @@ from pygls.protocol.json_rpc import JsonRPCNotification, JsonRPCRequestMessage
 
 from agentls.lsp.lifecycle import Lifecycle, Phase
 from agentls.redaction import scrub
+from agentls.requests import json_kind
 
 logger = logging.getLogger(__name__)
 
@@ -94,21 +95,6 @@ def _valid_id(value: Any) -> bool:
     return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
 
 
-def _kind(value: Any) -> str:
-    """A JSON type name for error messages ("a string", "a list"...)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    return "an object"
-
-
 def _strict(kind: type, accepted: tuple[type, ...]) -> Any:
     """A cattrs structure hook that accepts only JSON values of the right type (no coercion)."""
 
@@ -116,7 +102,7 @@ def _strict(kind: type, accepted: tuple[type, ...]) -> Any:
         if isinstance(value, bool) and bool not in accepted:
             raise TypeError(f"expected {kind.__name__}, got a boolean")
         if not isinstance(value, accepted):
-            raise TypeError(f"expected {kind.__name__}, got {_kind(value)}")
+            raise TypeError(f"expected {kind.__name__}, got {json_kind(value)}")
         return float(value) if kind is float else value  # type: ignore[arg-type]
 
     return hook
@@ -127,19 +113,19 @@ def _check_execute_command(params: Any) -> None:
     if not isinstance(params, dict):
         raise _Refused(
             INVALID_PARAMS,
-            f"workspace/executeCommand: params must be an object, got {_kind(params)}",
+            f"workspace/executeCommand: params must be an object, got {json_kind(params)}",
         )
     command = params.get("command")
     if not isinstance(command, str):
         raise _Refused(
             INVALID_PARAMS,
-            f"workspace/executeCommand: 'command' must be a string, got {_kind(command)}",
+            f"workspace/executeCommand: 'command' must be a string, got {json_kind(command)}",
         )
     arguments = params.get("arguments")
     if arguments is not None and not isinstance(arguments, list):
         raise _Refused(
             INVALID_PARAMS,
-            f"workspace/executeCommand: 'arguments' must be a list, got {_kind(arguments)}",
+            f"workspace/executeCommand: 'arguments' must be a list, got {json_kind(arguments)}",
         )
 
 
@@ -177,7 +163,7 @@ class AgentlsProtocol(LanguageServerProtocol):
             self._reply_error(
                 None,
                 INVALID_REQUEST,
-                f"Invalid request: a message must be a JSON object, got {_kind(data)} "
+                f"Invalid request: a message must be a JSON object, got {json_kind(data)} "
                 "(batches are not supported)",
             )
             return
@@ -192,7 +178,7 @@ class AgentlsProtocol(LanguageServerProtocol):
             self._reply_error(
                 None,
                 INVALID_REQUEST,
-                f"Invalid request: 'id' must be an integer or a string, got {_kind(msg_id)}",
+                f"Invalid request: 'id' must be an integer or a string, got {json_kind(msg_id)}",
             )
             return
         if not isinstance(method, str):
@@ -200,10 +186,10 @@ class AgentlsProtocol(LanguageServerProtocol):
                 self._reply_error(
                     reply_id,
                     INVALID_REQUEST,
-                    f"Invalid request: 'method' must be a string, got {_kind(method)}",
+                    f"Invalid request: 'method' must be a string, got {json_kind(method)}",
                 )
             else:
-                logger.warning("dropped a notification whose method is %s", _kind(method))
+                logger.warning("dropped a notification whose method is %s", json_kind(method))
             return
         if data.get("jsonrpc") != self.VERSION:
             if has_id:
