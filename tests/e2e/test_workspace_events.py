@@ -109,16 +109,16 @@ async def _slow_pids(root: Path) -> list[int]:
     return [int(p) for p in pidfile.read_text().split()]
 
 
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for its parent to reap it counts as gone)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 async def _assert_gone(pids: list[int]) -> None:
-    await wait_until(
-        lambda: (
-            not any(
-                psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
-                for p in pids
-            )
-        ),
-        timeout=1.0,
-    )
+    await wait_until(lambda: not any(_alive(p) for p in pids), timeout=1.0)
 
 
 async def test_cancel_command_stops_the_process_group(session: Session) -> None:
