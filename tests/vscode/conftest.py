@@ -40,3 +40,16 @@ def vsix(extension_packages: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     )
     assert zipfile.is_zipfile(out)
     return out
+
+
+INSTALL_TIMEOUT_SECONDS = 1500
+"""On a fresh machine the first VS Code test installs npm packages, Node 24, code-server (native
+builds) and Chromium inside its fixtures; the suite-wide 120 s per-test timeout would cut that
+short, so these tests get a budget that covers a cold install."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.timeout(INSTALL_TIMEOUT_SECONDS))
