@@ -93,12 +93,8 @@ def _parser() -> argparse.ArgumentParser:
         help="how long to wait for each backend (default 5)",
     )
 
-    bench = sub.add_parser(
-        "bench",
-        help="measure agentls on this machine (agentls bench --help for options)",
-        add_help=False,
-    )
-    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    # Listed for --help only: main() hands `agentls bench ...` to the bench before parsing.
+    sub.add_parser("bench", help="measure agentls on this machine (agentls bench --help)")
     return parser
 
 

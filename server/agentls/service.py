@@ -33,7 +33,7 @@ from agentls.context.builder import (
     ContextResult,
     Selection,
 )
-from agentls.errors import AgentlsError, UnknownRun
+from agentls.errors import UnknownRun
 from agentls.execution.engine import ExecutionEngine, RunJob, RunObserver
 from agentls.execution.history import ExecutionHistory, history_path
 from agentls.execution.records import RunRecord
@@ -462,10 +462,3 @@ _DEFINITION_ROOTS = frozenset({".agents", ".claude", ".github"})
 def _may_hold_definitions(rel: str) -> bool:
     """A definition file, or a folder whose move or deletion changes the definitions."""
     return is_definition_path(rel) or rel in _DEFINITION_DIRS or rel.startswith(".agents/")
-
-
-def run_error_message(error: BaseException) -> str:
-    """The user-facing text of an error: its own message if it is ours, else a generic one."""
-    if isinstance(error, AgentlsError):
-        return error.message
-    return "internal error; see the server log"

@@ -31,6 +31,7 @@ from agentls.bench.trees import (
 )
 from agentls.context.builder import ContextBuilder, ContextRequest, ContextResult
 from agentls.context.secrets import SecretScanner
+from agentls.service import NoBuffers
 from agentls.workspace.cache import FileCache
 from agentls.workspace.index import WorkspaceIndex
 from agentls.workspace.loader import CachedFile, Strategy, load_files
@@ -185,18 +186,8 @@ def _pack_agent(globs: tuple[str, ...] = ("**/*",)) -> AgentDefinition:
 
 async def _pack(builder: ContextBuilder, agent: AgentDefinition) -> ContextResult:
     return await builder.build(
-        agent, ContextRequest(task="pack"), _NoBuffers(), max_files=10**6, max_context_tokens=10**9
+        agent, ContextRequest(task="pack"), NoBuffers(), max_files=10**6, max_context_tokens=10**9
     )
-
-
-class _NoBuffers:
-    """No editor: every file comes from the disk (or the cache)."""
-
-    def text(self, path: Path) -> str | None:
-        return None
-
-    def open_paths(self) -> list[Path]:
-        return []
 
 
 def stdlib_copy(work: Path) -> Path:
