@@ -42,15 +42,20 @@ class EditorBuffers:
 
     def __init__(self, ls: AgentLanguageServer) -> None:
         self._ls = ls
+        self._memo: tuple[tuple[str, ...], dict[Path, str]] = ((), {})
+        """The open URIs last seen, and their realpaths: resolving costs syscalls, and the
+        builder asks once per open file, so it is redone only when the set of open files changes."""
 
     def _by_path(self) -> dict[Path, str]:
-        docs = self._ls.workspace.text_documents
-        out: dict[Path, str] = {}
-        for uri in docs:
-            path = uri_to_path(uri)
-            if path is not None:
-                out[path] = uri
-        return out
+        uris = tuple(self._ls.workspace.text_documents)
+        if uris != self._memo[0]:
+            out: dict[Path, str] = {}
+            for uri in uris:
+                path = uri_to_path(uri)
+                if path is not None:
+                    out[path] = uri
+            self._memo = (uris, out)
+        return self._memo[1]
 
     def text(self, path: Path) -> str | None:
         """The buffer's text when the file is open in the editor."""
