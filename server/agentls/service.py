@@ -336,7 +336,7 @@ class AgentService:
             raise
         prompt_tokens = (record.usage or {}).get("prompt_tokens")
         if record.status == "succeeded" and prompt_tokens:
-            prompt_bytes = len(job.request.prompt.encode("utf-8", "replace"))
+            prompt_bytes = len(context.prompt_bytes)
             estimate = self.calibration.observe(config.name, model, prompt_bytes, prompt_tokens)
         return {**record.to_dict(), "token_estimate": estimate.to_dict()}
 
