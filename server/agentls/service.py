@@ -37,6 +37,7 @@ from agentls.errors import UnknownRun
 from agentls.execution.engine import ExecutionEngine, RunJob, RunObserver
 from agentls.execution.history import ExecutionHistory, history_path
 from agentls.execution.records import RunRecord
+from agentls.loop_lag import LoopLag
 from agentls.metrics import Metrics
 from agentls.requests import HistoryListArgs, RunArgs
 from agentls.workspace.cache import FileCache
@@ -78,6 +79,7 @@ class AgentService:
             self.roots, self.index, self.cache, max_file_bytes=limits.max_file_bytes
         )
         self.metrics = Metrics()
+        self.loop_lag = LoopLag()
         self.history = ExecutionHistory(
             self._history_file(),
             max_entries=limits.history_max_entries,
@@ -113,6 +115,7 @@ class AgentService:
 
     async def start(self) -> None:
         """Load agents, open history, start the scan and the watcher; does not wait for the scan."""
+        self.loop_lag.start()
         self.history.open()
         changed: set[Path] = set()
         for folder in self.roots.folders:
@@ -152,6 +155,7 @@ class AgentService:
 
     async def shutdown(self) -> None:
         """Cancel runs, stop watching, close history and backends. Safe to call twice."""
+        self.loop_lag.stop()
         await self.engine.shutdown(timeout=1.0)
         if self._watch_task is not None and not self._watch_task.done():
             self._watch_task.cancel()
@@ -373,6 +377,7 @@ class AgentService:
             index=self.index.stats(),
             history=self.history.stats(),
             engine={"active": len(self.engine.active())},
+            loop=self.loop_lag.snapshot(),
         )
 
     def clear_cache(self) -> dict[str, Any]:
