@@ -235,7 +235,8 @@ class RawServer:
     def result(self, msg_id: Any, timeout: float = 10.0) -> Any:
         """The result of request ``msg_id``; fails on an error response."""
         resp = self.response(msg_id, timeout)
-        assert "error" not in resp, resp
+        # The server's own log says why (a slow start, a refused run): keep its tail.
+        assert "error" not in resp, (resp, self.stderr()[-3000:])
         return resp["result"]
 
     def call(self, name: str, *args: Any, timeout: float = 10.0) -> Any:
