@@ -116,7 +116,7 @@ class AgentService:
     async def start(self) -> None:
         """Load agents, open history, start the scan and the watcher; does not wait for the scan."""
         self.loop_lag.start()
-        self.history.open()
+        await asyncio.to_thread(self.history.open)  # reads the whole file once: not on the loop
         changed: set[Path] = set()
         for folder in self.roots.folders:
             changed |= self.registry.load_folder(folder)
