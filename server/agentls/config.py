@@ -77,6 +77,10 @@ class Limits:
     """Seconds; default for agents that do not set ``timeout``."""
     max_output_bytes: int = 8 * 1024 * 1024
     """A run's output beyond this is cut and the run fails."""
+    max_prompt_bytes: int | None = None
+    """The expanded prompt (body with its variables filled in, plus the task) must stay under
+    this many bytes, or the request fails before the prompt is built. None sizes it from each
+    run's token budget (``context.builder.prompt_bytes_limit``)."""
 
 
 @dataclass(frozen=True)

@@ -417,6 +417,7 @@ class AgentService:
             max_files=agent.max_files or limits.max_files,
             max_context_tokens=agent.max_context_tokens or limits.max_context_tokens,
             bytes_per_token=estimate.bytes_per_token,
+            max_prompt_bytes=limits.max_prompt_bytes,
         )
 
     def _refusal(self, agent: AgentDefinition, config: BackendConfig | None) -> str | None:
