@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from agentls.agents.definition import AgentDefinition, is_definition_path
-from agentls.agents.registry import AgentRegistry
+from agentls.agents.registry import AgentRegistry, scan_folder
 from agentls.backends.base import BackendError, BackendRequest
 from agentls.backends.factory import BackendFactory
 from agentls.calibration import FILE_NAME as CALIBRATION_FILE
@@ -118,7 +118,8 @@ class AgentService:
         self.history.open()
         changed: set[Path] = set()
         for folder in self.roots.folders:
-            changed |= self.registry.load_folder(folder)
+            # Walking and reading the definitions touches the disk: a worker thread does it.
+            changed |= self.registry.apply_scan(await asyncio.to_thread(scan_folder, folder))
         changed |= self.registry.set_backends(
             self.settings.backends.keys(), self.settings.default_backend
         )
@@ -176,7 +177,7 @@ class AgentService:
         for folder in old - new:
             changed |= self.registry.remove_folder(folder)
         for folder in new - old:
-            changed |= self.registry.load_folder(folder)
+            changed |= self.registry.apply_scan(await asyncio.to_thread(scan_folder, folder))
         changed |= self.registry.set_backends(
             self.settings.backends.keys(), self.settings.default_backend
         )
