@@ -38,9 +38,8 @@ import os
 import stat
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from agentls.workspace import filters
 
@@ -64,9 +63,10 @@ _CHUNK = 1 << 20
 """The most one ``os.read`` asks for when a file grew after its ``fstat``."""
 
 
-@dataclass(frozen=True)
-class RawFile:
-    """The bytes of a regular file, with the ``fstat`` taken on the descriptor they came from."""
+class RawFile(NamedTuple):
+    """The bytes of a regular file, with the ``fstat`` taken on the descriptor they came from.
+
+    A named tuple, the cheapest record to make: one is made per file read, thousands per run."""
 
     data: bytes
     """At most the cap; exactly what was read."""
@@ -78,12 +78,23 @@ class RawFile:
     """``time.time_ns()`` just before reading (the loader's racy-read test)."""
 
 
-def _folder_of(real: Path, within: Sequence[Path]) -> Path | None:
-    """The deepest folder of ``within`` that holds ``real``, or None."""
-    best: Path | None = None
+def _rel_in(path: Path, within: Sequence[Path]) -> str | None:
+    """``path`` relative to the deepest folder of ``within`` that holds it (``""`` for a folder
+    itself), or None when none does. String arithmetic: this runs once per file read, and
+    ``Path.is_relative_to`` costs more than the read of a small cached file."""
+    text = os.fspath(path)
+    best: str | None = None
     for folder in within:
-        if real.is_relative_to(folder) and (best is None or len(folder.parts) > len(best.parts)):
-            best = folder
+        root = os.fspath(folder)
+        if text == root:
+            rel = ""
+        else:
+            prefix = root if root.endswith("/") else f"{root}/"
+            if not text.startswith(prefix):
+                continue
+            rel = text[len(prefix) :]
+        if best is None or len(rel) < len(best):
+            best = rel
     return best
 
 
@@ -99,19 +110,23 @@ def judge(path: Path, within: Sequence[Path]) -> ReadFailure | None:
         the name lies on the deny-list; None when the file may be read.
     """
     real = Path(os.path.realpath(path))
-    folder = _folder_of(real, within)
-    if folder is None:
-        logger.info("refusing %s: it resolves outside the workspace folders", path)
-        return "outside_workspace"
-    if real == folder:
-        return None  # the folder itself: not a file, the open says so
-    if filters.is_secret(real.relative_to(folder).as_posix()):
-        logger.info("refusing %s: it resolves to a file on the deny-list", path)
-        return "secret"
-    if real != path:
-        named = _folder_of(path, within)
-        if named is not None and filters.is_secret(path.relative_to(named).as_posix()):
+    verdict = _judge_real(real, within)
+    if verdict is None and real != path:
+        named = _rel_in(path, within)
+        if named and filters.is_secret(named):
             return "secret"
+    return verdict
+
+
+def _judge_real(real: Path, within: Sequence[Path]) -> ReadFailure | None:
+    """``judge`` for a path known to be a realpath: no system call, only path arithmetic."""
+    rel = _rel_in(real, within)
+    if rel is None:
+        logger.info("refusing %s: it resolves outside the workspace folders", real)
+        return "outside_workspace"
+    if rel and filters.is_secret(rel):
+        logger.info("refusing %s: it resolves to a file on the deny-list", real)
+        return "secret"
     return None
 
 
@@ -120,12 +135,13 @@ def _opened_elsewhere(fd: int, path: Path) -> ReadFailure | None:
 
     ``O_NOFOLLOW`` guards only the last component; a directory replaced by a symlink between the
     containment check and ``open`` would lead out of the workspace. The kernel's own name for the
-    descriptor tells. Where ``/proc`` is missing the check is skipped.
+    descriptor tells. Where ``/proc`` is missing, the realpath of ``path`` is compared instead
+    (one more race window, but the same verdict for a tree that holds still).
     """
     try:
         opened = os.readlink(f"/proc/self/fd/{fd}")
     except OSError:
-        return None
+        opened = os.path.realpath(path)
     if opened == os.fspath(path):
         return None
     if opened.endswith(" (deleted)"):
@@ -161,11 +177,17 @@ def read_regular(
         ``unreadable``, ``outside_workspace``, ``secret``).
     """
     try:
-        target = Path(os.path.realpath(path)) if follow_symlink else path
-        if within is not None:
-            verdict = judge(path, within)
-            if verdict is not None:
-                return verdict
+        if follow_symlink:
+            target = Path(os.path.realpath(path))
+            verdict = judge(path, within) if within is not None else None
+        else:
+            # A realpath: judged by arithmetic alone. If it is not one (a directory on the way
+            # is a link, now or by the time of the open), the kernel's name for the open file
+            # differs from it and the read is refused below.
+            target = path
+            verdict = _judge_real(path, within) if within is not None else None
+        if verdict is not None:
+            return verdict
         fd = os.open(target, OPEN_FLAGS)
     except (FileNotFoundError, NotADirectoryError):
         return "missing"
