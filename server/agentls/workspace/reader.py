@@ -98,18 +98,20 @@ def _rel_in(path: Path, within: Sequence[Path]) -> str | None:
     return best
 
 
-def judge(path: Path, within: Sequence[Path]) -> ReadFailure | None:
+def judge(path: Path, within: Sequence[Path], real: Path | None = None) -> ReadFailure | None:
     """Whether a path may be read from the workspace, by its realpath and by its own name.
 
     Args:
         path: the path as found (a definition's name in ``.agents/``) or a realpath.
         within: the workspace folders (realpaths).
+        real: ``path``'s realpath when the caller has it already.
 
     Returns:
         ``outside_workspace`` when the realpath is in no folder, ``secret`` when the realpath or
         the name lies on the deny-list; None when the file may be read.
     """
-    real = Path(os.path.realpath(path))
+    if real is None:
+        real = Path(os.path.realpath(path))
     verdict = _judge_real(real, within)
     if verdict is None and real != path:
         named = _rel_in(path, within)
@@ -179,7 +181,7 @@ def read_regular(
     try:
         if follow_symlink:
             target = Path(os.path.realpath(path))
-            verdict = judge(path, within) if within is not None else None
+            verdict = judge(path, within, target) if within is not None else None
         else:
             # A realpath: judged by arithmetic alone. If it is not one (a directory on the way
             # is a link, now or by the time of the open), the kernel's name for the open file
