@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from agentls.agents.definition import AgentDefinition, is_definition_path
-from agentls.agents.registry import AgentRegistry
+from agentls.agents.registry import AgentRegistry, scan_folder
 from agentls.backends.base import BackendError, BackendRequest
 from agentls.backends.factory import BackendFactory
 from agentls.calibration import FILE_NAME as CALIBRATION_FILE
@@ -73,7 +73,9 @@ class AgentService:
         """The workspace folders (realpaths); the only judge of what is inside."""
         limits = settings.limits
         self.index = WorkspaceIndex(self.roots, max_file_bytes=limits.max_file_bytes)
-        self.cache = FileCache(max_bytes=limits.cache_max_bytes)
+        self.cache = FileCache(
+            max_bytes=limits.cache_max_bytes, folders=lambda: self.roots.folders
+        )
         self.registry = AgentRegistry()
         self.builder = ContextBuilder(
             self.roots, self.index, self.cache, max_file_bytes=limits.max_file_bytes
@@ -119,7 +121,8 @@ class AgentService:
         await asyncio.to_thread(self.history.open)  # reads the whole file once: not on the loop
         changed: set[Path] = set()
         for folder in self.roots.folders:
-            changed |= self.registry.load_folder(folder)
+            # Walking and reading the definitions touches the disk: a worker thread does it.
+            changed |= self.registry.apply_scan(await asyncio.to_thread(scan_folder, folder))
         changed |= self.registry.set_backends(
             self.settings.backends.keys(), self.settings.default_backend
         )
@@ -178,7 +181,7 @@ class AgentService:
         for folder in old - new:
             changed |= self.registry.remove_folder(folder)
         for folder in new - old:
-            changed |= self.registry.load_folder(folder)
+            changed |= self.registry.apply_scan(await asyncio.to_thread(scan_folder, folder))
         changed |= self.registry.set_backends(
             self.settings.backends.keys(), self.settings.default_backend
         )
@@ -420,6 +423,7 @@ class AgentService:
             max_files=agent.max_files or limits.max_files,
             max_context_tokens=agent.max_context_tokens or limits.max_context_tokens,
             bytes_per_token=estimate.bytes_per_token,
+            max_prompt_bytes=limits.max_prompt_bytes,
         )
 
     def _refusal(self, agent: AgentDefinition, config: BackendConfig | None) -> str | None:

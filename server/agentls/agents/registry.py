@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
-import stat
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from agentls.agents.definition import (
     parse_definition,
 )
 from agentls.errors import InvalidAgent, UnknownAgent
+from agentls.workspace.reader import RawFile, read_regular
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +97,8 @@ class FolderScan:
     files: Mapping[Path, ParseResult]
     real: Mapping[Path, Path] = field(default_factory=dict)
     """Each file's realpath, so a file reached through two symlinks counts once."""
+    texts: Mapping[Path, str] = field(default_factory=dict)
+    """The text each file was parsed from (diagnostics are positioned against it)."""
 
 
 def canonical(path: Path) -> Path:
@@ -109,41 +111,29 @@ def canonical(path: Path) -> Path:
     return Path(os.path.realpath(path.parent)) / path.name
 
 
-def read_definition(path: Path, max_bytes: int = MAX_DEFINITION_BYTES) -> str | Problem | None:
+def read_definition(
+    path: Path, within: Sequence[Path], max_bytes: int = MAX_DEFINITION_BYTES
+) -> str | Problem | None:
     """The text of a definition file, a Problem saying why it cannot be had, or None if missing.
 
-    Opens without blocking and checks the file is regular before reading, so a FIFO or device
-    someone named ``*.md`` cannot hang the server.
+    Read through the safe reader (``workspace.reader``), so the rules are the same at start-up
+    and on every reload the watcher or a save triggers: a symlink is followed only to a target
+    inside ``within`` that is not on the deny-list (``.agents/reviewer.md -> ../.env`` and a late
+    ``.agents/late.md -> ~/.ssh/id_rsa`` are refused, as None: no agent, like a missing file);
+    a FIFO or device is a Problem, never a hang; a file over ``max_bytes`` is not read.
     """
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(path, flags)
-    except (FileNotFoundError, NotADirectoryError):
+    got = read_regular(path, max_bytes=max_bytes, within=within, follow_symlink=True)
+    if isinstance(got, RawFile):
+        return decode_definition(got.data)
+    if got in ("missing", "outside_workspace", "secret"):
+        if got != "missing":
+            logger.info("%s is not read as an agent definition: %s", path, got.replace("_", " "))
         return None
-    except OSError as e:
-        return Problem(f"cannot read this file: {e.strerror or type(e).__name__}")
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            return Problem("not a regular file; an agent definition must be a plain text file")
-        if info.st_size > max_bytes:
-            return _too_large(max_bytes)
-        chunks: list[bytes] = []
-        size = 0
-        while size <= max_bytes:
-            chunk = os.read(fd, max_bytes + 1 - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-    except OSError as e:
-        return Problem(f"cannot read this file: {e.strerror or type(e).__name__}")
-    finally:
-        os.close(fd)
-    data = b"".join(chunks)
-    if len(data) > max_bytes:  # it grew after fstat
+    if got == "not_a_file":
+        return Problem("not a regular file; an agent definition must be a plain text file")
+    if got == "too_large":
         return _too_large(max_bytes)
-    return decode_definition(data)
+    return Problem("cannot read this file")
 
 
 def decode_definition(data: bytes) -> str | Problem:
@@ -251,18 +241,21 @@ def scan_folder(folder: Path, max_bytes: int = MAX_DEFINITION_BYTES) -> FolderSc
     root = Path(os.path.realpath(folder))
     files: dict[Path, ParseResult] = {}
     real: dict[Path, Path] = {}
+    texts: dict[Path, str] = {}
     seen: set[Path] = set()
     for path in definition_files(root):
         target = Path(os.path.realpath(path))
         if target in seen:
             continue
-        text = read_definition(path, max_bytes)
-        if text is None:  # deleted between the walk and the read
+        text = read_definition(path, (root,), max_bytes)
+        if text is None:  # deleted between the walk and the read, or refused
             continue
         seen.add(target)
         files[path] = parse_text(path, text, max_bytes)
         real[path] = target
-    return FolderScan(root, files, real)
+        if isinstance(text, str):
+            texts[path] = text
+    return FolderScan(root, files, real, texts)
 
 
 class AgentRegistry:
@@ -284,6 +277,8 @@ class AgentRegistry:
         """File -> its realpath, to ignore a second path to a file already known."""
         self._buffers: dict[Path, str] = {}
         """Files whose editor buffer was given; it wins over disk until ``update(path, None)``."""
+        self._texts: dict[Path, str] = {}
+        """File -> the text it was last parsed from, so diagnostics need no second read."""
         self._backends: frozenset[str] | None = None
         """Backend names from the configuration; None until ``set_backends``, then checked."""
         self._default_backend: str | None = None
@@ -306,16 +301,21 @@ class AgentRegistry:
         previous = self._claims.get(folder, set())
         files = dict(scan.files)
         real = dict(scan.real)
+        texts = dict(scan.texts)
         for path, text in self._buffers.items():
             rel = _relative(path, folder)
             if rel is not None and is_definition_path(rel):
                 files[path] = parse_text(path, text, self._max_bytes)
                 real.setdefault(path, Path(os.path.realpath(path)))
+                texts[path] = text
         self._claims[folder] = set(files)
         for path in previous - set(files):
             self._forget_if_unclaimed(path)
         self._parsed.update(files)
         self._real.update(real)
+        for path in files:
+            self._texts.pop(path, None)
+        self._texts.update(texts)
         return self._refresh()
 
     def remove_folder(self, folder: Path) -> set[Path]:
@@ -347,8 +347,10 @@ class AgentRegistry:
             result: ParseResult | None = parse_text(key, text, self._max_bytes)
         else:
             self._buffers.pop(key, None)
-            read = read_definition(key, self._max_bytes)
+            # Judged against every known folder at this read, exactly as the start-up scan.
+            read = read_definition(key, tuple(self._claims), self._max_bytes)
             result = None if read is None else parse_text(key, read, self._max_bytes)
+            text = read if isinstance(read, str) else None
         if result is None:
             for f in folders:
                 self._claims[f].discard(key)
@@ -358,6 +360,10 @@ class AgentRegistry:
             self._claims[f].add(key)
         self._parsed[key] = result
         self._real[key] = target
+        if text is None:
+            self._texts.pop(key, None)
+        else:
+            self._texts[key] = text
         return self._refresh()
 
     def set_backends(self, names: Collection[str], default: str | None) -> set[Path]:
@@ -402,6 +408,13 @@ class AgentRegistry:
         entry = self._entries.get(path) or self._entries.get(canonical(path))
         return list(entry.problems) if entry else []
 
+    def text(self, path: Path) -> str | None:
+        """The text a definition file was last parsed from (buffer or disk); None if unknown.
+
+        Diagnostics are positioned against it, so publishing them never reads the file again.
+        """
+        return self._texts.get(path) or self._texts.get(canonical(path))
+
     def files(self) -> list[Path]:
         """Every definition file known, sorted: the files diagnostics are published for."""
         return sorted(self._entries, key=str)
@@ -414,6 +427,7 @@ class AgentRegistry:
         self._parsed.pop(path, None)
         self._real.pop(path, None)
         self._buffers.pop(path, None)
+        self._texts.pop(path, None)
 
     def _rescan_for_directory(self, key: Path) -> set[Path]:
         """Rescan folders where ``key`` is a definition directory or holds known definition files.

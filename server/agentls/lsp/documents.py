@@ -11,6 +11,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 from lsprotocol import types
 from pygls.uris import from_fs_path, to_fs_path
@@ -102,23 +103,41 @@ def to_diagnostic(problem: Problem, lines: Sequence[str], codec: PositionCodec) 
 
 
 def publish_problems(ls: AgentLanguageServer, paths: set[Path]) -> None:
-    """Publish the current problems of each definition file (an empty list clears them)."""
+    """Publish the current problems of each definition file (an empty list clears them).
+
+    Positions are converted against the open buffer, or else against the text the registry
+    parsed. Never against pygls' own fallback, which reads the whole file from disk on the event
+    loop with no size or type check (a FIFO there hung the server; a 400 MB file was read).
+    """
     service = ls.service
     if service is None:
         return
+    documents = ls.workspace.text_documents
+    codec = ls.workspace.position_codec
     for path in sorted(paths):
         uri = from_fs_path(str(path)) or path.as_uri()
         problems = service.registry.problems(path)
-        document = ls.workspace.get_text_document(uri)
         lines: Sequence[str] = ()
         if problems:
-            try:
+            document = documents.get(unquote(uri))
+            if document is not None:
                 lines = document.lines
-            except (OSError, UnicodeDecodeError):  # deleted or unreadable: positions as they are
-                lines = ()
+            else:
+                text = service.registry.text(path)
+                lines = tuple(text.splitlines(True)) if text else ()
         ls.text_document_publish_diagnostics(
             types.PublishDiagnosticsParams(
                 uri=uri,
-                diagnostics=[to_diagnostic(p, lines, document.position_codec) for p in problems],
+                diagnostics=[to_diagnostic(p, lines, codec) for p in problems],
             )
         )
+
+
+def open_text(ls: AgentLanguageServer, uri: str) -> str | None:
+    """The text of a document the editor has open; None when it is not open.
+
+    ``Workspace.get_text_document`` would make up a document for an unknown URI whose text is
+    read from disk on first use, unchecked; this never touches the disk.
+    """
+    document = ls.workspace.text_documents.get(unquote(uri))
+    return None if document is None else document.source
