@@ -30,7 +30,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("calibration.py", "self._path.read_bytes"): "the calibration file in the data folder",
     ("calibration.py", "os.fdopen"): "writing the calibration file (atomic replace)",
     ("serve.py", "os.fdopen"): "a duplicate of stdout: the protocol stream",
-    ("service.py", "self.history.open"): "ExecutionHistory.open: SQLite in the data folder",
 }
 """``(module, call)`` pairs allowed outside the reader, with why they are not workspace reads."""
 

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 
 from tests.hardening.rawclient import frame
 from tests.security.files_helpers import Start, agent, start_files_server
@@ -23,9 +24,7 @@ TREE_FILES = 20_000
 """Files under the glob: ten slices of matching, a fraction of a second of work in all."""
 
 
-def test_files_is_capped_at_a_thousand_entries(
-    start_files_server: Start, tmp_path: Path
-) -> None:
+def test_files_is_capped_at_a_thousand_entries(start_files_server: Start, tmp_path: Path) -> None:
     root = Path(os.path.realpath(tmp_path)) / "ws"
     root.mkdir()
     agent(root, "ok")
@@ -47,6 +46,7 @@ def test_files_is_capped_at_a_thousand_entries(
     server.shutdown_and_exit()
 
 
+@pytest.mark.slow  # builds a 20,000-file tree
 def test_a_status_request_is_answered_while_a_huge_glob_is_expanded(
     start_files_server: Start, tmp_path: Path
 ) -> None:

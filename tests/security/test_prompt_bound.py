@@ -68,9 +68,7 @@ def test_a_repeated_selection_is_refused(start_files_server: Start, tmp_path: Pa
     server.initialize(root)
     big = root / "src" / "big.py"
     whole = {"start": {"line": 0, "character": 0}, "end": {"line": 300, "character": 0}}
-    _refused(
-        server, {"agent": "selections", "task": "t", "uri": big.as_uri(), "range": whole}
-    )
+    _refused(server, {"agent": "selections", "task": "t", "uri": big.as_uri(), "range": whole})
     assert server.call("agentls.status")["index"]["state"] == "ready"
     server.shutdown_and_exit()
 

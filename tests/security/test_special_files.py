@@ -80,8 +80,10 @@ def test_a_huge_definition_is_not_read(start_files_server: Start, tmp_path: Path
     server = start_files_server()
     server.initialize(root, wait_ready=False)
     server.wait_for(
-        lambda m: m.get("method") == "textDocument/publishDiagnostics"
-        and m["params"]["uri"] == big.as_uri(),
+        lambda m: (
+            m.get("method") == "textDocument/publishDiagnostics"
+            and m["params"]["uri"] == big.as_uri()
+        ),
         timeout=15,
     )
     _answers(server)
@@ -94,9 +96,7 @@ def test_a_huge_definition_is_not_read(start_files_server: Start, tmp_path: Path
     server.shutdown_and_exit()
 
 
-def test_a_late_symlink_to_dev_zero_is_not_read(
-    start_files_server: Start, tmp_path: Path
-) -> None:
+def test_a_late_symlink_to_dev_zero_is_not_read(start_files_server: Start, tmp_path: Path) -> None:
     root = _workspace(tmp_path)
     server = start_files_server()
     resource.prlimit(server.pid, resource.RLIMIT_AS, (ADDRESS_SPACE_CAP, ADDRESS_SPACE_CAP))

@@ -41,9 +41,7 @@ def test_a_link_inside_the_workspace_is_read_by_its_target(ws: Path) -> None:
     assert _read(link, ws, follow=False) == "not_a_file"  # a realpath was promised
 
 
-def test_links_out_of_the_workspace_or_to_secrets_are_refused(
-    ws: Path, outside: Path
-) -> None:
+def test_links_out_of_the_workspace_or_to_secrets_are_refused(ws: Path, outside: Path) -> None:
     cases = {
         "out.md": outside,
         "zero.md": Path("/dev/zero"),
