@@ -1,17 +1,26 @@
-"""Secrets inside included text: the owner of what counts as a secret and how it is redacted.
+"""Secrets inside text: the owner of what counts as a secret and how it is redacted.
 
 The workspace's deny-list (``workspace/filters.py``) keeps files *named* like secrets out of the
-prompt. This module looks *inside* the text that does go in: private key blocks, AWS access keys,
-GitHub, GitLab and Slack tokens, JWTs, and generic ``key = value`` assignments whose value is long
-and random enough (Shannon entropy) to be a credential rather than a word. Each match is replaced by
-a visible ``[REDACTED:kind]`` marker, and its line and kind are reported so the manifest can say
-what was hidden without repeating it.
+prompt. This module looks *inside* the text that does go in (attached files, the selection, the
+agent's own body) and inside what comes back (a run's output, before history stores it): private
+key blocks (PEM, OpenSSH, PGP), PuTTY keys, AWS access keys, GitHub, GitLab and Slack tokens,
+OpenAI and Anthropic keys, Google API keys, Hugging Face tokens, JWTs, ``Bearer`` tokens,
+passwords in URLs (``postgres://user:pw@host``), and generic ``key = value`` assignments whose
+value is long and random enough (Shannon entropy) to be a credential rather than a word. Each
+match is replaced by a visible ``[REDACTED:kind]`` marker, and its line and kind are reported so
+the manifest can say what was hidden without repeating it. The log scrubber
+(``agentls/redaction.py``) runs the same detectors, with its own marker.
 
-Cost. Scanning is regular-expression work on bytes; each pattern only runs when a cheap literal
-test (``bytes in bytes``, memchr speed) says it could match, so clean code costs little. A scan's
-result depends only on the content, so ``SecretScanner`` remembers it by the content's xxh3 hash
-(the loader computed it already): a warm run re-scans nothing. ``agentls bench`` (scenario
-``secrets``) reports the cold cost per MB and the warm cost.
+Cost. A pattern never scans the whole text. Each rule names the literals every match contains
+(an *anchor*) and where the match starts relative to it; the anchors are found with
+``bytes.find`` and the pattern is only tried there. Anchors are chosen to be rare in ordinary
+text, preferably a single rare byte (``J`` of ``eyJ``, ``@`` of a URL's credentials), which
+``bytes.find`` locates with ``memchr``; the case-insensitive words of the generic rule are looked
+up in one lowered copy, and only where an assignment follows. ``_reference_spans`` is the slow,
+obviously complete form (every pattern over the whole text); a test keeps both in agreement. A
+scan's result depends only on the content, so ``SecretScanner`` remembers it by the content's
+xxh3 hash (the loader computed it already): a warm run re-scans nothing. ``agentls bench``
+(scenario ``secrets``) reports the cold cost per MB, side by side with the reference form.
 
 The scanner is used on the event loop only (its memo is unsynchronised); it never logs the text.
 """
@@ -27,7 +36,7 @@ from dataclasses import dataclass
 import xxhash
 from cachetools import LRUCache
 
-__all__ = ["Finding", "Redaction", "SecretScanner", "redact", "scan"]
+__all__ = ["KINDS", "Finding", "Redaction", "SecretScanner", "redact", "scan"]
 
 MEMO_ENTRIES = 65_536
 """How many distinct contents the scanner remembers (about 100 bytes each when clean)."""
@@ -42,6 +51,9 @@ English words and identifiers sit near 2.5-3.2 (``password_reset_handler``: 3.3)
 MIN_GENERIC_LENGTH = 16
 """Shortest value of a generic assignment considered (shorter values are passwords in examples)."""
 
+URL_WINDOW = 512
+"""How far before a URL's ``@`` its scheme may start (a longer user/password is not looked for)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Finding:
@@ -50,8 +62,7 @@ class Finding:
     line: int
     """1-based line of the match's start."""
     kind: str
-    """``private_key``, ``aws_access_key``, ``github_token``, ``gitlab_token``, ``slack_token``,
-    ``jwt`` or ``generic_secret``."""
+    """One of ``KINDS``."""
     start: int
     """Byte offset of the marker in the redacted text (used to keep only what a cut leaves)."""
 
@@ -66,11 +77,12 @@ class Redaction:
 
 @dataclass(frozen=True, slots=True)
 class _Rule:
-    """A kind of secret: the literals a match starts with, the pattern, a check of the value."""
+    """A kind of secret: where matches can be, the pattern, a check of the value."""
 
     kind: str
-    anchors: tuple[bytes, ...]
-    """Every match starts with one of these (found with ``bytes.find``, memchr speed)."""
+    anchors: tuple[tuple[bytes, int], ...]
+    """``(literal, offset)``: every match contains ``literal`` ``offset`` bytes after its start
+    (found with ``bytes.find``; a one-byte literal is a ``memchr``)."""
     pattern: re.Pattern[bytes]
     """Tried only at an anchor (``match``, never a scan of the whole text)."""
     group: int = 0
@@ -79,6 +91,9 @@ class _Rule:
     """Given the value and the byte after it, whether it really is a secret."""
     fold_case: bool = False
     """Anchors are lowercase and looked up in the lowercased text."""
+    window: int = 0
+    """When not 0, the match starts anywhere up to ``window`` bytes before the anchor (on the
+    anchor's line) and ends at the anchor: the pattern is searched in that window."""
 
 
 def _entropy(value: bytes) -> float:
@@ -94,10 +109,12 @@ _WORD_PART = 8
 longer one, ``pkcs8_priv_key_info_st`` has none)."""
 _HAS_DIGIT = re.compile(rb"[0-9]")
 _HAS_LETTER = re.compile(rb"[A-Za-z]")
+_HAS_UPPER = re.compile(rb"[A-Z]")
+_HAS_LOWER = re.compile(rb"[a-z]")
 
 
 def _random_enough(value: bytes, after: bytes) -> bool:
-    """Whether a generic assignment's value looks like a credential rather than code or prose.
+    """Whether a value looks like a credential rather than code or prose.
 
     A call (``auth = base64.b64encode(...)``), a dotted name (``token = self.tokens.next``) or
     an identifier of short words (``KEY_INFO = pkcs8_priv_key_info_st``) is code; a credential
@@ -115,47 +132,124 @@ def _random_enough(value: bytes, after: bytes) -> bool:
     return _entropy(value) >= MIN_GENERIC_ENTROPY
 
 
+def _mixed_case_random(value: bytes, after: bytes) -> bool:
+    """A token of letters that may hold no digit (Hugging Face): both cases, close to random."""
+    return (
+        _HAS_UPPER.search(value) is not None
+        and _HAS_LOWER.search(value) is not None
+        and _entropy(value) >= MIN_GENERIC_ENTROPY
+    )
+
+
+_URL_PLACEHOLDERS = frozenset(
+    {b"password", b"passwd", b"pass", b"pwd", b"secret", b"token", b"x", b"xxx", b"..."}
+)
+"""Passwords that documentation writes in example URLs; a real password is not one of these."""
+
+
+def _real_password(value: bytes, after: bytes) -> bool:
+    """A URL's password that is a value, not a placeholder (``${DB_PW}``, ``<pw>``, ``***``)."""
+    if value[:1] in (b"$", b"{", b"<", b"%", b"[") or value.strip(b"*x.") == b"":
+        return False
+    return value.lower() not in _URL_PLACEHOLDERS
+
+
+_TOKEN_TAIL = rb"(?![A-Za-z0-9_-])"
+
 _RULES: tuple[_Rule, ...] = (
     _Rule(
-        "private_key",
-        (b"-----BEGIN",),
+        "private_key",  # PEM and OpenSSH keys, PGP private key blocks
+        ((b"-----BEGIN", 0),),
         re.compile(
-            rb"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----"
-            rb"(?:.*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----|.*)",
+            rb"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
+            rb"(?:.*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|.*)",
             re.DOTALL,
         ),
     ),
     _Rule(
+        "putty_key",  # the whole file: its header to the MAC line (or the end)
+        ((b"PuTTY-User-Key-File-", 0),),
+        re.compile(
+            rb"PuTTY-User-Key-File-[0-9]+:(?:.*?Private-(?:MAC|Hash):[^\r\n]*|.*)", re.DOTALL
+        ),
+    ),
+    _Rule(
         "aws_access_key",
-        (b"AKIA", b"ASIA"),  # long-term and temporary access key ids
+        ((b"AKIA", 0), (b"ASIA", 0)),  # long-term and temporary access key ids
         re.compile(rb"(?<![A-Za-z0-9])A(?:KIA|SIA)[A-Z0-9]{16}(?![A-Za-z0-9])"),
     ),
     _Rule(
         "github_token",
-        (b"gh", b"github_pat_"),
+        ((b"gh", 0), (b"github_pat_", 0)),
         re.compile(rb"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{50,255})\b"),
     ),
     _Rule(
         "gitlab_token",
-        (b"gl", b"GR1348941"),
+        ((b"gl", 0), (b"GR1348941", 0)),
         re.compile(rb"\b(?:(?:glpat|gldt|glrt|glptt)-|GR1348941)[A-Za-z0-9_-]{20,}"),
     ),
     _Rule(
         "slack_token",
-        (b"xox", b"https://hooks.slack.com/"),
+        ((b"xox", 0), (b"https://hooks.slack.com/", 0)),
         re.compile(
             rb"\bxox[abposr]-[A-Za-z0-9-]{10,}"
             rb"|https://hooks\.slack\.com/services/T[A-Za-z0-9_]+/B[A-Za-z0-9_]+/[A-Za-z0-9_]+"
         ),
     ),
     _Rule(
+        "anthropic_key",
+        ((b"sk-ant-", 0),),
+        re.compile(rb"(?<![A-Za-z0-9_-])sk-ant-[a-z]+[0-9]*-([A-Za-z0-9_-]{32,})" + _TOKEN_TAIL),
+        accept=_random_enough,
+    ),
+    _Rule(
+        "openai_key",  # sk-..., sk-proj-..., sk-svcacct-..., sk-admin-...
+        ((b"sk-", 0),),
+        re.compile(
+            rb"(?<![A-Za-z0-9_-])sk-(?:proj-|svcacct-|admin-)?([A-Za-z0-9_-]{32,})" + _TOKEN_TAIL
+        ),
+        accept=_random_enough,
+    ),
+    _Rule(
+        "google_api_key",
+        ((b"AIza", 0),),
+        re.compile(rb"(?<![A-Za-z0-9_-])AIza[0-9A-Za-z_-]{35}" + _TOKEN_TAIL),
+    ),
+    _Rule(
+        "huggingface_token",
+        ((b"hf_", 0),),
+        re.compile(rb"(?<![A-Za-z0-9_])hf_([A-Za-z0-9]{30,})(?![A-Za-z0-9_])"),
+        accept=_mixed_case_random,
+    ),
+    _Rule(
         "jwt",
-        (b"eyJ",),
+        ((b"eyJ", 0),),
         re.compile(rb"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"),
     ),
     _Rule(
+        "url_password",  # scheme://user:password@host: the password goes, user and host stay
+        ((b"@", 0),),
+        re.compile(
+            rb"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*://[^\s:/?#@\"'<>]*:([^\s/?#@\"'<>]+)@"
+        ),
+        group=1,
+        accept=_real_password,
+        window=URL_WINDOW,
+    ),
+    _Rule(
+        "bearer_token",  # Authorization: Bearer <token>, curl -H "Bearer ...", ...
+        ((b"bearer", 0),),
+        re.compile(rb"(?i:bearer)[ \t]+([A-Za-z0-9._~+/-]{16,}=*)"),
+        group=1,
+        accept=_random_enough,
+        fold_case=True,
+    ),
+    _Rule(
         "generic_secret",
-        (b"key", b"secret", b"token", b"passw", b"pwd", b"credential", b"auth"),
+        tuple(
+            (word, 0)
+            for word in (b"key", b"secret", b"token", b"passw", b"pwd", b"credential", b"auth")
+        ),
         re.compile(
             rb"(?i)(?:key|secret|token|passw(?:or)?d|pwd|credential|auth)[A-Za-z0-9_.-]{0,40}"
             rb"[\"']?[ \t]*(?::=|=|:)[ \t]*[\"']?([A-Za-z0-9+/_.~=-]{16,})"
@@ -165,6 +259,12 @@ _RULES: tuple[_Rule, ...] = (
         fold_case=True,
     ),
 )
+
+KINDS: tuple[str, ...] = tuple(rule.kind for rule in _RULES)
+"""Every kind a finding can have, most specific first."""
+
+_ASSIGNMENT_REACH = 56
+"""Bytes after a generic keyword in which its ``=``/``:`` must be (name of 40 + quotes, spaces)."""
 
 
 def _anchors(text: bytes, anchor: bytes) -> list[int]:
@@ -178,6 +278,42 @@ def _anchors(text: bytes, anchor: bytes) -> list[int]:
     return out
 
 
+def _try(
+    rule: _Rule,
+    data: bytes,
+    start: int,
+    end: int | None,
+    found: list[tuple[int, int, int, str]],
+    priority: int,
+) -> None:
+    """Try a rule's pattern at ``start`` (or in ``start:end``) and keep an accepted match."""
+    if end is None:
+        m = rule.pattern.match(data, start)
+    else:  # the match that ends at the anchor; earlier ones have anchors of their own
+        m = None
+        for candidate in rule.pattern.finditer(data, start, end):
+            m = candidate
+        if m is not None and m.end() != end:
+            m = None
+    if m is None:
+        return
+    s, e = m.span(rule.group)
+    if rule.accept is not None and not rule.accept(data[s:e], data[e : e + 1]):
+        return
+    found.append((s, -e, priority, rule.kind))
+
+
+def _resolve(found: list[tuple[int, int, int, str]]) -> list[tuple[int, int, str]]:
+    """Non-overlapping spans, in order: by start, then the longest, then the most specific rule."""
+    found.sort()
+    kept: list[tuple[int, int, str]] = []
+    for start, neg_end, _priority, kind in found:
+        if kept and start < kept[-1][1]:
+            continue  # inside an earlier match (a JWT inside a "token = ..." line)
+        kept.append((start, -neg_end, kind))
+    return kept
+
+
 def _spans(data: bytes) -> list[tuple[int, int, str]]:
     """Non-overlapping ``(start, end, kind)`` spans of secrets, in order; earlier rules win."""
     found: list[tuple[int, int, int, str]] = []
@@ -187,31 +323,44 @@ def _spans(data: bytes) -> list[tuple[int, int, str]]:
         if rule.fold_case:
             lowered = data.lower() if lowered is None else lowered  # ASCII only: offsets kept
             text = lowered
-        match = rule.pattern.match
-        for anchor in rule.anchors:
+        for anchor, offset in rule.anchors:
             for pos in _anchors(text, anchor):
+                start = pos - offset
+                if start < 0:
+                    continue
+                if rule.window:
+                    line = data.rfind(b"\n", max(0, pos - rule.window), pos) + 1
+                    _try(rule, data, max(line, pos - rule.window), pos + 1, found, priority)
+                    continue
                 if (
                     rule.fold_case
-                    and data.find(b"=", pos, pos + 56) < 0
-                    and data.find(b":", pos, pos + 56) < 0
+                    and data.find(b"=", pos, pos + _ASSIGNMENT_REACH) < 0
+                    and data.find(b":", pos, pos + _ASSIGNMENT_REACH) < 0
+                    and rule.kind == "generic_secret"
                 ):
                     continue  # no assignment close enough: most "key"s in code
-                m = match(data, pos)
-                if m is None:
-                    continue
-                start, end = m.span(rule.group)
-                if rule.accept is not None and not rule.accept(
-                    data[start:end], data[end : end + 1]
-                ):
-                    continue
-                found.append((start, -end, priority, rule.kind))
-    found.sort()  # by start, then the longest, then the most specific rule
-    kept: list[tuple[int, int, str]] = []
-    for start, neg_end, _priority, kind in found:
-        if kept and start < kept[-1][1]:
-            continue  # inside an earlier match (a JWT inside a "token = ..." line)
-        kept.append((start, -neg_end, kind))
-    return kept
+                _try(rule, data, start, None, found, priority)
+    return _resolve(found)
+
+
+def _reference_spans(data: bytes) -> list[tuple[int, int, str]]:
+    """``_spans`` without anchors: every pattern over the whole text (slow; for tests and bench).
+
+    Each pattern is applied at every offset, so nothing an anchor might miss is missed here.
+    """
+    found: list[tuple[int, int, int, str]] = []
+    for priority, rule in enumerate(_RULES):
+        search = rule.pattern.search
+        pos = 0
+        while True:
+            m = search(data, pos)
+            if m is None:
+                break
+            s, e = m.span(rule.group)
+            if rule.accept is None or rule.accept(data[s:e], data[e : e + 1]):
+                found.append((s, -e, priority, rule.kind))
+            pos = m.start() + 1
+    return _resolve(found)
 
 
 def scan(data: bytes) -> list[tuple[int, str]]:
@@ -226,11 +375,13 @@ def scan(data: bytes) -> list[tuple[int, str]]:
     return [(data.count(b"\n", 0, start) + 1, kind) for start, _end, kind in _spans(data)]
 
 
-def redact(data: bytes) -> Redaction:
-    """The text with every secret replaced by ``[REDACTED:kind]``.
+def redact(data: bytes, marker: bytes | None = None) -> Redaction:
+    """The text with every secret replaced by ``[REDACTED:kind]`` (or by ``marker``).
 
     Args:
         data: UTF-8 text.
+        marker: what replaces every secret instead of ``[REDACTED:kind]`` (the log scrubber's
+            ``[redacted]``).
 
     Returns:
         The redacted text (the same object when nothing was found) and the findings.
@@ -248,14 +399,29 @@ def redact(data: bytes) -> Redaction:
         piece = data[pos:start]
         pieces.append(piece)
         out_len += len(piece)
-        marker = b"[REDACTED:" + kind.encode() + b"]"
+        shown = marker if marker is not None else b"[REDACTED:" + kind.encode() + b"]"
         findings.append(Finding(line, kind, out_len))
-        pieces.append(marker)
-        out_len += len(marker)
+        pieces.append(shown)
+        out_len += len(shown)
         line += data.count(b"\n", start, end)
         pos = end
     pieces.append(data[pos:])
     return Redaction(b"".join(pieces), tuple(findings))
+
+
+def redact_text(text: str, marker: str | None = None) -> tuple[str, tuple[Finding, ...]]:
+    """``redact`` for a ``str`` (a run's output, a log line, an agent's body).
+
+    Lone surrogates (a provider's broken JSON) survive the round trip unchanged.
+
+    Returns:
+        The text with its secrets replaced, and the findings.
+    """
+    data = text.encode("utf-8", "surrogatepass")
+    result = redact(data, None if marker is None else marker.encode("utf-8"))
+    if not result.findings:
+        return text, ()
+    return result.data.decode("utf-8", "surrogatepass"), result.findings
 
 
 class SecretScanner:
