@@ -237,3 +237,27 @@ def test_more_secret_names_are_denied(rel: str) -> None:
 )
 def test_more_ordinary_names_are_not_secret(rel: str) -> None:
     assert not is_secret(rel)
+
+
+@pytest.mark.parametrize(
+    ("agentlsignore", "gitignore"), [("!*\n", ""), ("!*\n!**/*\n", ""), ("", "!*\n!private/\n")]
+)
+def test_no_repository_file_re_includes_what_git_info_exclude_leaves_out(
+    tmp_path: Path, agentlsignore: str, gitignore: str
+) -> None:
+    root = Path(os.path.realpath(tmp_path))
+    write(root, ".agentlsignore", agentlsignore)
+    write(root, ".gitignore", "*.log\n" + gitignore)
+    write(root, ".git/info/exclude", "private/\nnotes.txt\n")
+    write(root, "private/plan.md")
+    write(root, "notes.txt")
+    write(root, "app.log")
+    write(root, ".env")
+    rules = IgnoreRules.load(root)
+    assert rules.reason("private", True) == "gitignored"
+    assert rules.reason("private/plan.md", False) == "gitignored"
+    assert rules.reason("notes.txt", False) == "gitignored"
+    assert rules.reason(".env", False) == "secret"
+    assert rules.reason("src/main.py", False) is None
+    # What the repository's own .gitignore leaves out, its own "!*" may still bring back.
+    assert rules.reason("app.log", False) is None

@@ -235,9 +235,12 @@ class IgnoreRules:
 
     Precedence follows git: a deeper ``.gitignore`` decides before a shallower one, the last
     matching line of a file wins, ``.git/info/exclude`` comes after every ``.gitignore``, and a
-    file inside an ignored directory stays ignored. ``.agentlsignore`` is consulted first: its
-    patterns ignore (reason ``agentlsignored``) and its ``!`` patterns re-include files that
-    ``.gitignore`` leaves out (generated code an agent should see, say). Secrets stay denied.
+    file inside an ignored directory stays ignored. ``.agentlsignore`` is consulted before the
+    ``.gitignore`` files: its patterns ignore (reason ``agentlsignored``) and its ``!`` patterns
+    re-include files that ``.gitignore`` leaves out (generated code an agent should see, say).
+    Two things no file of the repository can re-include: secrets, and what the user excluded in
+    ``.git/info/exclude`` (unlike git, where a ``.gitignore`` negation beats it: that file is
+    the user's, the others are the repository's, and the repository is not trusted).
     """
 
     def __init__(self, folder: Path) -> None:
@@ -397,6 +400,11 @@ class IgnoreRules:
         if "/.git/" in f"/{rel_posix}/":
             return "gitignored"
         key = f"{rel_posix}/" if is_dir else rel_posix
+        # The user's own exclusions come first: .git/info/exclude is not part of the repository,
+        # so no file the repository ships (.agentlsignore's "!*", a .gitignore's "!x") may
+        # re-include what it leaves out.
+        if self._exclude is not None and self._exclude.check_file(key).include:
+            return "gitignored"
         if self._agentls is not None:
             decided = self._agentls.check_file(key).include
             if decided is True:
@@ -417,8 +425,6 @@ class IgnoreRules:
                 if slash <= 0:
                     break
                 slash = key.rfind("/", 0, slash)
-        if self._exclude is not None and self._exclude.check_file(key).include:
-            return "gitignored"
         return None
 
     def is_ignore_file(self, rel_posix: str) -> bool:
