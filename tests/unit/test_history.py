@@ -354,3 +354,28 @@ def test_stats_fields(tmp_path: Path) -> None:
     h.close()
     h.close()  # twice is fine
     assert h.get("r00001") == rec(1)  # memory stays usable after close
+
+
+def test_output_secrets_persist_and_old_rows_load_without_them(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    h = opened(path)
+    redacted = RunRecord(
+        id="r-secret",
+        agent="reviewer",
+        task="t",
+        status="succeeded",
+        output="key [REDACTED:openai_key]",
+        started_at=2_000.0,
+        duration_ms=1.0,
+        output_secrets=[{"line": 1, "kind": "openai_key"}],
+    )
+    h.add(redacted)
+    h.add(rec(1))
+    h.close()
+    h = opened(path)
+    assert h.get("r-secret") == redacted
+    assert h.get("r00001") is not None and h.get("r00001").output_secrets == []  # type: ignore[union-attr]
+    old = rec(2).to_dict()
+    old.pop("output_secrets")  # a row written before the field existed
+    assert RunRecord.from_dict(old).output_secrets == []
+    h.close()

@@ -13,7 +13,11 @@ starts; at most ``max_queued`` runs may wait for a slot, beyond that ``submit`` 
   cancelled, which is what makes the backend close its HTTP stream or kill its process group);
 * ``timed_out``: the run took longer than its job's timeout (the time spent queued does not count).
 
-Partial output is kept in every case. Each finished run is handed to ``on_finished`` (history,
+Partial output is kept in every case, with its secrets redacted (``context/secrets.py``, the
+detectors the prompt's files go through) before the record exists: a model may repeat a key it
+read with a tool, and history keeps records on disk. The streamed pieces (``RunObserver.output``)
+are not redacted: they go only to the editor, as they arrive. Each finished run is handed to
+``on_finished`` (history,
 metrics) exactly once, then to the observer, and then resolves its handle. Observers are the LSP
 layer's business: an exception in one is logged and never changes the run.
 
@@ -30,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from agentls.backends.base import Backend, BackendError, BackendRequest, TextDelta, Usage
+from agentls.context.secrets import redact_text
 from agentls.errors import AgentlsError, Overloaded
 from agentls.execution.records import RunRecord, RunStatus
 
@@ -363,12 +368,13 @@ class ExecutionEngine:
         run.finished = True
         job = run.job
         duration = 0.0 if run.started_mono is None else time.monotonic() - run.started_mono
+        output, secrets = redact_text("".join(run.chunks))
         record = RunRecord(
             id=job.id,
             agent=job.agent,
             task=job.task,
             status=status,
-            output="".join(run.chunks),
+            output=output,
             started_at=run.handle.submitted_at,
             duration_ms=round(duration * 1000, 3),
             backend=job.backend_name,
@@ -377,6 +383,7 @@ class ExecutionEngine:
             usage=run.usage,
             manifest=job.manifest,
             workspace=job.workspace,
+            output_secrets=[{"line": f.line, "kind": f.kind} for f in secrets],
         )
         run.chunks = []
         self._runs.pop(job.id, None)
