@@ -54,7 +54,7 @@ SECRETS: list[tuple[str, str, str]] = [
     (f"maps = load('{GOOGLE}')\n", GOOGLE, "google_api_key"),
     (f"login({HUGGINGFACE})\n", HUGGINGFACE, "huggingface_token"),
     (f"Authorization: Bearer {BEARER}\n", BEARER, "bearer_token"),
-    (f'curl -H "authorization: bearer {BEARER}" https://x\n', BEARER, "bearer_token"),
+    (f"curl -H 'Authorization: BEARER {BEARER}' https://x\n", BEARER, "bearer_token"),
     (f"{PGP}\n", "lQOYBGJhc2UBCADGx0b3p0ZXN0a2V5", "private_key"),
     (f"{PUTTY}\n", "AAAAIFNlY3JldFNlY3JldFNlY3J", "putty_key"),
     ("DB=postgres://app:s3cr3t-Pa55@db.internal:5432/app\n", "s3cr3t-Pa55", "url_password"),

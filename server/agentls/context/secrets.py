@@ -80,20 +80,19 @@ class _Rule:
     """A kind of secret: where matches can be, the pattern, a check of the value."""
 
     kind: str
-    anchors: tuple[tuple[bytes, int], ...]
-    """``(literal, offset)``: every match contains ``literal`` ``offset`` bytes after its start
-    (found with ``bytes.find``; a one-byte literal is a ``memchr``)."""
+    anchors: tuple[tuple[bytes, int, bytes], ...]
+    """``(needle, offset, prefix)``: every match has ``needle`` ``offset`` bytes after its start
+    and starts with ``prefix``. The needle is what ``bytes.find`` looks for, so it is the rarest
+    part of the prefix (one byte when one is rare enough: then the search is a ``memchr``)."""
     pattern: re.Pattern[bytes]
-    """Tried only at an anchor (``match``, never a scan of the whole text)."""
+    """Tried only where an anchor says a match may start (``match``, never a scan)."""
     group: int = 0
     """The group that is redacted (the generic rule keeps the key name visible)."""
     accept: Callable[[bytes, bytes], bool] | None = None
     """Given the value and the byte after it, whether it really is a secret."""
-    fold_case: bool = False
-    """Anchors are lowercase and looked up in the lowercased text."""
     window: int = 0
-    """When not 0, the match starts anywhere up to ``window`` bytes before the anchor (on the
-    anchor's line) and ends at the anchor: the pattern is searched in that window."""
+    """When not 0, the match starts anywhere up to ``window`` bytes before the needle (on the
+    needle's line) and ends just after it: the pattern is searched in that window."""
 
 
 def _entropy(value: bytes) -> float:
@@ -159,7 +158,7 @@ _TOKEN_TAIL = rb"(?![A-Za-z0-9_-])"
 _RULES: tuple[_Rule, ...] = (
     _Rule(
         "private_key",  # PEM and OpenSSH keys, PGP private key blocks
-        ((b"-----BEGIN", 0),),
+        ((b"B", 5, b"-----BEGIN"),),
         re.compile(
             rb"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
             rb"(?:.*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|.*)",
@@ -168,29 +167,29 @@ _RULES: tuple[_Rule, ...] = (
     ),
     _Rule(
         "putty_key",  # the whole file: its header to the MAC line (or the end)
-        ((b"PuTTY-User-Key-File-", 0),),
+        ((b"K", 11, b"PuTTY-User-Key-File-"),),
         re.compile(
             rb"PuTTY-User-Key-File-[0-9]+:(?:.*?Private-(?:MAC|Hash):[^\r\n]*|.*)", re.DOTALL
         ),
     ),
     _Rule(
         "aws_access_key",
-        ((b"AKIA", 0), (b"ASIA", 0)),  # long-term and temporary access key ids
+        ((b"K", 1, b"AKIA"), (b"ASIA", 0, b"")),  # long-term and temporary access key ids
         re.compile(rb"(?<![A-Za-z0-9])A(?:KIA|SIA)[A-Z0-9]{16}(?![A-Za-z0-9])"),
     ),
     _Rule(
         "github_token",
-        ((b"gh", 0), (b"github_pat_", 0)),
+        (),  # found by the "_" locator
         re.compile(rb"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{50,255})\b"),
     ),
     _Rule(
         "gitlab_token",
-        ((b"gl", 0), (b"GR1348941", 0)),
+        ((b"9", 6, b"GR1348941"),),  # the rest by the "-" locator
         re.compile(rb"\b(?:(?:glpat|gldt|glrt|glptt)-|GR1348941)[A-Za-z0-9_-]{20,}"),
     ),
     _Rule(
         "slack_token",
-        ((b"xox", 0), (b"https://hooks.slack.com/", 0)),
+        ((b"https://hooks.slack.com/", 0, b""),),  # xox...- by the "-" locator
         re.compile(
             rb"\bxox[abposr]-[A-Za-z0-9-]{10,}"
             rb"|https://hooks\.slack\.com/services/T[A-Za-z0-9_]+/B[A-Za-z0-9_]+/[A-Za-z0-9_]+"
@@ -198,13 +197,13 @@ _RULES: tuple[_Rule, ...] = (
     ),
     _Rule(
         "anthropic_key",
-        ((b"sk-ant-", 0),),
+        (),  # found by the "-" locator
         re.compile(rb"(?<![A-Za-z0-9_-])sk-ant-[a-z]+[0-9]*-([A-Za-z0-9_-]{32,})" + _TOKEN_TAIL),
         accept=_random_enough,
     ),
     _Rule(
         "openai_key",  # sk-..., sk-proj-..., sk-svcacct-..., sk-admin-...
-        ((b"sk-", 0),),
+        (),  # found by the "-" locator
         re.compile(
             rb"(?<![A-Za-z0-9_-])sk-(?:proj-|svcacct-|admin-)?([A-Za-z0-9_-]{32,})" + _TOKEN_TAIL
         ),
@@ -212,23 +211,23 @@ _RULES: tuple[_Rule, ...] = (
     ),
     _Rule(
         "google_api_key",
-        ((b"AIza", 0),),
+        ((b"z", 2, b"AIza"),),
         re.compile(rb"(?<![A-Za-z0-9_-])AIza[0-9A-Za-z_-]{35}" + _TOKEN_TAIL),
     ),
     _Rule(
         "huggingface_token",
-        ((b"hf_", 0),),
+        (),  # found by the "_" locator
         re.compile(rb"(?<![A-Za-z0-9_])hf_([A-Za-z0-9]{30,})(?![A-Za-z0-9_])"),
         accept=_mixed_case_random,
     ),
     _Rule(
         "jwt",
-        ((b"eyJ", 0),),
+        ((b"J", 2, b"eyJ"),),
         re.compile(rb"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"),
     ),
     _Rule(
         "url_password",  # scheme://user:password@host: the password goes, user and host stay
-        ((b"@", 0),),
+        ((b"@", 0, b""),),
         re.compile(
             rb"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*://[^\s:/?#@\"'<>]*:([^\s/?#@\"'<>]+)@"
         ),
@@ -238,53 +237,111 @@ _RULES: tuple[_Rule, ...] = (
     ),
     _Rule(
         "bearer_token",  # Authorization: Bearer <token>, curl -H "Bearer ...", ...
-        ((b"bearer", 0),),
-        re.compile(rb"(?i:bearer)[ \t]+([A-Za-z0-9._~+/-]{16,}=*)"),
+        ((b"B", 0, b"Bearer"), (b"B", 0, b"BEARER")),
+        re.compile(rb"B(?:earer|EARER)[ \t]+([A-Za-z0-9._~+/-]{16,}=*)"),
         group=1,
         accept=_random_enough,
-        fold_case=True,
     ),
     _Rule(
-        "generic_secret",
-        tuple(
-            (word, 0)
-            for word in (b"key", b"secret", b"token", b"passw", b"pwd", b"credential", b"auth")
-        ),
+        "generic_secret",  # found by the "=" and ":" locators and a look back for the key
+        (),
         re.compile(
             rb"(?i)(?:key|secret|token|passw(?:or)?d|pwd|credential|auth)[A-Za-z0-9_.-]{0,40}"
             rb"[\"']?[ \t]*(?::=|=|:)[ \t]*[\"']?([A-Za-z0-9+/_.~=-]{16,})"
         ),
         group=1,
         accept=_random_enough,
-        fold_case=True,
     ),
 )
 
 KINDS: tuple[str, ...] = tuple(rule.kind for rule in _RULES)
 """Every kind a finding can have, most specific first."""
 
-_ASSIGNMENT_REACH = 56
-"""Bytes after a generic keyword in which its ``=``/``:`` must be (name of 40 + quotes, spaces)."""
+_RULE_INDEX = {rule.kind: i for i, rule in enumerate(_RULES)}
 
 
-def _anchors(text: bytes, anchor: bytes) -> list[int]:
-    """Every offset where ``anchor`` occurs in ``text``."""
+def _needles() -> tuple[tuple[bytes, tuple[tuple[int, int, bytes], ...]], ...]:
+    """The rules' anchors grouped by needle, so one search serves every rule that shares it."""
+    by_needle: dict[bytes, list[tuple[int, int, bytes]]] = {}
+    for index, rule in enumerate(_RULES):
+        for needle, offset, prefix in rule.anchors:
+            by_needle.setdefault(needle, []).append((index, offset, prefix))
+    return tuple((needle, tuple(tries)) for needle, tries in by_needle.items())
+
+
+_NEEDLES = _needles()
+"""``(needle, ((rule index, offset, prefix), ...))`` for every anchored rule."""
+
+_LOCATORS: tuple[tuple[re.Pattern[bytes], tuple[tuple[int, int, bytes], ...]], ...] = (
+    (
+        # Prefixes that end in "-": one pass finds the "-" (a literal, so the regex engine's
+        # fast prefix scan) and the look-behinds keep only those preceded by a token prefix.
+        re.compile(
+            rb"-(?<=[ktabposr]-)(?:(?<=sk-)|(?<=glpat-)|(?<=gldt-)|(?<=glrt-)|(?<=glptt-)|(?<=xox[abposr]-))"
+        ),
+        (
+            (_RULE_INDEX["anthropic_key"], 2, b"sk-ant-"),
+            (_RULE_INDEX["openai_key"], 2, b"sk-"),
+            (_RULE_INDEX["gitlab_token"], 5, b"glpat-"),
+            (_RULE_INDEX["gitlab_token"], 4, b"gldt-"),
+            (_RULE_INDEX["gitlab_token"], 4, b"glrt-"),
+            (_RULE_INDEX["gitlab_token"], 5, b"glptt-"),
+            (_RULE_INDEX["slack_token"], 4, b"xox"),
+        ),
+    ),
+    (
+        # Prefixes that end in "_" (GitHub, Hugging Face), likewise.
+        re.compile(rb"_(?<=[pousrfb]_)(?:(?<=gh[pousr]_)|(?<=hf_)|(?<=github_))"),
+        (
+            (_RULE_INDEX["github_token"], 3, b"gh"),
+            (_RULE_INDEX["github_token"], 6, b"github_pat_"),
+            (_RULE_INDEX["huggingface_token"], 2, b"hf_"),
+        ),
+    ),
+)
+"""Regular expressions that find where the token rules without a rare byte may match, with
+``(rule index, offset back from the hit, prefix)`` to try at each hit."""
+
+_VALUE = rb"[ \t]*[\"']?(?=[A-Za-z0-9+/_.~=-]{16})(?=[A-Za-z+/_.~=-]*[0-9])"
+_ASSIGNMENTS = (
+    # All but the literal is look-ahead: the engine scans for the literal (its fast path) and
+    # each "=" costs one failed look-ahead, not a backtrack. The second look-ahead (a digit in
+    # the value, which ``_random_enough`` requires) leaves few hits for the look back.
+    re.compile(rb"=(?=" + _VALUE + rb")"),
+    re.compile(rb":(?==?" + _VALUE + rb")"),
+)
+"""Where the generic rule may match: an ``=``, ``:`` or ``:=`` followed by a long enough value
+(the value, not the key, is the rare part: most ``key``s in code have no value after them)."""
+
+_KEY_BEFORE = re.compile(
+    rb"(?:key|secret|token|passw(?:or)?d|pwd|credential|auth)[a-z0-9_.-]{0,40}[\"']?[ \t]*\Z"
+)
+"""The key name that must end just before an assignment, searched in the lowered bytes."""
+
+_KEY_REACH = 64
+"""Bytes before an assignment in which its key may start (a 10-byte keyword, 40 more, quotes)."""
+
+_GENERIC = _RULE_INDEX["generic_secret"]
+
+
+def _anchors(text: bytes, needle: bytes) -> list[int]:
+    """Every offset where ``needle`` occurs in ``text``."""
     out: list[int] = []
     find = text.find
-    i = find(anchor)
+    i = find(needle)
     while i >= 0:
         out.append(i)
-        i = find(anchor, i + 1)
+        i = find(needle, i + 1)
     return out
 
 
 def _try(
     rule: _Rule,
+    priority: int,
     data: bytes,
     start: int,
     end: int | None,
     found: list[tuple[int, int, int, str]],
-    priority: int,
 ) -> None:
     """Try a rule's pattern at ``start`` (or in ``start:end``) and keep an accepted match."""
     if end is None:
@@ -315,31 +372,48 @@ def _resolve(found: list[tuple[int, int, int, str]]) -> list[tuple[int, int, str
 
 
 def _spans(data: bytes) -> list[tuple[int, int, str]]:
-    """Non-overlapping ``(start, end, kind)`` spans of secrets, in order; earlier rules win."""
+    """Non-overlapping ``(start, end, kind)`` spans of secrets, in order; earlier rules win.
+
+    Every place a rule may match is found by a needle (``bytes.find``), a locator (one regular
+    expression that starts with a literal) or an assignment; the rule's pattern runs only there.
+    """
     found: list[tuple[int, int, int, str]] = []
-    lowered: bytes | None = None
-    for priority, rule in enumerate(_RULES):
-        text = data
-        if rule.fold_case:
-            lowered = data.lower() if lowered is None else lowered  # ASCII only: offsets kept
-            text = lowered
-        for anchor, offset in rule.anchors:
-            for pos in _anchors(text, anchor):
+    startswith = data.startswith
+    for needle, tries in _NEEDLES:
+        for pos in _anchors(data, needle):
+            for index, offset, prefix in tries:
                 start = pos - offset
-                if start < 0:
+                if start < 0 or (prefix and not startswith(prefix, start)):
                     continue
+                rule = _RULES[index]
                 if rule.window:
-                    line = data.rfind(b"\n", max(0, pos - rule.window), pos) + 1
-                    _try(rule, data, max(line, pos - rule.window), pos + 1, found, priority)
-                    continue
-                if (
-                    rule.fold_case
-                    and data.find(b"=", pos, pos + _ASSIGNMENT_REACH) < 0
-                    and data.find(b":", pos, pos + _ASSIGNMENT_REACH) < 0
-                    and rule.kind == "generic_secret"
-                ):
-                    continue  # no assignment close enough: most "key"s in code
-                _try(rule, data, start, None, found, priority)
+                    lo = max(0, pos - rule.window)
+                    lo = data.rfind(b"\n", lo, pos) + 1 or lo
+                    _try(rule, index, data, lo, pos + 1, found)
+                else:
+                    _try(rule, index, data, start, None, found)
+    for locator, tries in _LOCATORS:
+        for hit in locator.finditer(data):
+            pos = hit.start()
+            for index, offset, prefix in tries:
+                start = pos - offset
+                if start >= 0 and startswith(prefix, start):
+                    _try(_RULES[index], index, data, start, None, found)
+    generic = _RULES[_GENERIC]
+    for assignment in _ASSIGNMENTS:
+        for hit in assignment.finditer(data):
+            pos = hit.start()
+            lo = max(0, pos - _KEY_REACH)
+            key = _KEY_BEFORE.search(data[lo:pos].lower())
+            if key is None:
+                continue
+            start = lo + key.start()
+            m = generic.pattern.match(data, start)
+            if m is None or m.start(1) <= pos:
+                continue
+            s, e = m.span(1)
+            if generic.accept is None or generic.accept(data[s:e], data[e : e + 1]):
+                found.append((s, -e, _GENERIC, generic.kind))
     return _resolve(found)
 
 
