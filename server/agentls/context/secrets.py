@@ -11,16 +11,25 @@ match is replaced by a visible ``[REDACTED:kind]`` marker, and its line and kind
 the manifest can say what was hidden without repeating it. The log scrubber
 (``agentls/redaction.py``) runs the same detectors, with its own marker.
 
-Cost. A pattern never scans the whole text. Each rule names the literals every match contains
-(an *anchor*) and where the match starts relative to it; the anchors are found with
-``bytes.find`` and the pattern is only tried there. Anchors are chosen to be rare in ordinary
-text, preferably a single rare byte (``J`` of ``eyJ``, ``@`` of a URL's credentials), which
-``bytes.find`` locates with ``memchr``; the case-insensitive words of the generic rule are looked
-up in one lowered copy, and only where an assignment follows. ``_reference_spans`` is the slow,
-obviously complete form (every pattern over the whole text); a test keeps both in agreement. A
-scan's result depends only on the content, so ``SecretScanner`` remembers it by the content's
-xxh3 hash (the loader computed it already): a warm run re-scans nothing. ``agentls bench``
-(scenario ``secrets``) reports the cold cost per MB, side by side with the reference form.
+Cost. A rule's pattern never scans the whole text; it is tried only where a cheap search says a
+match may start. Three kinds of search find those places, each chosen by measurement
+(docs/performance.md):
+
+* a *needle*: a single byte that is rare in ordinary text and sits at a fixed offset in every
+  match (``J`` of ``eyJ``, ``K`` of ``AKIA``, ``@`` of a URL's credentials), found with
+  ``bytes.find``, which is a ``memchr``;
+* a *locator*: one regular expression that starts with a literal (the engine's fast path) and
+  serves several rules at once: every ``-`` preceded by ``sk``, ``glpat``, ``xoxb``..., every
+  ``_`` preceded by ``ghp``, ``hf``, ``github``;
+* an *assignment*: ``=``, ``:`` or ``:=`` followed by a 16-character value that holds a digit;
+  the generic rule's key word is then looked for in the 64 bytes before it.
+
+``_reference_spans`` is the slow, obviously complete form (every pattern at every offset); a test
+keeps both in agreement on the detector corpus and on part of the standard library. A scan's
+result depends only on the content, so ``SecretScanner`` remembers it by the content's xxh3 hash
+(the loader computed it already): a warm run re-scans nothing. ``agentls bench`` (scenario
+``secrets``) reports the cold cost per MB beside the first strategy (one ``bytes.find`` pass per
+literal, ``bench/scan_baseline.py``).
 
 The scanner is used on the event loop only (its memo is unsynchronised); it never logs the text.
 """
@@ -36,7 +45,7 @@ from dataclasses import dataclass
 import xxhash
 from cachetools import LRUCache
 
-__all__ = ["KINDS", "Finding", "Redaction", "SecretScanner", "redact", "scan"]
+__all__ = ["KINDS", "Finding", "Redaction", "SecretScanner", "redact", "redact_text", "scan"]
 
 MEMO_ENTRIES = 65_536
 """How many distinct contents the scanner remembers (about 100 bytes each when clean)."""
