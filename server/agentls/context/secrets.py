@@ -338,17 +338,6 @@ _KEY_REACH = 64
 _GENERIC = _RULE_INDEX["generic_secret"]
 
 
-def _anchors(text: bytes, needle: bytes) -> list[int]:
-    """Every offset where ``needle`` occurs in ``text``."""
-    out: list[int] = []
-    find = text.find
-    i = find(needle)
-    while i >= 0:
-        out.append(i)
-        i = find(needle, i + 1)
-    return out
-
-
 def _try(
     rule: _Rule,
     priority: int,
@@ -393,8 +382,10 @@ def _spans(data: bytes) -> list[tuple[int, int, str]]:
     """
     found: list[tuple[int, int, int, str]] = []
     startswith = data.startswith
+    find = data.find
     for needle, tries in _NEEDLES:
-        for pos in _anchors(data, needle):
+        pos = find(needle)
+        while pos >= 0:  # a tight loop: rare bytes still occur thousands of times per MB
             for index, offset, prefix in tries:
                 start = pos - offset
                 if start < 0 or (prefix and not startswith(prefix, start)):
@@ -406,6 +397,7 @@ def _spans(data: bytes) -> list[tuple[int, int, str]]:
                     _try(rule, index, data, lo, pos + 1, found)
                 else:
                     _try(rule, index, data, start, None, found)
+            pos = find(needle, pos + 1)
     for locator, tries in _LOCATORS:
         for hit in locator.finditer(data):
             pos = hit.start()
