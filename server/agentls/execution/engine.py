@@ -24,7 +24,7 @@ finished run is handed to
 metrics) exactly once, then to the observer, and then resolves its handle. Observers are the LSP
 layer's business: an exception in one is logged and never changes the run.
 
-All state here is changed on the event loop; nothing in this module blocks it.
+All state here is changed on the event loop; nothing in this module blocks it but that scan.
 """
 
 from __future__ import annotations
