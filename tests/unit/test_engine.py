@@ -411,3 +411,33 @@ async def test_clean_output_is_stored_as_it_came() -> None:
     text = "token = tokenizer.next_token()\nsee https://example.com/a@b\n"
     record = await engine.submit(job(ScriptedBackend([TextDelta(text)]))).wait()
     assert record.output == text and record.output_secrets == []
+
+
+async def test_a_long_output_is_scanned_off_the_loop_and_still_redacted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past INLINE_SCAN_CHARS the scan runs in a thread; the record is the same either way."""
+    import threading
+
+    from agentls.execution import engine as engine_module
+
+    threads: list[str] = []
+    real = engine_module.redact_text
+
+    def spy(text: str, marker: str | None = None) -> Any:
+        threads.append(threading.current_thread().name)
+        return real(text, marker)
+
+    monkeypatch.setattr(engine_module, "redact_text", spy)
+    key = "AIza" + "SyD4v7Qx2Lm9Pk3Rt8Wn5Hb1Jc6Fg0Ze4Ua"
+    filler = "word " * (engine_module.INLINE_SCAN_CHARS // 5 + 10)
+    pieces = [filler, f"\nleaked {key}\n", filler]
+    engine = ExecutionEngine(max_concurrent=1, max_queued=1)
+    handle = engine.submit(job(ScriptedBackend([TextDelta(p) for p in pieces])))
+    record = await handle.wait()
+    assert record.status == "succeeded"
+    assert key not in record.output and "leaked [REDACTED:google_api_key]" in record.output
+    assert record.output_secrets == [{"line": 2, "kind": "google_api_key"}]
+    assert len(record.output) == len("".join(pieces)) - len(key) + len("[REDACTED:google_api_key]")
+    assert engine.cancel(handle.id) is False
+    assert len(threads) == 1 and threads[0] != threading.main_thread().name
