@@ -60,6 +60,11 @@ SECRETS: list[tuple[str, str, str]] = [
     ("DB=postgres://app:s3cr3t-Pa55@db.internal:5432/app\n", "s3cr3t-Pa55", "url_password"),
     ("cache = redis://:hunter2hunter2@cache:6379/0\n", "hunter2hunter2", "url_password"),
     ("see https://bob:pw@example.com/x\n", "bob:pw@", "url_password"),
+    (
+        "service_account_api_key" + " " * 60 + "= 'q8Zr3Lx9Pw2Vn7Kt5Hy1'\n",  # aligned columns
+        "q8Zr3Lx9Pw2Vn7Kt5Hy1",
+        "generic_secret",
+    ),
 ]
 
 NEAR_MISSES = [

@@ -333,7 +333,8 @@ _KEY_BEFORE = re.compile(
 """The key name that must end just before an assignment, searched in the lowered bytes."""
 
 _KEY_REACH = 64
-"""Bytes before an assignment in which its key may start (a 10-byte keyword, 40 more, quotes)."""
+"""Bytes before an assignment (and the spaces before it) in which its key may start: a key word
+of up to 10 bytes, 40 more of the name, a quote."""
 
 _GENERIC = _RULE_INDEX["generic_secret"]
 
@@ -409,7 +410,10 @@ def _spans(data: bytes) -> list[tuple[int, int, str]]:
     for assignment in _ASSIGNMENTS:
         for hit in assignment.finditer(data):
             pos = hit.start()
-            lo = max(0, pos - _KEY_REACH)
+            name_end = pos  # before the spaces that align a column of assignments
+            while name_end > 0 and data[name_end - 1] in b" \t":
+                name_end -= 1
+            lo = max(0, name_end - _KEY_REACH)
             key = _KEY_BEFORE.search(data[lo:pos].lower())
             if key is None:
                 continue
