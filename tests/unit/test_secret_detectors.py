@@ -7,6 +7,8 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from agentls.context.secrets import KINDS, _reference_spans, _spans, redact, redact_text, scan
 
@@ -160,3 +162,68 @@ def test_the_anchored_scan_agrees_on_a_sample_of_the_standard_library() -> None:
     for path in files:
         data = path.read_bytes()
         assert _spans(data) == _reference_spans(data) == [], path.name
+
+
+_PIECES = [
+    *(t for t, _s, _k in SECRETS),
+    *NEAR_MISSES,
+    *(
+        "api_key",
+        "DB_PASSWORD",
+        "token",
+        "client_secret",
+        "auth",
+        " = ",
+        "=",
+        ": ",
+        ":",
+        ":=",
+        " ",
+        "\t",
+        "\n",
+        '"',
+        "'",
+        "-",
+        "_",
+        ".",
+        "(",
+        "sk-",
+        "sk-ant-api03-",
+        "gh",
+        "ghp_",
+        "github_pat_",
+        "glpat-",
+        "xoxb-",
+        "hf_",
+        "AKIA",
+        "ASIA",
+        "AIza",
+        "eyJ",
+        "GR1348941",
+        "Bearer ",
+        "BEARER\t",
+        "://",
+        "postgres://",
+        "u:",
+        "@",
+        "@host",
+        "-----BEGIN RSA PRIVATE KEY-----",
+        "-----BEGIN PGP PRIVATE KEY BLOCK-----",
+        "-----END RSA PRIVATE KEY-----",
+        "PuTTY-User-Key-File-2: ssh-rsa",
+        "Private-MAC: 0a1b",
+        "https://hooks.slack.com/services/T0/B0/x",
+    ),
+]
+_VALUES = st.text(
+    alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-",
+    min_size=8,
+    max_size=60,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(st.sampled_from(_PIECES), _VALUES), max_size=30))
+def test_anchored_and_reference_scans_agree_on_random_mixtures(parts: list[str]) -> None:
+    data = "".join(parts).encode()
+    assert _spans(data) == _reference_spans(data)
