@@ -455,9 +455,13 @@ class AgentService:
 
 
 def _manifest(context: ContextResult, estimate: Estimate) -> list[dict[str, Any]]:
-    """The manifest in protocol form; each entry says whether its token figure is calibrated."""
+    """The manifest in protocol form: the files, then the agent's definition (source ``agent``);
+    each entry says whether its token figure is calibrated."""
     entries = []
-    for m in context.manifest:
+    rows = (
+        context.manifest if context.definition is None else [*context.manifest, context.definition]
+    )
+    for m in rows:
         d = m.to_dict()
         d["calibrated"] = estimate.calibrated
         entries.append(d)

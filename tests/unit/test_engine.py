@@ -382,3 +382,64 @@ def test_failed_record_for_runs_refused_before_starting() -> None:
     assert record.status == "failed" and record.error == "backend 'x' is not trusted"
     assert (record.started_at, record.duration_ms, record.output) == (5.0, 0.0, "")
     assert record.manifest == [{"path": "a"}] and record.workspace == "/ws"
+
+
+async def test_secrets_in_the_output_are_redacted_and_counted_in_the_record() -> None:
+    """A key the model repeats (split over chunks, as providers stream) never reaches history."""
+    key = "AIza" + "SyD4v7Qx2Lm9Pk3Rt8Wn5Hb1Jc6Fg0Ze4Ua"
+    url = "postgres://app:" + "s3cr3t-Pa55" + "@db/app"
+    pieces = ["I found ", key[:10], key[10:] + "\n", f"and {url[:20]}", url[20:] + " ok"]
+    log: list[tuple[str, Any]] = []
+    stored: list[RunRecord] = []
+    engine = ExecutionEngine(max_concurrent=1, max_queued=1, on_finished=stored.append)
+    backend = ScriptedBackend([TextDelta(p) for p in pieces])
+    record = await engine.submit(job(backend), Recorder(log)).wait()
+    assert record.status == "succeeded"
+    assert key not in record.output and "s3cr3t-Pa55" not in record.output
+    assert record.output == (
+        "I found [REDACTED:google_api_key]\nand postgres://app:[REDACTED:url_password]@db/app ok"
+    )
+    assert record.output_secrets == [
+        {"line": 1, "kind": "google_api_key"},
+        {"line": 2, "kind": "url_password"},
+    ]
+    assert stored == [record] and record.to_dict()["output_secrets"] == record.output_secrets
+    # The editor saw the pieces as they came (it is the user's own screen).
+    assert "".join(e[1][2] for e in log if e[0] == "output") == "".join(pieces)
+
+
+async def test_clean_output_is_stored_as_it_came() -> None:
+    engine = ExecutionEngine(max_concurrent=1, max_queued=1)
+    text = "token = tokenizer.next_token()\nsee https://example.com/a@b\n"
+    record = await engine.submit(job(ScriptedBackend([TextDelta(text)]))).wait()
+    assert record.output == text and record.output_secrets == []
+
+
+async def test_a_long_output_is_scanned_off_the_loop_and_still_redacted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past INLINE_SCAN_CHARS the scan runs in a thread; the record is the same either way."""
+    import threading
+
+    from agentls.execution import engine as engine_module
+
+    threads: list[str] = []
+    real = engine_module.redact_text
+
+    def spy(text: str, marker: str | None = None) -> Any:
+        threads.append(threading.current_thread().name)
+        return real(text, marker)
+
+    monkeypatch.setattr(engine_module, "redact_text", spy)
+    key = "AIza" + "SyD4v7Qx2Lm9Pk3Rt8Wn5Hb1Jc6Fg0Ze4Ua"
+    filler = "word " * (engine_module.INLINE_SCAN_CHARS // 5 + 10)
+    pieces = [filler, f"\nleaked {key}\n", filler]
+    engine = ExecutionEngine(max_concurrent=1, max_queued=1)
+    handle = engine.submit(job(ScriptedBackend([TextDelta(p) for p in pieces])))
+    record = await handle.wait()
+    assert record.status == "succeeded"
+    assert key not in record.output and "leaked [REDACTED:google_api_key]" in record.output
+    assert record.output_secrets == [{"line": 2, "kind": "google_api_key"}]
+    assert len(record.output) == len("".join(pieces)) - len(key) + len("[REDACTED:google_api_key]")
+    assert engine.cancel(handle.id) is False
+    assert len(threads) == 1 and threads[0] != threading.main_thread().name

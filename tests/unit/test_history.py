@@ -381,3 +381,28 @@ def test_checkpoints_happen_off_the_loop_connection(tmp_path: Path) -> None:
     again = opened(tmp_path / "h.sqlite")
     assert len(again.list(limit=writes)) == writes
     again.close()
+
+
+def test_output_secrets_persist_and_old_rows_load_without_them(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    h = opened(path)
+    redacted = RunRecord(
+        id="r-secret",
+        agent="reviewer",
+        task="t",
+        status="succeeded",
+        output="key [REDACTED:openai_key]",
+        started_at=2_000.0,
+        duration_ms=1.0,
+        output_secrets=[{"line": 1, "kind": "openai_key"}],
+    )
+    h.add(redacted)
+    h.add(rec(1))
+    h.close()
+    h = opened(path)
+    assert h.get("r-secret") == redacted
+    assert h.get("r00001") is not None and h.get("r00001").output_secrets == []  # type: ignore[union-attr]
+    old = rec(2).to_dict()
+    old.pop("output_secrets")  # a row written before the field existed
+    assert RunRecord.from_dict(old).output_secrets == []
+    h.close()

@@ -68,6 +68,12 @@ export interface RunArgs {
   dry_run?: boolean;
 }
 
+/** A secret the server redacted: where it was and what kind (never its value). */
+export interface SecretFinding {
+  line: number;
+  kind: string;
+}
+
 export interface ManifestEntry {
   path: string;
   source: string;
@@ -76,6 +82,7 @@ export interface ManifestEntry {
   bytes: number;
   size: number;
   tokens: number;
+  secrets?: SecretFinding[];
 }
 
 export interface Usage {
@@ -97,6 +104,8 @@ export interface RunResult {
   model?: string | null;
   usage?: Usage | null;
   manifest: ManifestEntry[];
+  /** Secrets removed from `output` before it was recorded. */
+  output_secrets?: SecretFinding[];
   /** Dry runs only: the exact prompt a real run would send. */
   prompt?: string;
 }

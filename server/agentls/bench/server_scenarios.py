@@ -207,7 +207,11 @@ async def _preview_in_process(
 
 def _check_preview(answer: Mapping[str, Any], files: int) -> None:
     manifest = answer.get("manifest") or []
-    included = [m for m in manifest if isinstance(m, dict) and m["status"] == "included"]
+    included = [
+        m
+        for m in manifest
+        if isinstance(m, dict) and m["status"] == "included" and m["source"] != "agent"
+    ]
     if len(included) != files:
         raise BenchError(f"preview included {len(included)} of {files} files")
 

@@ -27,7 +27,9 @@ the user message is one ``bytes`` join, kept as bytes and decoded only when text
 Secrets. Every included text is redacted (``context/secrets.py``) before it is fitted: the scan of
 a file comes with its cached content (done in the reading thread), buffers and the selection go
 through the builder's ``SecretScanner`` memo. The manifest row lists each redaction's line (in the
-file) and kind.
+file) and kind. The agent's body is context too (a definition is a file of the repository, and
+may paste a key into its prompt): it is redacted before the variables are filled in, and the
+result's ``definition`` row (source ``agent``) lists its secrets by line in the definition file.
 """
 
 from __future__ import annotations
@@ -128,7 +130,8 @@ class ManifestEntry:
     path: str
     """``WorkspaceRoots.display`` form."""
     source: str
-    """``selection``, ``active_file``, ``file``, ``open_file`` or ``glob``."""
+    """``selection``, ``active_file``, ``file``, ``open_file``, ``glob``, or ``agent`` (the
+    definition whose body is the system prompt)."""
     status: str
     """``included``, ``truncated`` or ``excluded``."""
     reason: str | None
@@ -169,8 +172,12 @@ class ContextResult:
     system: str
     user_bytes: bytes
     manifest: list[ManifestEntry]
+    """The files considered for the user message, in candidate order."""
     tokens: int
     """Estimated tokens of the whole prompt."""
+    definition: ManifestEntry | None = None
+    """The agent's definition (its body is the system prompt): bytes, tokens, secrets redacted.
+    The protocol lists it after the files (``service._manifest``)."""
 
     @functools.cached_property
     def user(self) -> str:
@@ -432,13 +439,16 @@ class ContextBuilder:
             candidates.extend(await self._globbed(agent.context, buffers, open_set, seen))
 
         values = self._values(agent, request, selection_text)
-        fixed_size = expanded_size(agent.body, values) + len(
+        body = agent.body.encode("utf-8", "replace")
+        body_redaction = self._secrets.redact(body) if self._scan_secrets else Redaction(body, ())
+        clean_body = body_redaction.data.decode("utf-8") if body_redaction.findings else agent.body
+        fixed_size = expanded_size(clean_body, values) + len(
             request.task.encode("utf-8", "surrogatepass")
         )
         limit = prompt_bytes_limit(max_context_tokens, max_prompt_bytes)
         if fixed_size > limit:
             raise PromptTooLarge(fixed_size, limit)
-        system = self._system_prompt(agent, values)
+        system = self._system_prompt(clean_body, values)
         task_block = f"<task>\n{request.task}\n</task>\n".encode("utf-8", "replace")
         system_bytes = len(system.rstrip().encode("utf-8", "replace"))
         fixed = (system_bytes + 2 if system.strip() else 0) + len(task_block)
@@ -456,6 +466,16 @@ class ContextBuilder:
             user_bytes=user_bytes,
             manifest=manifest,
             tokens=estimate_tokens(fixed - len(task_block) + len(user_bytes), bytes_per_token),
+            definition=ManifestEntry(
+                self._roots.display(agent.source),
+                "agent",
+                "included",
+                None,
+                system_bytes,
+                len(body),
+                estimate_tokens(system_bytes, bytes_per_token),
+                tuple((f.line + agent.body_line, f.kind) for f in body_redaction.findings),
+            ),
         )
 
     def _values(
@@ -475,15 +495,15 @@ class ContextBuilder:
         return values
 
     @staticmethod
-    def _system_prompt(agent: AgentDefinition, values: Mapping[str, str]) -> str:
-        """The agent's body with the variables filled in, in one pass."""
+    def _system_prompt(body: str, values: Mapping[str, str]) -> str:
+        """The (redacted) body with the variables filled in, in one pass."""
 
         def fill(m: re.Match[str]) -> str:
             """A known variable's value; an unknown ``{{x}}`` stays as written."""
             value = values.get(m.group(1))
             return m.group(0) if value is None else value
 
-        return _VARIABLE.sub(fill, agent.body)
+        return _VARIABLE.sub(fill, body)
 
     async def _selection(
         self, selection: Selection, buffers: BufferSource, open_set: set[Path]

@@ -11,7 +11,8 @@ FINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled", 
 
 @dataclass(frozen=True)
 class RunRecord:
-    """A finished run. Never holds an API key: errors are the backends' scrubbed messages."""
+    """A finished run. Never holds an API key: errors are the backends' scrubbed messages, and
+    the output went through the same secret detectors as the prompt's files."""
 
     id: str
     agent: str
@@ -27,6 +28,9 @@ class RunRecord:
     usage: dict[str, int | None] | None = None
     manifest: list[dict[str, Any]] = field(default_factory=list)
     workspace: str | None = None
+    output_secrets: list[dict[str, Any]] = field(default_factory=list)
+    """``{"line", "kind"}`` of each secret removed from ``output`` (``context/secrets.py``): the
+    output is stored and returned with ``[REDACTED:kind]`` in its place."""
 
     def to_dict(self) -> dict[str, Any]:
         """The protocol form (also what history persists).
