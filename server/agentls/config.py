@@ -138,9 +138,7 @@ def _read_toml(path: Path, problems: list[str], within: Path | None = None) -> d
     without being opened for reading. The user's own file is not the workspace's (None).
     """
     folders = (Path(os.path.realpath(within)),) if within is not None else None
-    got = read_regular(
-        path, max_bytes=MAX_CONFIG_FILE_BYTES, within=folders, follow_symlink=True
-    )
+    got = read_regular(path, max_bytes=MAX_CONFIG_FILE_BYTES, within=folders, follow_symlink=True)
     if got == "missing":
         return {}
     if isinstance(got, str):

@@ -73,9 +73,7 @@ class AgentService:
         """The workspace folders (realpaths); the only judge of what is inside."""
         limits = settings.limits
         self.index = WorkspaceIndex(self.roots, max_file_bytes=limits.max_file_bytes)
-        self.cache = FileCache(
-            max_bytes=limits.cache_max_bytes, folders=lambda: self.roots.folders
-        )
+        self.cache = FileCache(max_bytes=limits.cache_max_bytes, folders=lambda: self.roots.folders)
         self.registry = AgentRegistry()
         self.builder = ContextBuilder(
             self.roots, self.index, self.cache, max_file_bytes=limits.max_file_bytes
