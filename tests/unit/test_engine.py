@@ -193,6 +193,22 @@ async def test_output_cap_never_splits_a_character() -> None:
     assert record.output == "aéé"  # 5 bytes: the next "é" would need 7
 
 
+async def test_empty_chunks_take_no_seq_number() -> None:
+    """Observers get ``seq`` 0, 1, 2... with no gap and no empty piece, whatever the backend yields
+    (an empty delta: a provider's keep-alive, a role-only chunk)."""
+    log: list[tuple[str, Any]] = []
+    engine = ExecutionEngine(max_concurrent=1, max_queued=1)
+    backend = ScriptedBackend(
+        [TextDelta(""), TextDelta("a"), TextDelta(""), TextDelta(""), TextDelta("b"), TextDelta("")]
+    )
+    handle = engine.submit(job(backend), Recorder(log))
+    record = await handle.wait()
+    assert record.status == "succeeded" and record.output == "ab"
+    outputs = [e[1] for e in log if e[0] == "output"]
+    assert [(seq, text) for _, seq, text in outputs] == [(0, "a"), (1, "b")]
+    assert handle.output_chars == 2
+
+
 async def test_usage_reports_are_merged() -> None:
     engine = ExecutionEngine(max_concurrent=1, max_queued=1)
     backend = ScriptedBackend(

@@ -43,6 +43,8 @@ def test_full_run_arguments() -> None:
         ({"agent": ""}, "agent"),
         ({"agent": 1}, "agent"),
         ({"agent": "a", "task": 1}, "task"),
+        ({"agent": "a", "uri": 5}, "uri"),
+        ({"agent": "a", "uri": ["file:///x.py"]}, "uri"),
         ({"agent": "a", "dry_run": 1}, "dry_run"),
         ({"agent": "a", "files": "x"}, "files"),
         ({"agent": "a", "files": [1]}, "files"),
@@ -92,9 +94,20 @@ def test_preview_refuses_dry_run() -> None:
 def test_history_and_ids() -> None:
     assert parse_history_list({}).limit == 50
     assert parse_history_list({"limit": 3, "status": "failed"}).status == "failed"
-    for bad in ({"limit": 0}, {"limit": "3"}, {"limit": True}, {"status": "weird"}):
-        with pytest.raises(InvalidArguments):
+    assert parse_history_list({"agent": "reviewer"}).agent == "reviewer"
+    for bad, field in (
+        ({"limit": 0}, "limit"),
+        ({"limit": "3"}, "limit"),
+        ({"limit": True}, "limit"),
+        ({"status": "weird"}, "status"),
+        ({"status": 1}, "status"),
+        ({"agent": 5}, "agent"),
+        ({"agent": ["reviewer"]}, "agent"),
+        ({"agents": "reviewer"}, "agents"),
+    ):
+        with pytest.raises(InvalidArguments) as info:
             parse_history_list(bad)
+        assert info.value.field == field
     assert parse_run_id({"id": "abc"}) == "abc"
     with pytest.raises(InvalidArguments):
         parse_run_id({"id": 5})
