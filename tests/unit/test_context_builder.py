@@ -454,7 +454,7 @@ def test_manifest_entry_protocol_form() -> None:
 
 
 async def test_warm_assembly_of_a_thousand_files_is_fast(tmp_path: Path) -> None:
-    """design.md section 6: warm context assembly of 1,000 files / 10 MB within a few ms."""
+    """Warm context assembly of 1,000 files / 10 MB (a target in docs/performance.md)."""
     root = Path(os.path.realpath(tmp_path)) / "big"
     chunk = ("value = 'some source code here'\n" * 320)[:10_000]
     for i in range(1000):

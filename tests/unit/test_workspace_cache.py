@@ -187,7 +187,7 @@ def test_an_entry_bigger_than_the_budget_is_not_kept(root: Path) -> None:
 
 
 async def test_resident_memory_follows_the_byte_budget(root: Path) -> None:
-    """notes/performance.md section 6: RSS within the cache budget, even for emoji text."""
+    """RSS stays within the cache budget, even for emoji text (docs/performance.md)."""
     budget = 16 * 1024 * 1024
     text = ("😀 emoji line with 中文 and é\n" * 6000).encode()  # about 200 KB per file
     paths = []
