@@ -87,8 +87,6 @@ class Watcher:
         """Set once the current watch is registered (or the first attempt failed)."""
         self.restarts = 0
         """How many times the watch failed and was started again."""
-        self.batches = 0
-        """How many non-empty batches were delivered."""
 
     @property
     def folders(self) -> tuple[Path, ...]:
@@ -191,7 +189,6 @@ class Watcher:
 
     def _deliver(self, paths: set[Path]) -> None:
         """Hand a batch to the callback; its bugs are logged so the watch goes on."""
-        self.batches += 1
         try:
             self._on_changes(paths)
         except Exception:
