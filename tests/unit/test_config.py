@@ -110,6 +110,18 @@ def test_only_the_user_file_can_trust_folders(tmp_path: Path) -> None:
     )
 
 
+def test_every_open_folder_must_be_listed_to_be_trusted(tmp_path: Path) -> None:
+    """Trusting one folder does not trust another folder opened beside it."""
+    mine, theirs = tmp_path / "mine", tmp_path / "theirs"
+    mine.mkdir()
+    theirs.mkdir()
+    user = _write(tmp_path / "user.toml", f'trusted_workspaces = ["{mine}"]\n')
+    assert load_settings([mine], user_file=user).trusted is True
+    assert load_settings([mine, theirs], user_file=user).trusted is False
+    _write(user, f'trusted_workspaces = ["{mine}", "{theirs}"]\n')
+    assert load_settings([mine, theirs], user_file=user).trusted is True
+
+
 def test_wrong_values_are_problems_and_defaults_stay(tmp_path: Path) -> None:
     user = _write(
         tmp_path / "user.toml",

@@ -312,6 +312,47 @@ async def test_cancel_right_after_submit() -> None:
     assert engine.active() == []
 
 
+class SlowCleanup:
+    """A backend whose cleanup takes a while (closing a stream, waiting for a process to exit)."""
+
+    name = "slow-cleanup"
+
+    def __init__(self) -> None:
+        self.cleanup_started = asyncio.Event()
+        self.release = asyncio.Event()
+        self.cleaned = False
+
+    async def stream(self, request: BackendRequest) -> AsyncIterator[BackendEvent]:
+        try:
+            yield TextDelta("partial")
+            await asyncio.Event().wait()  # until cancelled
+        finally:
+            self.cleanup_started.set()
+            await self.release.wait()
+            self.cleaned = True
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_a_second_cancel_does_not_interrupt_the_backends_cleanup() -> None:
+    engine = ExecutionEngine(max_concurrent=1, max_queued=1)
+    backend = SlowCleanup()
+    handle = engine.submit(job(backend))
+    for _ in range(1000):
+        if handle.output_chars:
+            break
+        await asyncio.sleep(0)
+    assert engine.cancel(handle.id)
+    await asyncio.wait_for(backend.cleanup_started.wait(), 10)
+    assert engine.cancel(handle.id)  # an impatient user clicks again while the run stops
+    await asyncio.sleep(0)
+    backend.release.set()
+    record = await asyncio.wait_for(handle.wait(), 10)
+    assert record.status == "cancelled" and record.output == "partial"
+    assert backend.cleaned, "the second cancel interrupted the backend's cleanup"
+
+
 async def test_cancel_a_running_run_kills_its_process_group(tmp_path: Path) -> None:
     pidfile = tmp_path / "pids"
     engine = ExecutionEngine(max_concurrent=1, max_queued=1)

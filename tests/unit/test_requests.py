@@ -7,7 +7,13 @@ from typing import Any
 import pytest
 
 from agentls.errors import InvalidArguments
-from agentls.requests import parse_history_list, parse_run, parse_run_id, single_object
+from agentls.requests import (
+    MAX_TASK_CHARS,
+    parse_history_list,
+    parse_run,
+    parse_run_id,
+    single_object,
+)
 
 
 def test_single_object() -> None:
@@ -48,6 +54,7 @@ def test_full_run_arguments() -> None:
         ({"agent": "a", "dry_run": 1}, "dry_run"),
         ({"agent": "a", "files": "x"}, "files"),
         ({"agent": "a", "files": [1]}, "files"),
+        ({"agent": "a", "files": [""]}, "files"),
         ({"agent": "a", "variables": {"k": 1}}, "variables"),
         ({"agent": "a", "range": {"start": {"line": 0, "character": 0}}}, "range"),
         (
@@ -84,6 +91,13 @@ def test_bad_run_arguments_name_the_field(raw: dict[str, Any], field: str) -> No
         parse_run(raw)
     assert info.value.field == field
     assert info.value.message.startswith(field)
+
+
+def test_a_task_longer_than_the_limit_is_refused() -> None:
+    assert len(parse_run({"agent": "a", "task": "x" * MAX_TASK_CHARS}).task) == MAX_TASK_CHARS
+    with pytest.raises(InvalidArguments) as info:
+        parse_run({"agent": "a", "task": "x" * (MAX_TASK_CHARS + 1)})
+    assert info.value.field == "task"
 
 
 def test_preview_refuses_dry_run() -> None:
