@@ -28,6 +28,7 @@ mutant survived or a run could not be judged, else 0.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -40,6 +41,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOGUE = Path(__file__).with_name("mutants.toml")
@@ -191,12 +194,26 @@ def run_tests(
     return proc.returncode, out
 
 
+def kill_strays(copy: Path) -> int:
+    """Kill what a mutant's tests left running: agent programs from the copy, in their own
+    sessions (a mutant that breaks cancellation leaves them behind by design); how many."""
+    marker = str(copy)
+    killed = 0
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmdline = proc.info.get("cmdline") or []
+        if proc.pid != os.getpid() and any(marker in part for part in cmdline):
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+                killed += 1
+    return killed
+
+
 def failed_tests(output: str) -> list[str]:
     """The ``FAILED``/``ERROR`` lines of pytest's short summary, as test ids."""
     names = []
     for line in output.splitlines():
         if line.startswith(("FAILED ", "ERROR ")):
-            names.append(line.split(" ", 1)[1].split(" - ", 1)[0])
+            names.append(line.split()[1])
     return names
 
 
@@ -219,7 +236,10 @@ def judge(
         code, output = run_tests(copy, env, mutant.tests, timeout)
     finally:
         target.write_text(original, encoding="utf-8")
+        stray = kill_strays(copy)
     seconds = time.monotonic() - started
+    if stray:
+        print(f"  ({stray} process(es) left by the tests were killed)", flush=True)
     if code is None:
         return Outcome(mutant, "killed", f"tests hung past {timeout:g} s", seconds)
     if code == 1:
@@ -239,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--area", help="run the mutants of one area only (substring match)")
     parser.add_argument("--check", action="store_true", help="only check that mutants apply")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
-    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per mutant's tests")
+    parser.add_argument("--timeout", type=float, default=180.0, help="seconds per mutant's tests")
     parser.add_argument("--json", type=Path, help="also write the outcomes as JSON here")
     args = parser.parse_args(argv)
 

@@ -7,6 +7,8 @@ whole editor session.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import sys
 import textwrap
@@ -19,6 +21,8 @@ import pytest
 from agentls.config import Settings, load_settings
 from agentls.requests import RunArgs
 from agentls.service import AgentService, NoBuffers
+
+FAKES = Path(__file__).resolve().parents[1] / "fakes" / "agent_commands.py"
 
 
 def _write(root: Path, rel: str, text: str) -> Path:
@@ -205,3 +209,35 @@ async def test_the_agents_own_limits_reach_the_context(tmp_path: Path, services:
     tight = await service.preview(RunArgs(agent="tight", files=files), NoBuffers())
     assert statuses(tight) == {f: ("excluded", "budget") for f in files}  # 2,000 bytes each
     assert "1" * 2000 not in tight["prompt"]
+
+
+async def test_cancelling_the_request_cancels_the_run(tmp_path: Path, services: Start) -> None:
+    """The editor gives up on ``agentls.run`` ($/cancelRequest): the run stops and is recorded
+    as cancelled, it does not go on in the background."""
+    ws = tmp_path / "ws"
+    _write(ws, ".agents/stuck.md", "Never finishes.\n")
+    user = _write(
+        tmp_path,
+        "user.toml",
+        f"""
+        [backends.local]
+        kind = "command"
+        argv = [{_toml(sys.executable)}, {_toml(str(FAKES))}, "hang"]
+        """,
+    )
+    service = await services(load_settings([ws], user_file=user), ws)
+    request = asyncio.create_task(service.run(RunArgs(agent="stuck", task="go"), NoBuffers()))
+    for _ in range(1000):
+        active = service.engine.active()
+        if active and active[0]["output_chars"]:
+            break
+        await asyncio.sleep(0.01)
+    [run] = service.engine.active()
+    assert run["status"] == "running"
+    request.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.wait_for(request, 10)
+    assert request.cancelled()
+    assert service.engine.active() == []
+    [record] = service.history.list(limit=10)
+    assert (record.id, record.status, record.output) == (run["id"], "cancelled", "partial\n")

@@ -133,6 +133,24 @@ async def test_a_restored_mtime_with_a_new_size_is_not_served_stale(root: Path) 
     assert cache.stats()["stale"] == 1
 
 
+async def test_a_same_size_edit_with_an_old_mtime_is_not_served_stale(root: Path) -> None:
+    """A checkout or ``tar -x`` writes same-size content with an old mtime: only the mtime tells
+    the versions apart, so revalidating by size alone is not enough either."""
+    path = root / "same-size.py"
+    old = time.time_ns() - 10**12
+    path.write_text("value = 1\n")
+    os.utime(path, ns=(old, old))
+    cache = FileCache(max_bytes=1024 * 1024)
+    first = (await cache.read_many([path], max_file_bytes=MAX_FILE))[path]
+    assert isinstance(first, CachedFile) and cache.get(path) is first
+    path.write_text("value = 2\n")
+    os.utime(path, ns=(old + 10**9, old + 10**9))  # still old enough to be trusted once read
+    assert os.stat(path).st_size == first.size
+    assert cache.get(path) is None
+    got = (await cache.read_many([path], max_file_bytes=MAX_FILE))[path]
+    assert isinstance(got, CachedFile) and got.data == b"value = 2\n"
+
+
 async def test_a_racy_read_is_never_served_and_a_settled_one_is(root: Path) -> None:
     path = root / "hot.txt"
     path.write_text("one\n")
