@@ -176,22 +176,26 @@ def run_tests(
         "console_output_style=classic",
         *tests,
     ]
-    proc = subprocess.Popen(
-        cmd,
-        cwd=copy,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # a hang is stopped with everything it started
-    )
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        return None, out
-    return proc.returncode, out
+    # Output goes to a file, not a pipe: programs a broken mutant leaves running may hold the
+    # pipe open long after pytest itself has finished.
+    with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as log:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=copy,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a hang is stopped with everything in its session
+        )
+        try:
+            code: int | None = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            code = None
+        log.seek(0)
+        return code, log.read()
 
 
 def kill_strays(copy: Path) -> int:
@@ -259,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--area", help="run the mutants of one area only (substring match)")
     parser.add_argument("--check", action="store_true", help="only check that mutants apply")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
-    parser.add_argument("--timeout", type=float, default=180.0, help="seconds per mutant's tests")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds per mutant's tests")
     parser.add_argument("--json", type=Path, help="also write the outcomes as JSON here")
     args = parser.parse_args(argv)
 

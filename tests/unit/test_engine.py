@@ -289,14 +289,14 @@ async def test_cancel_a_queued_run_it_never_starts() -> None:
     await asyncio.sleep(0.3)
     assert engine.get(queued.id) is queued and queued.status == "queued"
     assert engine.cancel(queued.id) is True
-    record = await queued.wait()
+    record = await asyncio.wait_for(queued.wait(), 10)  # a hang bound, not a timing
     assert record.status == "cancelled" and record.output == "" and record.duration_ms == 0
     assert ("started", queued.id) not in recorder.log
     assert engine.cancel(queued.id) is False  # already finished
     assert engine.cancel("no-such-run") is False
     assert first.status == "running"
     assert engine.cancel(first.id)
-    first_record = await first.wait()
+    first_record = await asyncio.wait_for(first.wait(), 10)
     assert first_record.status == "cancelled" and first_record.output == "partial\n"
     assert [r.id for r in finished] == [queued.id, first.id]
 
@@ -396,7 +396,8 @@ async def test_shutdown_cancels_everything_and_refuses_new_runs(tmp_path: Path) 
     started = time.monotonic()
     await engine.shutdown(timeout=2.0)
     assert time.monotonic() - started < 1.5
-    assert [(await h.wait()).status for h in [*running, queued]] == ["cancelled"] * 3
+    records = [await asyncio.wait_for(h.wait(), 10) for h in [*running, queued]]  # hang bound
+    assert [r.status for r in records] == ["cancelled"] * 3
     assert all(is_gone(p) for p in pids)
     with pytest.raises(AgentlsError, match="shutting down"):
         engine.submit(job(command("hang")))
