@@ -1,4 +1,4 @@
-"""AgentService without LSP: the trust refusal and the agent's own limits, on a real workspace.
+"""AgentService without LSP: trust refusal, the agent's own limits, cancelling a run request.
 
 The service is driven directly (no server process), with real files, a real history database and
 real ``command`` children, so the refusal path is checked in about a second instead of through a
