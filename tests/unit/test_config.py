@@ -75,6 +75,28 @@ argv = ["changed-by-workspace"]
     assert load_settings([ws], {"trusted": True}, user_file=user).trusted is True
 
 
+def test_a_later_client_layer_keeps_a_workspace_backend_the_workspaces(tmp_path: Path) -> None:
+    """Trust laundering: redefining a workspace backend from the client must not make it the
+    client's (its argv still comes from the repository)."""
+    user = _write(tmp_path / "user.toml", '[backends.mine]\nkind = "command"\nargv = ["mine"]\n')
+    ws = tmp_path / "ws"
+    _write(
+        ws / "agentls.toml",
+        '[backends.theirs]\nkind = "command"\nargv = ["theirs"]\n'
+        '[backends.mine]\nargv = ["changed-by-workspace"]\n',
+    )
+    client = {"backends": {"theirs": {"model": "x"}, "mine": {"model": "x"}}}
+    for init, conf in ((client, None), (None, client), (client, client)):
+        s = load_settings([ws], init, conf, user_file=user)
+        assert s.backends["theirs"].model == "x"
+        assert s.backends["theirs"].origin == "workspace"
+        assert s.backends["theirs"].argv == ("theirs",)
+        assert s.backends["mine"].origin == "workspace"
+    # a client layer that redefines a backend nobody in the workspace touched owns it
+    s = load_settings([], client, user_file=user)
+    assert s.backends["mine"].origin == "client"
+
+
 def test_only_the_user_file_can_trust_folders(tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     _write(ws / "agentls.toml", f'trusted_workspaces = ["{ws}"]\n')
@@ -86,6 +108,18 @@ def test_only_the_user_file_can_trust_folders(tmp_path: Path) -> None:
         load_settings([ws], {"trusted_workspaces": [str(ws)]}, user_file=tmp_path / "x").trusted
         is False
     )
+
+
+def test_every_open_folder_must_be_listed_to_be_trusted(tmp_path: Path) -> None:
+    """Trusting one folder does not trust another folder opened beside it."""
+    mine, theirs = tmp_path / "mine", tmp_path / "theirs"
+    mine.mkdir()
+    theirs.mkdir()
+    user = _write(tmp_path / "user.toml", f'trusted_workspaces = ["{mine}"]\n')
+    assert load_settings([mine], user_file=user).trusted is True
+    assert load_settings([mine, theirs], user_file=user).trusted is False
+    _write(user, f'trusted_workspaces = ["{mine}", "{theirs}"]\n')
+    assert load_settings([mine, theirs], user_file=user).trusted is True
 
 
 def test_wrong_values_are_problems_and_defaults_stay(tmp_path: Path) -> None:

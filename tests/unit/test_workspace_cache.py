@@ -114,6 +114,43 @@ async def test_revalidation_after_external_writes_never_reads_stale(root: Path) 
     assert kept == 100  # the settled half was served from memory
 
 
+async def test_a_restored_mtime_with_a_new_size_is_not_served_stale(root: Path) -> None:
+    """``cp -p``, ``tar``, ``rsync -t`` and coarse timestamps bring back an old mtime: the size
+    must still tell the versions apart, so revalidating by ``mtime_ns`` alone is not enough."""
+    path = root / "restored.py"
+    path.write_text("old = 1\n")
+    old = time.time_ns() - 10**12  # settled: the read is trusted and kept
+    os.utime(path, ns=(old, old))
+    cache = FileCache(max_bytes=1024 * 1024)
+    first = (await cache.read_many([path], max_file_bytes=MAX_FILE))[path]
+    assert isinstance(first, CachedFile) and cache.get(path) is first
+    path.write_text("new = 'a longer content'\n")
+    os.utime(path, ns=(old, old))  # the same mtime as the cached read, another size
+    assert os.stat(path).st_mtime_ns == first.mtime_ns
+    assert cache.get(path) is None
+    got = (await cache.read_many([path], max_file_bytes=MAX_FILE))[path]
+    assert isinstance(got, CachedFile) and got.data == b"new = 'a longer content'\n"
+    assert cache.stats()["stale"] == 1
+
+
+async def test_a_same_size_edit_with_an_old_mtime_is_not_served_stale(root: Path) -> None:
+    """A checkout or ``tar -x`` writes same-size content with an old mtime: only the mtime tells
+    the versions apart, so revalidating by size alone is not enough either."""
+    path = root / "same-size.py"
+    old = time.time_ns() - 10**12
+    path.write_text("value = 1\n")
+    os.utime(path, ns=(old, old))
+    cache = FileCache(max_bytes=1024 * 1024)
+    first = (await cache.read_many([path], max_file_bytes=MAX_FILE))[path]
+    assert isinstance(first, CachedFile) and cache.get(path) is first
+    path.write_text("value = 2\n")
+    os.utime(path, ns=(old + 10**9, old + 10**9))  # still old enough to be trusted once read
+    assert os.stat(path).st_size == first.size
+    assert cache.get(path) is None
+    got = (await cache.read_many([path], max_file_bytes=MAX_FILE))[path]
+    assert isinstance(got, CachedFile) and got.data == b"value = 2\n"
+
+
 async def test_a_racy_read_is_never_served_and_a_settled_one_is(root: Path) -> None:
     path = root / "hot.txt"
     path.write_text("one\n")
@@ -168,7 +205,7 @@ def test_an_entry_bigger_than_the_budget_is_not_kept(root: Path) -> None:
 
 
 async def test_resident_memory_follows_the_byte_budget(root: Path) -> None:
-    """notes/performance.md section 6: RSS within the cache budget, even for emoji text."""
+    """RSS stays within the cache budget, even for emoji text (docs/performance.md)."""
     budget = 16 * 1024 * 1024
     text = ("😀 emoji line with 中文 and é\n" * 6000).encode()  # about 200 KB per file
     paths = []

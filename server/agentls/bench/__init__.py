@@ -1,4 +1,4 @@
-"""``agentls bench``: measure agentls on this machine against its targets (design.md section 6).
+"""``agentls bench``: measure agentls on this machine against its targets (docs/performance.md).
 
 Owns the command line of the bench and the order scenarios run in. Each scenario measures one
 thing several times and reports the median with min-max; ratios come from measurements taken side

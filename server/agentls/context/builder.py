@@ -54,7 +54,6 @@ from agentls.workspace.filters import looks_binary
 from agentls.workspace.index import FileEntry, WorkspaceIndex
 from agentls.workspace.roots import WorkspaceRoots
 
-Source = Literal["selection", "active_file", "file", "open_file", "glob"]
 Status = Literal["included", "truncated", "excluded"]
 
 DEFAULT_INCLUDE: tuple[str, ...] = ("selection", "active_file")

@@ -154,7 +154,7 @@ def _dumps(data: dict[str, Any]) -> bytes:
         raw = orjson.dumps(data, default=str)
     except orjson.JSONEncodeError:
         raw = orjson.dumps(_clean_strings(data), default=str)
-    # An exact-size copy: orjson's result can keep its oversized buffer alive (performance.md §6).
+    # An exact-size copy: orjson's result can keep its oversized buffer alive.
     return bytes(memoryview(raw))
 
 

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "timed_out"]
-FINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
 
 
 @dataclass(frozen=True)

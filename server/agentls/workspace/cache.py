@@ -1,7 +1,7 @@
 """File contents held in memory: the owner of every cached byte.
 
 An LRU bounded by **bytes** (cachetools), where an entry costs ``len(data)`` plus a fixed overhead.
-Content is UTF-8 bytes, so that count is the real memory cost (notes/performance.md, section 6:
+Content is UTF-8 bytes, so that count is the real memory cost (measured resident memory:
 1.03x for bytes, against up to 4x for a ``str`` holding one emoji).
 
 An entry is trusted only while the file's ``(mtime_ns, size)`` on disk still match the ones seen

@@ -1,6 +1,6 @@
 """Reading files from disk, in parallel when that pays, and the value a read produces.
 
-Measured on the project's 2-vCPU machine (notes/performance.md, section 3): with the page cache
+Measured on the project's 2-vCPU machine (``agentls bench --scenario load``): with the page cache
 warm, one thread reading sequentially is fastest (1,000 x 10 KB in 21 ms) and thread pools are 2-5x
 slower; with a cold cache, one contiguous slice per worker thread is fastest (94 ms against 154 ms
 sequential), while a task per file is slower than either. Which case holds is not knowable up front,
