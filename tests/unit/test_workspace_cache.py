@@ -111,7 +111,9 @@ async def test_revalidation_after_external_writes_never_reads_stale(root: Path) 
             stale += 1
         kept += cache.get(path) is not None
     assert stale == 0
-    assert kept == 100  # the settled half was served from memory
+    # The settled half is kept; a fresh write is kept too once it is older than the racy window
+    # by the time it is read, which a loaded machine can make happen.
+    assert kept >= 100
 
 
 async def test_a_restored_mtime_with_a_new_size_is_not_served_stale(root: Path) -> None:
