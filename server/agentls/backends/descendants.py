@@ -1,0 +1,138 @@
+"""The processes a ``command`` run leaves behind: found even after ``setsid``, killed, and reaped.
+
+Stopping a run signals its process group, but a grandchild that calls ``setsid`` (a daemonising
+tool, ``nohup``-style helpers, a shell's ``setsid``) leaves that group, and once its parent exits
+it is re-parented to init, out of reach. Two things close that gap:
+
+- The server is a **child subreaper** (``prctl(PR_SET_CHILD_SUBREAPER)``, Linux): an orphaned
+  descendant is re-parented to the server instead of init, so it stays in the server's process
+  tree and every sweep finds it.
+- At a run's stop, ``family`` lists the run's whole tree (by parent links, before any signal) and
+  ``adopted`` the orphans the server inherited that carry the run's ``AGENTLS_RUN_ID`` in their
+  environment; ``kill_all`` SIGKILLs them and ``reap_adopted`` collects the exit status of every
+  adopted orphan that has ended, so none stays a zombie.
+
+Only adopted orphans are reaped here, pid by pid: the run's own program is reaped by asyncio's
+child watcher, which waits for its specific pid and must not lose that status to us.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import logging
+import os
+import sys
+
+import psutil
+
+logger = logging.getLogger(__name__)
+
+PR_SET_CHILD_SUBREAPER = 36
+"""``prctl`` option number (linux/prctl.h)."""
+
+RUN_ID_ENV = "AGENTLS_RUN_ID"
+"""The variable every command child gets (``command.child_env``); descendants inherit it."""
+
+_SPAWNED: set[int] = set()
+"""Pids of run programs that asyncio started and still reaps (changed on the event loop)."""
+
+_subreaper = False
+
+
+def become_subreaper() -> bool:
+    """Make this process the subreaper of its descendants; False where that is not available."""
+    global _subreaper
+    if _subreaper:
+        return True
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+            errno = ctypes.get_errno()
+            logger.warning("could not become a child subreaper: %s", os.strerror(errno))
+            return False
+    except (OSError, AttributeError) as e:
+        logger.warning("could not become a child subreaper: %s", e)
+        return False
+    _subreaper = True
+    return True
+
+
+def is_subreaper() -> bool:
+    """Whether ``become_subreaper`` succeeded in this process."""
+    return _subreaper
+
+
+def spawned(pid: int) -> None:
+    """A run's program started: asyncio reaps it, ``reap_adopted`` must leave it alone."""
+    _SPAWNED.add(pid)
+
+
+def reaped(pid: int) -> None:
+    """A run's program was reaped by asyncio."""
+    _SPAWNED.discard(pid)
+
+
+def family(pid: int) -> list[psutil.Process]:
+    """The descendants of ``pid`` now (parent links), whatever session or group they are in."""
+    try:
+        return list(psutil.Process(pid).children(recursive=True))
+    except psutil.Error:
+        return []
+
+
+def adopted(run_id: str | None = None) -> list[psutil.Process]:
+    """Orphans the server inherited as subreaper, with their descendants.
+
+    With ``run_id``, only those whose environment names that run (and their descendants); an
+    orphan whose environment cannot be read or carries no run id is left to the exit sweep.
+    """
+    try:
+        children = psutil.Process().children()
+    except psutil.Error:
+        return []
+    found: list[psutil.Process] = []
+    for child in children:
+        if child.pid in _SPAWNED:
+            continue
+        if run_id is not None:
+            try:
+                if child.environ().get(RUN_ID_ENV) != run_id:
+                    continue
+            except psutil.Error:
+                continue
+        found.append(child)
+        with contextlib.suppress(psutil.Error):
+            found.extend(child.children(recursive=True))
+    return found
+
+
+def kill_all(processes: list[psutil.Process]) -> int:
+    """SIGKILL each process that is still the one listed (pid reuse is checked); how many."""
+    killed = 0
+    for proc in processes:
+        with contextlib.suppress(psutil.Error):
+            if proc.is_running():
+                proc.kill()
+                killed += 1
+    return killed
+
+
+def reap_adopted() -> int:
+    """Collect the exit status of every adopted orphan that has ended; how many were reaped."""
+    reaped_count = 0
+    try:
+        children = psutil.Process().children()
+    except psutil.Error:
+        return 0
+    for child in children:
+        if child.pid in _SPAWNED:
+            continue
+        with contextlib.suppress(ChildProcessError, OSError):
+            pid, _ = os.waitpid(child.pid, os.WNOHANG)
+            if pid:
+                reaped_count += 1
+    return reaped_count
