@@ -48,7 +48,7 @@ import signal
 import sys
 import tempfile
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import cast
 
 from agentls.backends import descendants
@@ -352,11 +352,20 @@ def _kill_spawned(spawn: asyncio.Future[tuple[asyncio.SubprocessTransport, _Chil
     if spawn.cancelled() or spawn.exception() is not None:
         return
     transport, pipes = spawn.result()
-    descendants.spawned(transport.get_pid())
     _signal_group(transport.get_pid(), signal.SIGKILL)
     closing = asyncio.ensure_future(_close_when_reaped(transport, pipes))
     _CLOSING.add(closing)
     closing.add_done_callback(_CLOSING.discard)
+
+
+def _spawn_finished(
+    spawn: asyncio.Future[tuple[asyncio.SubprocessTransport, _ChildPipes]],
+) -> None:
+    """Tell ``descendants`` the program's pid (asyncio reaps it) once the spawn is over."""
+    pid = None
+    if not spawn.cancelled() and spawn.exception() is None:
+        pid = spawn.result()[0].get_pid()
+    descendants.spawn_finished(pid)
 
 
 _CLOSING: set[asyncio.Future[None]] = set()
@@ -413,7 +422,7 @@ class CommandBackend:
 
     async def _run_in(
         self, request: BackendRequest, cwd: str, *, neutral: bool
-    ) -> AsyncIterator[BackendEvent]:
+    ) -> AsyncGenerator[BackendEvent, None]:
         config = self._config
         program = config.argv[0]
         env = child_env(config, request.run_id, request.model or config.model)
@@ -444,6 +453,8 @@ class CommandBackend:
                 start_new_session=True,
             )
         )
+        descendants.spawn_starting()
+        spawn.add_done_callback(_spawn_finished)
         try:
             transport, pipes = await asyncio.shield(spawn)
         except asyncio.CancelledError:
@@ -462,7 +473,6 @@ class CommandBackend:
 
         pid = transport.get_pid()
         _LIVE_GROUPS.add(pid)
-        descendants.spawned(pid)
         logger.debug("run %s: started %s (pid %d)", request.run_id, program, pid)
         try:
             stdin = cast(asyncio.WriteTransport | None, transport.get_pipe_transport(0))

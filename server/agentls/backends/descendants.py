@@ -13,16 +13,22 @@ it is re-parented to init, out of reach. Two things close that gap:
   adopted orphan that has ended, so none stays a zombie.
 
 Only adopted orphans are reaped here, pid by pid: the run's own program is reaped by asyncio's
-child watcher, which waits for its specific pid and must not lose that status to us.
+child watcher, which waits for its specific pid and must not lose that status to us. That is why
+reaping waits while a spawn is in flight (its pid is not known yet), and why it happens only in a
+process that is a subreaper (``agentls serve``): anywhere else, a child that is not a run's is
+someone else's to wait for. ``watch_orphans`` reaps on every ``SIGCHLD``, so an adopted orphan
+that ends, killed by a run's stop or by itself, does not stay a zombie.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import ctypes.util
 import logging
 import os
+import signal
 import sys
 
 import psutil
@@ -37,6 +43,9 @@ RUN_ID_ENV = "AGENTLS_RUN_ID"
 
 _SPAWNED: set[int] = set()
 """Pids of run programs that asyncio started and still reaps (changed on the event loop)."""
+
+_spawning = 0
+"""Spawns in flight (their pid is not in ``_SPAWNED`` yet): reaping waits for them."""
 
 _subreaper = False
 
@@ -66,9 +75,30 @@ def is_subreaper() -> bool:
     return _subreaper
 
 
-def spawned(pid: int) -> None:
-    """A run's program started: asyncio reaps it, ``reap_adopted`` must leave it alone."""
-    _SPAWNED.add(pid)
+def spawn_starting() -> None:
+    """A run's program is being started: no reaping until ``spawn_finished``."""
+    global _spawning
+    _spawning += 1
+
+
+def spawn_finished(pid: int | None) -> None:
+    """The spawn ended (``pid`` None: it failed); reaping that waited for it happens now."""
+    global _spawning
+    _spawning -= 1
+    if pid is not None:
+        _SPAWNED.add(pid)
+    reap_adopted()
+
+
+def watch_orphans(loop: asyncio.AbstractEventLoop) -> bool:
+    """Reap adopted orphans whenever a child changes state (``SIGCHLD``); False if not possible."""
+    if not _subreaper:
+        return False
+    try:
+        loop.add_signal_handler(signal.SIGCHLD, reap_adopted)
+    except (NotImplementedError, RuntimeError, ValueError):
+        return False
+    return True
 
 
 def reaped(pid: int) -> None:
@@ -123,6 +153,8 @@ def kill_all(processes: list[psutil.Process]) -> int:
 
 def reap_adopted() -> int:
     """Collect the exit status of every adopted orphan that has ended; how many were reaped."""
+    if not _subreaper or _spawning:
+        return 0
     reaped_count = 0
     try:
         children = psutil.Process().children()

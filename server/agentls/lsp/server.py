@@ -299,6 +299,9 @@ class AgentLanguageServer(LanguageServer):
         for item in settings.ignored:
             logger.warning("configuration: %s", item)
         self.publish_config_problems(settings)
+        from agentls.backends.descendants import watch_orphans
+
+        watch_orphans(asyncio.get_running_loop())
         service = AgentService(settings, self.folders())
         buffers = EditorBuffers(self)
         service.on_problems_changed = lambda paths: publish_problems(self, paths)
