@@ -155,12 +155,14 @@ def test_open_files_limit_names_the_limit() -> None:
 
 
 def test_limits_reach_the_program_itself(tmp_path: Path) -> None:
-    """The wrapper replaces itself with the program: same pid, and the limits are the child's."""
+    """The wrapper replaces itself with the program, whose own limits are the configured ones
+    (soft for descriptors and address space, hard for processes: it cannot raise them)."""
     script = tmp_path / "limits.py"
     script.write_text(
         "import os, resource\n"
-        "print(os.getpid(), os.getppid() != 1, resource.getrlimit(resource.RLIMIT_NOFILE)[0],"
-        " resource.getrlimit(resource.RLIMIT_AS)[0] // (1024 * 1024))\n"
+        "print(os.getppid() != 1, resource.getrlimit(resource.RLIMIT_NOFILE)[0],"
+        " resource.getrlimit(resource.RLIMIT_AS)[0] // (1024 * 1024),"
+        " resource.getrlimit(resource.RLIMIT_NPROC)[1])\n"
     )
     config = BackendConfig(
         name="t",
@@ -168,6 +170,7 @@ def test_limits_reach_the_program_itself(tmp_path: Path) -> None:
         argv=(sys.executable, str(script)),
         max_open_files=100,
         max_memory_mb=4096,
+        max_processes=5000,
     )
-    _, has_parent, files, memory = _run(config).split()
-    assert (has_parent, files, memory) == ("True", "100", "4096")
+    has_parent, files, memory, processes = _run(config).split()
+    assert (has_parent, files, memory, processes) == ("True", "100", "4096", "5000")
