@@ -420,7 +420,8 @@ class CommandBackend:
                     yield event
         finally:
             if neutral:
-                shutil.rmtree(cwd, ignore_errors=True)
+                # Off the loop: the child may have left any number of files behind.
+                await asyncio.to_thread(shutil.rmtree, cwd, ignore_errors=True)
 
     async def _run_in(
         self, request: BackendRequest, cwd: str, *, neutral: bool
