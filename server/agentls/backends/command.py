@@ -218,8 +218,13 @@ def child_env(
 
 
 def child_limits(config: BackendConfig) -> list[tuple[str, str, int]]:
-    """The limits to apply to this backend's children: (setting, ``resource`` name, value)."""
-    out = []
+    """The limits to apply to this backend's children: (setting, ``resource`` name, value).
+
+    Empty on systems without ``setrlimit`` (Windows), where the settings have no effect.
+    """
+    out: list[tuple[str, str, int]] = []
+    if os.name != "posix":
+        return out
     for setting, name, factor in RLIMITS:
         value = getattr(config, setting)
         if value:
@@ -237,14 +242,18 @@ def limited_argv(
 
 def limit_hit(code: int, stderr: str, config: BackendConfig) -> str | None:
     """Which configured limit most likely ended a failed program, as words for the message."""
-    if code == -signal.SIGXCPU and config.max_cpu_seconds:
+    if code == -getattr(signal, "SIGXCPU", 0) and config.max_cpu_seconds:
         return f"max_cpu_seconds ({config.max_cpu_seconds} s of CPU time)"
     units = {"max_memory_mb": "MiB", "max_open_files": "files", "max_processes": "processes"}
     for setting, signs in _LIMIT_SIGNS.items():
         value = getattr(config, setting)
         if value and any(sign in stderr for sign in signs):
             return f"{setting} ({value} {units[setting]})"
-    if config.max_memory_mb and code in (-signal.SIGSEGV, -signal.SIGABRT, -signal.SIGKILL):
+    if config.max_memory_mb and code in (
+        -signal.SIGSEGV,
+        -signal.SIGABRT,
+        -getattr(signal, "SIGKILL", 9),
+    ):
         return f"max_memory_mb ({config.max_memory_mb} MiB)"
     return None
 
