@@ -30,8 +30,10 @@ import logging
 import os
 import signal
 import sys
+from typing import TYPE_CHECKING
 
-import psutil
+if TYPE_CHECKING:  # imported where used: most sweeps find nothing to inspect
+    import psutil
 
 logger = logging.getLogger(__name__)
 
@@ -106,12 +108,57 @@ def reaped(pid: int) -> None:
     _SPAWNED.discard(pid)
 
 
+def children(pid: int) -> list[int]:
+    """Direct children of ``pid``.
+
+    Read from ``/proc/<pid>/task/*/children`` (Linux), which costs microseconds; psutil's own
+    lookup scans every process on the machine, milliseconds per call on the event loop, and this
+    runs at every run's end and on every ``SIGCHLD``.
+    """
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+        found: list[int] = []
+        for tid in tasks:
+            with open(f"/proc/{pid}/task/{tid}/children", encoding="ascii") as f:
+                found.extend(int(c) for c in f.read().split())
+        return found
+    except FileNotFoundError:
+        if not os.path.isdir("/proc/self/task"):  # no procfs: ask psutil
+            import psutil
+
+            with contextlib.suppress(psutil.Error):
+                return [c.pid for c in psutil.Process(pid).children()]
+        return []  # the process (or one of its threads) is gone
+    except (OSError, ValueError):
+        return []
+
+
+def _processes(pids: list[int]) -> list[psutil.Process]:
+    import psutil
+
+    found = []
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            found.append(psutil.Process(pid))
+    return found
+
+
+def _tree(roots: list[int]) -> list[int]:
+    """``roots`` and every descendant of theirs, breadth first."""
+    seen: list[int] = []
+    queue = list(roots)
+    while queue:
+        pid = queue.pop(0)
+        if pid in seen:
+            continue
+        seen.append(pid)
+        queue.extend(children(pid))
+    return seen
+
+
 def family(pid: int) -> list[psutil.Process]:
     """The descendants of ``pid`` now (parent links), whatever session or group they are in."""
-    try:
-        return list(psutil.Process(pid).children(recursive=True))
-    except psutil.Error:
-        return []
+    return _processes(_tree(children(pid)))
 
 
 def adopted(run_id: str | None = None) -> list[psutil.Process]:
@@ -120,28 +167,26 @@ def adopted(run_id: str | None = None) -> list[psutil.Process]:
     With ``run_id``, only those whose environment names that run (and their descendants); an
     orphan whose environment cannot be read or carries no run id is left to the exit sweep.
     """
-    try:
-        children = psutil.Process().children()
-    except psutil.Error:
-        return []
-    found: list[psutil.Process] = []
-    for child in children:
-        if child.pid in _SPAWNED:
+    import psutil
+
+    roots = []
+    for pid in children(os.getpid()):
+        if pid in _SPAWNED:
             continue
         if run_id is not None:
             try:
-                if child.environ().get(RUN_ID_ENV) != run_id:
+                if psutil.Process(pid).environ().get(RUN_ID_ENV) != run_id:
                     continue
             except psutil.Error:
                 continue
-        found.append(child)
-        with contextlib.suppress(psutil.Error):
-            found.extend(child.children(recursive=True))
-    return found
+        roots.append(pid)
+    return _processes(_tree(roots))
 
 
 def kill_all(processes: list[psutil.Process]) -> int:
     """SIGKILL each process that is still the one listed (pid reuse is checked); how many."""
+    import psutil
+
     killed = 0
     for proc in processes:
         with contextlib.suppress(psutil.Error):
@@ -156,15 +201,11 @@ def reap_adopted() -> int:
     if not _subreaper or _spawning:
         return 0
     reaped_count = 0
-    try:
-        children = psutil.Process().children()
-    except psutil.Error:
-        return 0
-    for child in children:
-        if child.pid in _SPAWNED:
+    for child in children(os.getpid()):
+        if child in _SPAWNED:
             continue
         with contextlib.suppress(ChildProcessError, OSError):
-            pid, _ = os.waitpid(child.pid, os.WNOHANG)
+            pid, _ = os.waitpid(child, os.WNOHANG)
             if pid:
                 reaped_count += 1
     return reaped_count
