@@ -16,9 +16,8 @@ Until the workspace is trusted its ``agentls.toml`` may only *narrow* what agent
 give), everything else (``data_dir``, ``log_level``, raised limits, trust) is left out of the
 merge and listed in ``Settings.ignored`` so the user sees why.
 
-A client that is not the user's editor (a TCP peer without the server's token) is a third kind of
-layer, ``origin="peer"``: it may not define or change backends nor declare trust
-(``load_settings(..., client_trusted=False)``).
+A client that is not the user's editor (a TCP peer without the server's token) may not define or
+change backends, set ``data_dir`` nor declare trust (``load_settings(..., client_trusted=False)``).
 
 Nothing here reads an API key: backends name the environment variable that holds it
 (``api_key_env``) and read it only when they connect.
@@ -112,7 +111,10 @@ class Limits:
 UNLIMITED_WHEN_ZERO: frozenset[str] = frozenset(
     {"max_memory_mb", "max_cpu_seconds", "max_open_files", "max_processes"}
 )
-"""Limits where 0 means "no limit": for them 0 is the highest value, not the lowest."""
+"""The child limits, where 0 means "no limit": for them 0 is the highest value, not the lowest."""
+
+_ZERO_IS_HIGHEST: frozenset[str] = UNLIMITED_WHEN_ZERO | {"run_timeout"}
+"""Every limit whose 0 disables it (a ``run_timeout`` of 0 runs without a deadline)."""
 
 
 @dataclass(frozen=True)
@@ -299,6 +301,10 @@ def _untrusted_workspace_layer(
     return kept
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _lowered_limits(
     file: Path,
     value: Mapping[str, Any],
@@ -309,16 +315,13 @@ def _lowered_limits(
     user = user_limits if isinstance(user_limits, Mapping) else {}
     kept: dict[str, Any] = {}
     for name, wanted in value.items():
-        current = user.get(name, getattr(base, name, None))
-        if (
-            isinstance(wanted, bool)
-            or not isinstance(wanted, int | float)
-            or isinstance(current, bool)
-            or not isinstance(current, int | float)
-        ):
+        current = user.get(name)
+        if not _number(current):  # unset or wrong in the user file: the default applies
+            current = getattr(base, name, None)
+        if not _number(wanted) or not _number(current):
             kept[name] = wanted  # unknown or wrong: the validation reports it as usual
             continue
-        if name in UNLIMITED_WHEN_ZERO:
+        if name in _ZERO_IS_HIGHEST:
             lower = wanted > 0 and (current == 0 or wanted <= current)
         else:
             lower = wanted <= current

@@ -212,3 +212,15 @@ cwd = "somewhere"
     a = with_child_limits(s.backends["a"], s.limits)
     assert (a.max_open_files, a.max_cpu_seconds, a.max_memory_mb) == (0, 9, 0)
     assert with_child_limits(s.backends["b"], s.limits).max_open_files == 64
+
+
+def test_untrusted_workspace_cannot_disable_the_run_timeout_or_ride_a_broken_user_value(
+    tmp_path: Path,
+) -> None:
+    user = _write(tmp_path / "user.toml", '[limits]\nmax_file_bytes = "big"\n')
+    ws = tmp_path / "ws"
+    _write(ws / "agentls.toml", "[limits]\nrun_timeout = 0\nmax_file_bytes = 999999999\n")
+    s = load_settings([ws], user_file=user)
+    assert {i.key for i in s.ignored} == {"limits.run_timeout", "limits.max_file_bytes"}
+    assert s.limits.run_timeout == Limits().run_timeout
+    assert s.limits.max_file_bytes == Limits().max_file_bytes
