@@ -140,3 +140,29 @@ def test_a_developer_may_allow_a_package_inside_the_workspace(tmp_path: Path) ->
         assert server.shutdown_and_exit() == 0
     finally:
         server.kill()
+
+
+def test_serve_ends_when_a_folder_holding_its_package_is_added(tmp_path: Path) -> None:
+    """``workspace/didChangeWorkspaceFolders`` adding the folder that holds the package: exit 3."""
+    safe = tmp_path / "safe"
+    write(safe, ".agents/a.md", "---\ndescription: hi\n---\nHi\n")
+    ws = tmp_path / "ws"
+    vendor = ws / "vendor"
+    shutil.copytree(PACKAGE_DIR, vendor / "agentls", ignore=shutil.ignore_patterns("__pycache__"))
+    server = Server(
+        tmp_path / "srv",
+        argv=[sys.executable, "-P", "-m", "agentls", "serve"],
+        cwd=tmp_path,
+        base_env={**SAFE_ENV, "PYTHONPATH": str(vendor)},
+    )
+    try:
+        assert "error" not in server.initialize(safe)
+        server.notify(
+            "workspace/didChangeWorkspaceFolders",
+            {"event": {"added": [{"uri": ws.as_uri(), "name": "ws"}], "removed": []}},
+        )
+        code = server.wait_exit()
+    finally:
+        server.kill()
+    assert code == 3
+    assert "refuses to serve" in server.stderr()
