@@ -29,7 +29,12 @@ from agentls import __version__
 from agentls.config import Settings, load_settings
 from agentls.errors import REQUEST_FAILED
 from agentls.lsp import commands
-from agentls.lsp.documents import EditorBuffers, publish_problems, uri_to_path
+from agentls.lsp.documents import (
+    EditorBuffers,
+    publish_ignored_settings,
+    publish_problems,
+    uri_to_path,
+)
 from agentls.lsp.protocol import AgentlsProtocol
 from agentls.parent_watch import watch_parent
 from agentls.service import AgentService
@@ -268,26 +273,8 @@ class AgentLanguageServer(LanguageServer):
                 )
 
     def publish_config_problems(self, settings: Settings) -> None:
-        """Diagnostics on each ``agentls.toml`` whose keys were ignored (the workspace is not
-        trusted); files that no longer have any get an empty list."""
-        by_file: dict[Path, list[types.Diagnostic]] = {}
-        for item in settings.ignored:
-            by_file.setdefault(item.file, []).append(
-                types.Diagnostic(
-                    range=types.Range(
-                        start=types.Position(line=0, character=0),
-                        end=types.Position(line=1, character=0),
-                    ),
-                    message=f"{item.key} ignored: {item.reason}",
-                    severity=types.DiagnosticSeverity.Warning,
-                    source="agentls",
-                )
-            )
-        for path in sorted(self._config_files | by_file.keys()):
-            self.text_document_publish_diagnostics(
-                types.PublishDiagnosticsParams(uri=path.as_uri(), diagnostics=by_file.get(path, []))
-            )
-        self._config_files = set(by_file)
+        """Warnings on each ``agentls.toml`` whose keys were ignored; cleared when none are left."""
+        self._config_files = publish_ignored_settings(self, settings.ignored, self._config_files)
 
     async def start_service(self) -> None:
         """Build and start the session (called once, after ``initialized``)."""
