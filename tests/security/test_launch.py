@@ -25,7 +25,11 @@ from tests.security.proc_helpers import (
     write,
 )
 
-SAFE_ENV = {k: v for k, v in os.environ.items() if k not in ("PYTHONSAFEPATH", "PYTHONPATH")}
+SAFE_ENV = {
+    k: v
+    for k, v in os.environ.items()
+    if k not in ("PYTHONSAFEPATH", "PYTHONPATH", "AGENTLS_ALLOW_WORKSPACE_PACKAGE")
+}
 """The test runner's environment without anything that would hide the attack."""
 
 
