@@ -11,6 +11,14 @@ Trust: a backend that the workspace's own ``agentls.toml`` defines or changes is
 ``trusted_workspaces``). Settings from the user file and from the client need no trust: the client
 is the user's editor, which applies its own trust rules to settings a workspace carries.
 
+Until the workspace is trusted its ``agentls.toml`` may only *narrow* what agentls does: the keys in
+``UNTRUSTED_WORKSPACE_KEYS`` are read (limits only when they lower the value the lower layers
+give), everything else (``data_dir``, ``log_level``, raised limits, trust) is left out of the
+merge and listed in ``Settings.ignored`` so the user sees why.
+
+A client that is not the user's editor (a TCP peer without the server's token) may not define or
+change backends, set ``data_dir`` nor declare trust (``load_settings(..., client_trusted=False)``).
+
 Nothing here reads an API key: backends name the environment variable that holds it
 (``api_key_env``) and read it only when they connect.
 """
@@ -20,7 +28,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,6 +36,9 @@ from agentls.workspace.reader import read_regular
 
 BackendKind = Literal["openai", "anthropic", "command"]
 Origin = Literal["default", "user", "workspace", "client"]
+CwdMode = Literal["workspace", "neutral"]
+
+CWD_MODES: tuple[str, ...] = ("workspace", "neutral")
 
 BACKEND_KINDS: tuple[str, ...] = ("openai", "anthropic", "command")
 WORKSPACE_CONFIG_NAME = "agentls.toml"
@@ -57,6 +68,18 @@ class BackendConfig:
     max_retries: int = 2
     retry_after_cap: float = 30.0
     anthropic_version: str = "2023-06-01"
+    cwd: CwdMode = "workspace"
+    """``command`` backends: ``"workspace"`` runs the program in the agent's workspace folder when
+    that workspace is trusted (a neutral empty folder otherwise); ``"neutral"`` always uses a
+    neutral empty folder."""
+    max_memory_mb: int | None = None
+    """``command`` children: address space (``RLIMIT_AS``) in MiB; None: ``limits``', 0: none."""
+    max_cpu_seconds: int | None = None
+    """``command`` children: CPU seconds (``RLIMIT_CPU``); None: ``limits``' value, 0: none."""
+    max_open_files: int | None = None
+    """``command`` children: open descriptors (``RLIMIT_NOFILE``); None: ``limits``' value."""
+    max_processes: int | None = None
+    """``command`` children: processes of the user (``RLIMIT_NPROC``); None: ``limits``' value."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +105,41 @@ class Limits:
     this many bytes, or the request fails before the prompt is built. None sizes it from each
     run's token budget (``context.builder.prompt_bytes_limit``)."""
 
+    max_memory_mb: int = 0
+    """Default address-space limit of ``command`` children, in MiB; 0: no limit."""
+    max_cpu_seconds: int = 0
+    """Default CPU-time limit of ``command`` children, in seconds; 0: no limit."""
+    max_open_files: int = 0
+    """Default open-descriptor limit of ``command`` children; 0: the server's own limit."""
+    max_processes: int = 0
+    """Default ``RLIMIT_NPROC`` of ``command`` children (all the user's processes); 0: none."""
+
+
+UNLIMITED_WHEN_ZERO: frozenset[str] = frozenset(
+    {"max_memory_mb", "max_cpu_seconds", "max_open_files", "max_processes"}
+)
+"""The child limits, where 0 means "no limit": for them 0 is the highest value, not the lowest."""
+
+_DERIVED_LIMIT_FLOORS: dict[str, int] = {"max_prompt_bytes": 2 * 1024 * 1024}
+"""Limits whose default (None) is derived per run, with the least value the derivation gives
+(``context.builder.MIN_PROMPT_BYTES``): an untrusted workspace may set them up to that only."""
+
+_ZERO_IS_HIGHEST: frozenset[str] = UNLIMITED_WHEN_ZERO | {"run_timeout"}
+"""Every limit whose 0 disables it (a ``run_timeout`` of 0 runs without a deadline)."""
+
+
+@dataclass(frozen=True)
+class IgnoredSetting:
+    """A key of an untrusted workspace's ``agentls.toml`` that was not applied, and why."""
+
+    file: Path
+    key: str
+    reason: str
+
+    def __str__(self) -> str:
+        """One line for logs, ``agentls.status`` and ``doctor``."""
+        return f"{self.file}: {self.key} ignored: {self.reason}"
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -97,11 +155,21 @@ class Settings:
     log_level: str = "INFO"
     problems: tuple[str, ...] = ()
     """What was wrong in the configuration (each layer's file and key); shown, never fatal."""
+    ignored: tuple[IgnoredSetting, ...] = ()
+    """Keys of an untrusted workspace's ``agentls.toml`` that were left out of the merge."""
 
     def backend(self, name: str | None) -> BackendConfig | None:
         """The backend called ``name``, or the default one when ``name`` is None."""
         key = name or self.default_backend
         return self.backends.get(key) if key else None
+
+
+def with_child_limits(config: BackendConfig, limits: Limits) -> BackendConfig:
+    """``config`` with every child limit it leaves unset (None) taken from ``limits``."""
+    changes = {
+        name: getattr(limits, name) for name in UNLIMITED_WHEN_ZERO if getattr(config, name) is None
+    }
+    return replace(config, **changes) if changes else config
 
 
 def user_config_path() -> Path:
@@ -151,29 +219,58 @@ def _read_toml(path: Path, problems: list[str], within: Path | None = None) -> d
         return {}
 
 
+UNTRUSTED_WORKSPACE_KEYS: frozenset[str] = frozenset({"default_backend", "backends", "limits"})
+"""Top-level keys an untrusted workspace's ``agentls.toml`` may set. ``backends`` stay, marked
+``origin="workspace"`` so they cannot run (and a user backend they change is tainted the same
+way); ``limits`` only where they lower a value. Agent defaults, context globs and ignore
+patterns belong here when they become settings: they can only narrow what a run reads."""
+
+PEER_CLIENT_KEYS_DENIED: frozenset[str] = frozenset({"backends", "trusted_workspaces", "data_dir"})
+"""What a client that is not trusted (a TCP peer without the token) may not set."""
+
+
 def load_settings(
     folders: Sequence[Path] = (),
     init_options: Mapping[str, Any] | None = None,
     client_config: Mapping[str, Any] | None = None,
     *,
     user_file: Path | None = None,
+    client_trusted: bool = True,
 ) -> Settings:
-    """Merge every layer into one ``Settings``; problems are collected, never raised."""
+    """Merge every layer into one ``Settings``; problems are collected, never raised.
+
+    ``client_trusted=False`` (a TCP peer that did not present the server's token) drops what the
+    client says about trust, backends and ``data_dir``, reporting each as a problem.
+    """
     problems: list[str] = []
+    ignored: list[IgnoredSetting] = []
     layers: list[_Layer] = []
     ufile = user_file if user_file is not None else user_config_path()
     user = _read_toml(ufile, problems)
     layers.append(_Layer("user", str(ufile), user))
-    for folder in folders:
-        wfile = folder / WORKSPACE_CONFIG_NAME
-        layers.append(_Layer("workspace", str(wfile), _read_toml(wfile, problems, folder)))
     init = dict(init_options or {})
     trusted_flag = init.pop("trusted", None)
     if trusted_flag is not None and not isinstance(trusted_flag, bool):
         problems.append("initializationOptions.trusted: expected a boolean")
         trusted_flag = None
+    client = dict(client_config or {})
+    if not client_trusted:
+        if trusted_flag is not None:
+            problems.append("initializationOptions.trusted ignored: client not authenticated")
+            trusted_flag = None
+        for label, data in (("initializationOptions", init), ("workspace/configuration", client)):
+            for key in sorted(PEER_CLIENT_KEYS_DENIED & data.keys()):
+                del data[key]
+                problems.append(f"{label}.{key} ignored: the client is not authenticated")
+    trusted = trusted_flag is True or _listed_as_trusted(user.get("trusted_workspaces"), folders)
+    for folder in folders:
+        wfile = folder / WORKSPACE_CONFIG_NAME
+        data = _read_toml(wfile, problems, folder)
+        if not trusted:
+            data = _untrusted_workspace_layer(wfile, data, user, ignored)
+        layers.append(_Layer("workspace", str(wfile), data))
     layers.append(_Layer("client", "initializationOptions", init))
-    layers.append(_Layer("client", "workspace/configuration", dict(client_config or {})))
+    layers.append(_Layer("client", "workspace/configuration", client))
 
     merged: dict[str, Any] = {}
     backend_origin: dict[str, Origin] = {}
@@ -187,8 +284,85 @@ def load_settings(
                 backend_origin[name] = layer.origin
         _deep_merge(merged, data)
 
-    trusted = trusted_flag is True or _listed_as_trusted(user.get("trusted_workspaces"), folders)
-    return _build(merged, backend_origin, trusted, problems)
+    settings = _build(merged, backend_origin, trusted, problems)
+    if ignored:
+        settings = replace(settings, ignored=tuple(ignored))
+    return settings
+
+
+def _untrusted_workspace_layer(
+    file: Path,
+    data: Mapping[str, Any],
+    user: Mapping[str, Any],
+    ignored: list[IgnoredSetting],
+) -> dict[str, Any]:
+    """The part of an untrusted workspace's ``agentls.toml`` that may apply; the rest is noted.
+
+    Limits are compared with what the defaults and the user file give: a repository may lower a
+    bound, never raise one (0 is "no limit" for the child limits, so it counts as the highest).
+    """
+    kept: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in UNTRUSTED_WORKSPACE_KEYS:
+            reason = (
+                "only the user file may list trusted folders"
+                if key == "trusted_workspaces"
+                else "the workspace is not trusted"
+            )
+            ignored.append(IgnoredSetting(file, key, reason))
+            continue
+        if key == "backends" and isinstance(value, Mapping):
+            for name in value:
+                ignored.append(
+                    IgnoredSetting(
+                        file,
+                        f"backends.{name}",
+                        "defined or changed by a workspace that is not trusted; it will not run",
+                    )
+                )
+        if key == "limits" and isinstance(value, Mapping):
+            value = _lowered_limits(file, value, user.get("limits"), ignored)
+        kept[key] = value
+    return kept
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _lowered_limits(
+    file: Path,
+    value: Mapping[str, Any],
+    user_limits: Any,
+    ignored: list[IgnoredSetting],
+) -> dict[str, Any]:
+    base = Limits()
+    user = user_limits if isinstance(user_limits, Mapping) else {}
+    kept: dict[str, Any] = {}
+    for name, wanted in value.items():
+        current = user.get(name)
+        if not _number(current):  # unset or wrong in the user file: the default applies
+            current = getattr(base, name, None)
+        if current is None:  # a bound derived per run: compare with the least it can be
+            current = _DERIVED_LIMIT_FLOORS.get(name)
+        if not _number(wanted) or not _number(current):
+            kept[name] = wanted  # unknown or wrong: the validation reports it as usual
+            continue
+        if name in _ZERO_IS_HIGHEST:
+            lower = wanted > 0 and (current == 0 or wanted <= current)
+        else:
+            lower = wanted <= current
+        if lower:
+            kept[name] = wanted
+        else:
+            ignored.append(
+                IgnoredSetting(
+                    file,
+                    f"limits.{name}",
+                    f"a workspace that is not trusted may only lower it (now {current})",
+                )
+            )
+    return kept
 
 
 def _listed_as_trusted(value: Any, folders: Sequence[Path]) -> bool:
@@ -287,6 +461,9 @@ def _backend(name: str, raw: Any, origin: Origin, problems: list[str]) -> Backen
     if kind == "command" and not values.get("argv"):
         problems.append(f"{where}.argv: a command backend needs a non-empty argv")
         return None
+    if "cwd" in values and values["cwd"] not in CWD_MODES:
+        problems.append(f"{where}.cwd: expected one of {', '.join(CWD_MODES)}")
+        del values["cwd"]
     headers = values.get("headers", {})
     if not isinstance(headers, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in headers.items()

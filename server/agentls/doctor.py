@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from agentls.config import BackendConfig, Settings, load_settings
+from agentls.config import BackendConfig, Settings, load_settings, with_child_limits
 
 Status = Literal["ok", "warn", "fail"]
 
@@ -55,6 +55,7 @@ async def diagnose(folder: Path, *, trust: bool, wait_seconds: float) -> list[Ch
     checks = [Check("config", "layers", "fail", problem) for problem in settings.problems] or [
         Check("config", "layers", "ok", "no problems")
     ]
+    checks.extend(Check("config", "untrusted", "warn", str(item)) for item in settings.ignored)
     checks.append(
         Check(
             "config",
@@ -86,17 +87,33 @@ async def check_backend(config: BackendConfig, settings: Settings, wait_seconds:
             f"{config.kind}: defined by the workspace, which is not trusted",
         )
     if config.kind == "command":
-        return _check_command(config, name)
+        return _check_command(with_child_limits(config, settings.limits), name, settings.trusted)
     return await _check_http(config, name, wait_seconds)
 
 
-def _check_command(config: BackendConfig, name: str) -> Check:
+def _working_directory(config: BackendConfig, trusted: bool) -> str:
+    """Where this backend's children run, in words (the rule of ``AgentService._child_cwd``)."""
+    if config.cwd == "neutral":
+        return 'runs in a neutral empty folder (cwd = "neutral")'
+    if trusted:
+        return "runs in the workspace folder"
+    return "runs in a neutral empty folder (the workspace is not trusted)"
+
+
+def _check_command(config: BackendConfig, name: str, trusted: bool) -> Check:
     program = config.argv[0]
     found = shutil.which(program)
     if found is None:
         return Check("backend", name, "fail", f"command: {program!r} not found on PATH")
     missing = [v for v in config.env if v not in os.environ]
-    detail = f"command: {found}"
+    detail = f"command: {found}; {_working_directory(config, trusted)}"
+    limits = [
+        f"{setting} = {getattr(config, setting)}"
+        for setting in ("max_memory_mb", "max_cpu_seconds", "max_open_files", "max_processes")
+        if getattr(config, setting)
+    ]
+    if limits:
+        detail += f"; limits: {', '.join(limits)}"
     if missing:
         return Check("backend", name, "warn", f"{detail}; env not set: {', '.join(missing)}")
     return Check("backend", name, "ok", detail)

@@ -25,7 +25,13 @@ from agentls.backends.base import BackendError, BackendRequest
 from agentls.backends.factory import BackendFactory
 from agentls.calibration import FILE_NAME as CALIBRATION_FILE
 from agentls.calibration import Calibration, Estimate
-from agentls.config import WORKSPACE_CONFIG_NAME, BackendConfig, Settings, default_data_dir
+from agentls.config import (
+    WORKSPACE_CONFIG_NAME,
+    BackendConfig,
+    Settings,
+    default_data_dir,
+    with_child_limits,
+)
 from agentls.context.builder import (
     BufferSource,
     ContextBuilder,
@@ -292,6 +298,7 @@ class AgentService:
         refusal = self._refusal(agent, config)
         backend = None
         if refusal is None and config is not None:
+            config = with_child_limits(config, self.settings.limits)
             try:
                 backend = self.backends.get(config)
             except BackendError as e:
@@ -325,7 +332,7 @@ class AgentService:
                 system=context.system,
                 user=context.user,
                 model=agent.model,
-                cwd=str(self.roots.folder_of(agent.source) or workspace or "."),
+                cwd=self._child_cwd(agent, config),
             ),
             timeout=agent.timeout or limits.run_timeout,
             max_output_bytes=limits.max_output_bytes,
@@ -356,7 +363,7 @@ class AgentService:
             "index": self.index.stats(),
             "trusted": self.settings.trusted,
             "folders": [str(f) for f in self.roots.folders],
-            "config_problems": list(self.settings.problems),
+            "config_problems": [*self.settings.problems, *map(str, self.settings.ignored)],
         }
 
     def history_list(self, args: HistoryListArgs) -> dict[str, Any]:
@@ -442,6 +449,17 @@ class AgentService:
                 f'trusted_workspaces = ["{folder}"] to ~/.config/agentls/config.toml.'
             )
         return None
+
+    def _child_cwd(self, agent: AgentDefinition, config: BackendConfig) -> str | None:
+        """The working directory of a ``command`` child: the agent's workspace folder only when
+        the workspace is trusted and the backend says ``cwd = "workspace"``; else None, a
+        neutral empty folder (the repository then reaches the child only through the prompt)."""
+        if not self.settings.trusted or config.cwd != "workspace":
+            return None
+        folder = self.roots.folder_of(agent.source) or (
+            self.roots.folders[0] if self.roots.folders else None
+        )
+        return str(folder) if folder is not None else None
 
     def _run_finished(self, record: RunRecord) -> None:
         """Every finished run passes here once: history, then metrics."""

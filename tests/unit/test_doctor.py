@@ -111,3 +111,29 @@ def test_untrusted_workspace_backends_are_a_warning(tmp_path: Path) -> None:
     checks = _by_name(result)
     assert checks["config:trust"]["status"] == "warn"
     assert checks["backend:tool (default)"]["status"] == "warn"
+
+
+def test_doctor_says_where_command_children_run_and_what_the_workspace_may_not_set(
+    tmp_path: Path,
+) -> None:
+    user = tmp_path / "cfg" / "agentls" / "config.toml"
+    user.parent.mkdir(parents=True)
+    user.write_text(
+        '[backends.mine]\nkind = "command"\nargv = ["python3"]\nmax_cpu_seconds = 60\n'
+        '[backends.calm]\nkind = "command"\nargv = ["python3"]\ncwd = "neutral"\n',
+        encoding="utf-8",
+    )
+    ws = _workspace(tmp_path, 'default_backend = "mine"\ndata_dir = "/tmp/elsewhere"\n')
+    untrusted = _by_name(_doctor(ws, tmp_path))
+    assert (
+        "neutral empty folder (the workspace is not trusted)"
+        in (untrusted["backend:mine (default)"]["detail"])
+    )
+    assert "max_cpu_seconds = 60" in untrusted["backend:mine (default)"]["detail"]
+    assert 'cwd = "neutral"' in untrusted["backend:calm"]["detail"]
+    assert untrusted["config:untrusted"]["status"] == "warn"
+    assert "data_dir ignored" in untrusted["config:untrusted"]["detail"]
+    trusted = _by_name(_doctor(ws, tmp_path, "--trust"))
+    assert "runs in the workspace folder" in trusted["backend:mine (default)"]["detail"]
+    assert 'cwd = "neutral"' in trusted["backend:calm"]["detail"]
+    assert "config:untrusted" not in trusted

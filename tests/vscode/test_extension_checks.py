@@ -20,8 +20,9 @@ from tests.vscode.vscode_toolchain import EXTENSION_DIR, npm_run
 PACKAGE = json.loads((EXTENSION_DIR / "package.json").read_text(encoding="utf-8"))
 PROPERTIES: dict[str, Any] = PACKAGE["contributes"]["configuration"]["properties"]
 
-CLIENT_ONLY_SETTINGS = {"trusted", "problems"}
-"""Settings the editor does not set: trust comes from Workspace Trust; problems are output."""
+CLIENT_ONLY_SETTINGS = {"trusted", "problems", "ignored"}
+"""Settings the editor does not set: trust comes from Workspace Trust; problems and ignored
+workspace keys are output."""
 INTERNAL_BACKEND_FIELDS = {"name", "origin"}
 """BackendConfig fields filled by the server (the table key and the layer it came from)."""
 

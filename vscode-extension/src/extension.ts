@@ -28,7 +28,7 @@ export interface AgentlsApi {
 let activeServer: ServerClient | undefined;
 
 export async function activate(context: vscode.ExtensionContext): Promise<AgentlsApi> {
-  const server = new ServerClient();
+  const server = new ServerClient(context.extensionUri.fsPath);
   activeServer = server;
   const documents = new DocumentStore();
   const runs = new RunController(server, documents);

@@ -102,8 +102,9 @@ export interface ServerCommand {
 
 /**
  * Chooses the server command: the `agentls.server.command` setting when set, else the interpreter
- * selected in the Python extension, else `python3 -m agentls serve` (`python` on Windows, where
- * `python3` is often the Store stub).
+ * selected in the Python extension, else `python3 -P -m agentls serve` (`python` on Windows, where
+ * `python3` is often the Store stub). `-P` keeps the working directory off `sys.path`, so a
+ * workspace's own `agentls/` folder can never replace the server (see launch.ts).
  *
  * @throws Error with a user-facing message when the setting is present but not a list of strings.
  */
@@ -112,7 +113,7 @@ export function serverCommand(
   pythonInterpreter: string | undefined,
   platform: string,
 ): ServerCommand {
-  const serve = ["-m", "agentls", "serve"];
+  const serve = ["-P", "-m", "agentls", "serve"];
   if (Array.isArray(setting) && setting.length > 0) {
     if (!setting.every((part): part is string => typeof part === "string" && part !== "")) {
       throw new Error("agentls.server.command must be a list of non-empty strings, program first.");

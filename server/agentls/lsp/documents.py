@@ -2,7 +2,8 @@
 
 Open buffers are owned by pygls' ``Workspace`` (it applies didOpen/didChange before our handlers
 run); ``EditorBuffers`` only reads them for the context builder, so unsaved text wins over disk.
-Agent-definition problems are published from one function, ``publish_problems``.
+Agent-definition problems are published from one function, ``publish_problems``; the keys of an
+untrusted workspace's ``agentls.toml`` that were ignored, from ``publish_ignored_settings``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pygls.uris import from_fs_path, to_fs_path
 from pygls.workspace.position_codec import PositionCodec
 
 from agentls.agents.definition import Problem
+from agentls.config import IgnoredSetting
 
 if TYPE_CHECKING:
     from agentls.lsp.server import AgentLanguageServer
@@ -141,3 +143,30 @@ def open_text(ls: AgentLanguageServer, uri: str) -> str | None:
     """
     document = ls.workspace.text_documents.get(unquote(uri))
     return None if document is None else document.source
+
+
+def publish_ignored_settings(
+    ls: AgentLanguageServer, ignored: Sequence[IgnoredSetting], previous: set[Path]
+) -> set[Path]:
+    """A warning per ignored key on its ``agentls.toml`` (first line: the file is not read again
+    for positions); files in ``previous`` that have none left get an empty list. Returns the
+    files that now carry warnings."""
+    by_file: dict[Path, list[types.Diagnostic]] = {}
+    for item in ignored:
+        by_file.setdefault(item.file, []).append(
+            types.Diagnostic(
+                range=types.Range(
+                    start=types.Position(line=0, character=0),
+                    end=types.Position(line=1, character=0),
+                ),
+                message=f"{item.key} ignored: {item.reason}",
+                severity=types.DiagnosticSeverity.Warning,
+                source="agentls",
+            )
+        )
+    for path in sorted(previous | by_file.keys()):
+        uri = from_fs_path(str(path)) or path.as_uri()
+        ls.text_document_publish_diagnostics(
+            types.PublishDiagnosticsParams(uri=uri, diagnostics=by_file.get(path, []))
+        )
+    return set(by_file)

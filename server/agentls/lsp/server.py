@@ -22,13 +22,20 @@ from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
-from pygls.exceptions import FeatureRequestError
+from pygls.exceptions import FeatureRequestError, JsonRpcException
 from pygls.lsp.server import LanguageServer
 
 from agentls import __version__
 from agentls.config import Settings, load_settings
+from agentls.errors import REQUEST_FAILED
 from agentls.lsp import commands
-from agentls.lsp.documents import EditorBuffers, open_text, publish_problems, uri_to_path
+from agentls.lsp.documents import (
+    EditorBuffers,
+    open_text,
+    publish_ignored_settings,
+    publish_problems,
+    uri_to_path,
+)
 from agentls.lsp.protocol import AgentlsProtocol
 from agentls.parent_watch import watch_parent
 from agentls.service import AgentService
@@ -73,6 +80,15 @@ class AgentLanguageServer(LanguageServer):
         """The service's shutdown, once started (it may outlive the ``shutdown`` request)."""
         self._parent_watch: asyncio.Task[None] | None = None
         self._last_popup = -ERROR_POPUP_INTERVAL
+        self.over_tcp = False
+        """Set by ``agentls serve --tcp``: the client is a TCP peer, not necessarily the editor."""
+        self.tcp_token: str | None = None
+        """``AGENTLS_TCP_TOKEN`` when the server was started with one."""
+        self.client_authenticated = True
+        """False for a TCP peer that did not present the token: its settings may not define
+        backends or declare trust (decided at ``initialize``)."""
+        self._config_files: set[Path] = set()
+        """``agentls.toml`` files that have diagnostics published (so they can be cleared)."""
 
     @property
     def lsp(self) -> AgentlsProtocol:
@@ -211,7 +227,55 @@ class AgentLanguageServer(LanguageServer):
 
     def current_settings(self) -> Settings:
         """Merge every configuration layer now."""
-        return load_settings(self.folders(), self.init_options, self.client_config)
+        return load_settings(
+            self.folders(),
+            self.init_options,
+            self.client_config,
+            client_trusted=self.client_authenticated,
+        )
+
+    def accept_client(self, params: types.InitializeParams) -> None:
+        """Decide at ``initialize`` whether this session may run, and how far the client is trusted.
+
+        Refuses (an error answer, then exit code 3) when the running agentls package lies inside
+        a workspace folder: the repository may have supplied the server's code. A TCP client is
+        authenticated only by presenting ``AGENTLS_TCP_TOKEN`` (compared in constant time).
+        """
+        import hmac
+
+        from agentls.provenance import REFUSED_EXIT_CODE, inside_folders
+
+        options = params.initialization_options
+        self.init_options = dict(options) if isinstance(options, dict) else {}
+        token = self.init_options.pop("token", None)
+        folders = [
+            p for f in params.workspace_folders or [] if (p := uri_to_path(f.uri)) is not None
+        ]
+        if not folders and params.root_uri and (root := uri_to_path(params.root_uri)):
+            folders.append(root)
+        refusal = inside_folders(folders)
+        if refusal is not None:
+            logger.error("%s", refusal)
+            lifecycle = self.lsp.lifecycle
+            asyncio.get_running_loop().call_soon(
+                lifecycle.request_exit, REFUSED_EXIT_CODE, "the package is inside the workspace"
+            )
+            raise JsonRpcException(message=refusal, code=REQUEST_FAILED)
+        if self.over_tcp:
+            self.client_authenticated = (
+                self.tcp_token is not None
+                and isinstance(token, str)
+                and hmac.compare_digest(token.encode(), self.tcp_token.encode())
+            )
+            if not self.client_authenticated:
+                logger.warning(
+                    "TCP client not authenticated (no or wrong initializationOptions.token): "
+                    "its settings cannot define backends or declare trust"
+                )
+
+    def publish_config_problems(self, settings: Settings) -> None:
+        """Warnings on each ``agentls.toml`` whose keys were ignored; cleared when none are left."""
+        self._config_files = publish_ignored_settings(self, settings.ignored, self._config_files)
 
     async def start_service(self) -> None:
         """Build and start the session (called once, after ``initialized``)."""
@@ -220,6 +284,12 @@ class AgentLanguageServer(LanguageServer):
         logging.getLogger("agentls").setLevel(settings.log_level)
         for problem in settings.problems:
             logger.warning("configuration: %s", problem)
+        for item in settings.ignored:
+            logger.warning("configuration: %s", item)
+        self.publish_config_problems(settings)
+        from agentls.backends.descendants import watch_orphans
+
+        watch_orphans(asyncio.get_running_loop())
         service = AgentService(settings, self.folders())
         buffers = EditorBuffers(self)
         service.on_problems_changed = lambda paths: publish_problems(self, paths)
@@ -240,7 +310,9 @@ class AgentLanguageServer(LanguageServer):
     async def _reload_settings(self) -> None:
         await self.pull_client_config()
         if self.service is not None:
-            self.service.update_settings(self.current_settings())
+            settings = self.current_settings()
+            self.service.update_settings(settings)
+            self.publish_config_problems(settings)
 
     def _background(self, task: asyncio.Future[Any]) -> None:
         """Keep a strong reference and log failures of fire-and-forget work."""
@@ -261,8 +333,7 @@ def create_server() -> AgentLanguageServer:
 
     @ls.feature(types.INITIALIZE)
     def on_initialize(ls: AgentLanguageServer, params: types.InitializeParams) -> None:
-        options = params.initialization_options
-        ls.init_options = dict(options) if isinstance(options, dict) else {}
+        ls.accept_client(params)
         ls.watch_client_process(params.process_id)
 
     @ls.feature(types.INITIALIZED)
@@ -278,6 +349,13 @@ def create_server() -> AgentLanguageServer:
     async def on_folders(
         ls: AgentLanguageServer, params: types.DidChangeWorkspaceFoldersParams
     ) -> None:
+        from agentls.provenance import REFUSED_EXIT_CODE, inside_folders
+
+        refusal = inside_folders(ls.folders())
+        if refusal is not None:
+            logger.error("%s", refusal)
+            ls.lsp.lifecycle.request_exit(REFUSED_EXIT_CODE, "the package is inside the workspace")
+            return
         if ls.service is not None:
             await ls.service.set_folders(ls.folders())
 
