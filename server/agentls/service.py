@@ -35,7 +35,7 @@ from agentls.context.builder import (
 )
 from agentls.errors import UnknownRun
 from agentls.execution.engine import ExecutionEngine, RunJob, RunObserver
-from agentls.execution.history import ExecutionHistory, history_path
+from agentls.execution.history import EXPIRY_INTERVAL_SECONDS, ExecutionHistory, history_path
 from agentls.execution.records import RunRecord
 from agentls.metrics import Metrics
 from agentls.requests import HistoryListArgs, RunArgs
@@ -82,6 +82,7 @@ class AgentService:
             self._history_file(),
             max_entries=limits.history_max_entries,
             max_bytes=limits.history_max_bytes,
+            max_age_days=limits.history_max_age_days,
         )
         self.engine = ExecutionEngine(
             max_concurrent=limits.max_concurrent_runs,
@@ -103,6 +104,7 @@ class AgentService:
         """Set by the adapter: whether the editor holds an unsaved buffer for a path."""
         self._scan_task: asyncio.Task[None] | None = None
         self._watch_task: asyncio.Task[None] | None = None
+        self._expiry_task: asyncio.Task[None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -126,6 +128,17 @@ class AgentService:
             # The watcher proves itself live only after a quiet interval; commands need not wait.
             self._watch_task = asyncio.create_task(self._start_watcher(), name="agentls-watch")
         self._scan_task = asyncio.create_task(self._scan_and_warm(), name="agentls-scan")
+        if self.settings.limits.history_max_age_days:
+            self._expiry_task = asyncio.create_task(self._expire_history(), name="agentls-expiry")
+
+    async def _expire_history(self) -> None:
+        """Drop runs past ``history_max_age_days`` every hour (``open`` did it at start)."""
+        while True:
+            await asyncio.sleep(EXPIRY_INTERVAL_SECONDS)
+            try:
+                self.history.prune_expired()
+            except Exception:  # prune_expired degrades itself; never let the timer die
+                logger.exception("could not prune the history")
 
     async def _scan_and_warm(self) -> None:
         """Index the folders, then load their files into the cache so the first run is warm.
@@ -160,6 +173,8 @@ class AgentService:
             self.watcher = None
         if self._scan_task is not None and not self._scan_task.done():
             self._scan_task.cancel()
+        if self._expiry_task is not None:
+            self._expiry_task.cancel()
         await self.index.close()
         await self.backends.aclose()
         self.calibration.flush()
