@@ -15,7 +15,7 @@ import itertools
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,14 +48,20 @@ class ServerProcess:
         self._reader = asyncio.get_running_loop().create_task(self._read_loop())
 
     @classmethod
-    async def spawn(cls, env: Mapping[str, str], cwd: Path | None = None) -> ServerProcess:
-        """Start ``python -m agentls serve`` with the given environment (stderr discarded)."""
+    async def spawn(
+        cls,
+        env: Mapping[str, str],
+        cwd: Path | None = None,
+        argv: Sequence[str] = ("-m", "agentls", "serve"),
+    ) -> ServerProcess:
+        """Start ``python -m agentls serve`` (or ``python *argv``) with the given environment.
+
+        stderr is discarded.
+        """
         started = time.perf_counter()
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
-            "-m",
-            "agentls",
-            "serve",
+            *argv,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,

@@ -52,23 +52,52 @@ async def _trivial(server: ServerProcess) -> None:
         raise BenchError(f"unexpected answer to the trivial command: {result!r}")
 
 
+BARE_PYGLS = (
+    "-c",
+    "from pygls.lsp.server import LanguageServer\nLanguageServer('bare', '0').start_io()\n",
+)
+"""A stock pygls server with no features: the floor agentls' start-up is compared with."""
+
+
+async def _time_initialize(env: Mapping[str, str], folder: Path, argv: tuple[str, ...]) -> float:
+    """Spawn a server, send ``initialize``; milliseconds until the answer (then close it)."""
+    server = await ServerProcess.spawn(env, argv=argv)
+    try:
+        await server.initialize(folder)
+        return _ms(time.perf_counter() - server.started)
+    finally:
+        await server.close()
+
+
 async def scenario_startup(plan: Plan, work: Path) -> ScenarioResult:
-    """Spawn -> ``initialize`` answered, its RSS, and ``agentls --help``, round-robin."""
+    """Spawn -> ``initialize`` answered, side by side with bare pygls; RSS; ``agentls --help``.
+
+    Each round spawns agentls and a bare pygls server (alternating which goes first) with the
+    same client, so the ratio compares two measurements taken moments apart.
+    """
     result = ScenarioResult("startup")
     folder = work / "empty"
     folder.mkdir(parents=True, exist_ok=True)
     env = server_env(work)
     init: list[float] = []
+    bare: list[float] = []
+    ratio: list[float] = []
     rss: list[float] = []
     helps: list[float] = []
-    for _ in range(plan.startup_runs):
-        server = await ServerProcess.spawn(env)
-        try:
-            await server.initialize(folder)
-            init.append(_ms(time.perf_counter() - server.started))
-            rss.append(psutil.Process(server.pid).memory_info().rss / 1e6)
-        finally:
-            await server.close()
+    for i in range(plan.startup_runs):
+        order = [False, True] if i % 2 else [True, False]
+        for ours in order:
+            if ours:
+                server = await ServerProcess.spawn(env)
+                try:
+                    await server.initialize(folder)
+                    init.append(_ms(time.perf_counter() - server.started))
+                    rss.append(psutil.Process(server.pid).memory_info().rss / 1e6)
+                finally:
+                    await server.close()
+            else:
+                bare.append(await _time_initialize(env, folder, BARE_PYGLS))
+        ratio.append(init[-1] / bare[-1])
         started = time.perf_counter()
         done = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -82,6 +111,18 @@ async def scenario_startup(plan: Plan, work: Path) -> ScenarioResult:
             raise BenchError("agentls --help failed")
         helps.append(_ms(time.perf_counter() - started))
     result.figures.append(summarise("spawn -> initialize answered", "ms", init, target=("<=", 450)))
+    result.figures.append(
+        summarise("bare pygls: spawn -> initialize answered", "ms", bare, note="same client")
+    )
+    result.figures.append(
+        summarise(
+            "agentls / bare pygls",
+            "x",
+            ratio,
+            target=("<=", 1.1),
+            note="side by side in each round",
+        )
+    )
     result.figures.append(
         summarise("RSS when initialize is answered", "MB", rss, target=("<=", 60))
     )
