@@ -486,3 +486,41 @@ async def test_the_user_message_is_kept_as_bytes_and_decoded_on_demand(tmp_path:
     assert result.prompt_bytes == result.prompt.encode("utf-8")
     bare = await build(builder, agent(body="  "), ContextRequest(task="t"))
     assert bare.prompt_bytes == bare.user_bytes and bare.prompt == bare.user
+
+
+async def test_an_unchanged_build_is_reused_once_every_file_is_revalidated(ws: Path) -> None:
+    builder, cache = make(ws)
+    time.sleep(0.05)  # past the racy window of freshly written files
+    a = agent(context=("src/*.py", "lib/*.py"))
+    first = await build(builder, a, ContextRequest(task="t"))
+    again = await build(builder, a, ContextRequest(task="t"))
+    assert again is first  # the same bytes, not assembled again
+    assert cache.stats()["hits"] == 6  # yet each of the 6 files was checked against the disk
+    # anything the prompt depends on gives a new assembly
+    assert (await build(builder, a, ContextRequest(task="other"))).user != first.user
+    tight = await build(builder, a, ContextRequest(task="t"), max_files=2)
+    assert tight is not first and len([m for m in tight.manifest if m.status == "included"]) == 2
+    src = ws / "src/a.py"
+    edited = await build(builder, a, ContextRequest(task="t"), Buffers({src: "EDITED = 1\n"}))
+    assert "EDITED = 1" in edited.user
+    cache.clear()
+    cleared = await build(builder, a, ContextRequest(task="t"))
+    assert cleared is not first and cleared.user == first.user
+
+
+async def test_a_reused_build_never_serves_a_stale_file(ws: Path) -> None:
+    """Write then build at once, many times: each build shows the file as it is now."""
+    builder, _cache = make(ws)
+    a = agent(context=("src/*.py", "lib/*.py"))
+    path = ws / "src/b.py"
+    await build(builder, a, ContextRequest(task="t"))
+    for i in range(40):
+        # same size each time: only the mtime (and the content) tell the versions apart
+        path.write_text(f"VERSION = {i:04d}\n", encoding="utf-8")
+        result = await build(builder, a, ContextRequest(task="t"))
+        assert f"VERSION = {i:04d}\n" in result.user, i
+        assert (await build(builder, a, ContextRequest(task="t"))).user == result.user
+    path.unlink()
+    gone = await build(builder, a, ContextRequest(task="t"))
+    assert "VERSION" not in gone.user
+    assert ("src/b.py", "glob", "excluded", "missing") in rows(gone)

@@ -149,16 +149,19 @@ class ServerProcess:
         return await self.request("workspace/executeCommand", params, timeout)
 
     async def initialize(
-        self, folder: Path | None, options: Mapping[str, Any] | None = None
+        self,
+        folder: Path | None,
+        options: Mapping[str, Any] | None = None,
+        *,
+        more_folders: Sequence[Path] = (),
     ) -> dict[str, Any]:
         """``initialize`` (empty client capabilities) then ``initialized``."""
+        folders = [f for f in (folder, *more_folders) if f is not None]
         params: dict[str, Any] = {
             "processId": os.getpid(),
             "capabilities": {},
             "rootUri": folder.as_uri() if folder else None,
-            "workspaceFolders": (
-                [{"uri": folder.as_uri(), "name": folder.name}] if folder else None
-            ),
+            "workspaceFolders": [{"uri": f.as_uri(), "name": f.name} for f in folders] or None,
             "initializationOptions": dict(options or {}),
         }
         result = await self.request("initialize", params)
