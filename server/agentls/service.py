@@ -37,8 +37,9 @@ from agentls.errors import UnknownRun
 from agentls.execution.engine import ExecutionEngine, RunJob, RunObserver
 from agentls.execution.history import EXPIRY_INTERVAL_SECONDS, ExecutionHistory, history_path
 from agentls.execution.records import RunRecord
+from agentls.memory_profile import MemoryProfiler
 from agentls.metrics import Metrics
-from agentls.requests import HistoryListArgs, RunArgs
+from agentls.requests import HistoryListArgs, MemoryProfileArgs, RunArgs
 from agentls.workspace.cache import FileCache
 from agentls.workspace.index import WorkspaceIndex
 from agentls.workspace.roots import WorkspaceRoots
@@ -78,6 +79,8 @@ class AgentService:
             self.roots, self.index, self.cache, max_file_bytes=limits.max_file_bytes
         )
         self.metrics = Metrics()
+        self.memory = MemoryProfiler()
+        """``tracemalloc`` on demand (``agentls.memory.profile``); off until asked."""
         self.history = ExecutionHistory(
             self._history_file(),
             max_entries=limits.history_max_entries,
@@ -166,6 +169,8 @@ class AgentService:
     async def shutdown(self) -> None:
         """Cancel runs, stop watching, close history and backends. Safe to call twice."""
         await self.engine.shutdown(timeout=1.0)
+        if self.memory.tracing:
+            self.memory.stop()
         if self._watch_task is not None and not self._watch_task.done():
             self._watch_task.cancel()
         if self.watcher is not None:
@@ -389,6 +394,14 @@ class AgentService:
             history=self.history.stats(),
             engine={"active": len(self.engine.active())},
         )
+
+    async def memory_profile(self, args: MemoryProfileArgs) -> dict[str, Any]:
+        """``agentls.memory.profile``: start, snapshot or stop tracing allocations."""
+        if args.action == "start":
+            return await self.memory.start()
+        if args.action == "stop":
+            return self.memory.stop()
+        return await self.memory.snapshot(args.top)
 
     def clear_cache(self) -> dict[str, Any]:
         """``agentls.cache.clear``."""
