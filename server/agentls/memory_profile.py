@@ -33,6 +33,7 @@ TRACEBACK_FRAMES = 1
 """Frames kept per allocation: the site that allocated is what a snapshot groups by."""
 
 _IGNORED_FILES = (
+    __file__,
     tracemalloc.__file__,
     "<frozen importlib._bootstrap>",
     "<frozen importlib._bootstrap_external>",
@@ -99,7 +100,12 @@ def _type_name(kind: type) -> str:
 
 
 def _take() -> _Taken:
-    """Everything a snapshot reports, in one pass (run in a worker thread)."""
+    """Everything a snapshot reports, in one pass (run in a worker thread).
+
+    Garbage is collected first: objects kept only by reference cycles (a finished task's frame,
+    an exception's traceback) would otherwise show up as a leak until the collector's next pass.
+    """
+    gc.collect()
     totals = _site_totals(tracemalloc.take_snapshot())
     traced, peak = tracemalloc.get_traced_memory()
     overhead = tracemalloc.get_tracemalloc_memory()

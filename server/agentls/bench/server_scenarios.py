@@ -476,6 +476,26 @@ async def scenario_memory(plan: Plan, work: Path) -> ScenarioResult:
         summarise("RSS growth over the second half", "MB", [mb[-1] - half], note="plateau ~ 0")
     )
     result.figures.append(summarise("RSS before the first run", "MB", [mb[0]]))
+    profile = figures["profile"]
+    first, second = profile["first"], profile["second"]
+    half = profile["traced_runs"] // 2
+    result.info["profile"] = profile
+    result.figures.append(
+        summarise(
+            f"traced by tracemalloc after {half:,} more runs",
+            "MB",
+            [first["traced_bytes"] / 1e6],
+            note="agentls.memory.profile started after the RSS samples; top sites in info",
+        )
+    )
+    result.figures.append(
+        summarise(
+            f"traced growth over the next {profile['traced_runs'] - half:,} runs",
+            "KB",
+            [(second["traced_bytes"] - first["traced_bytes"]) / 1e3],
+            note="plateau ~ 0: the second snapshot's difference, in info",
+        )
+    )
     return result
 
 
