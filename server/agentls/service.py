@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from agentls.agents.definition import AgentDefinition, is_definition_path
 from agentls.agents.registry import AgentRegistry
 from agentls.backends.base import BackendError, BackendRequest
@@ -255,12 +257,17 @@ class AgentService:
         return {"agents": agents}
 
     async def preview(self, args: RunArgs, buffers: BufferSource) -> dict[str, Any]:
-        """``agentls.context.preview``: the exact prompt and manifest, no backend contacted."""
+        """``agentls.context.preview``: the exact prompt and manifest, no backend contacted.
+
+        The prompt comes already encoded as JSON (an ``orjson.Fragment``, encoded once per
+        assembly): a repeated preview of an unchanged workspace copies it into the answer
+        instead of decoding and encoding megabytes again. Serialize the result with orjson.
+        """
         agent = self.registry.get(args.agent)
         estimate = self._estimate(agent)
         context = await self._build(agent, args, buffers, estimate)
         return {
-            "prompt": context.prompt,
+            "prompt": orjson.Fragment(context.prompt_json),
             "manifest": _manifest(context, estimate),
             "token_estimate": estimate.to_dict(),
         }

@@ -524,3 +524,20 @@ async def test_a_reused_build_never_serves_a_stale_file(ws: Path) -> None:
     gone = await build(builder, a, ContextRequest(task="t"))
     assert "VERSION" not in gone.user
     assert ("src/b.py", "glob", "excluded", "missing") in rows(gone)
+
+
+async def test_the_prompt_as_json_is_what_orjson_makes_of_the_text(tmp_path: Path) -> None:
+    """Encoded chunk by chunk, with characters of every width across the chunk boundaries."""
+    import orjson
+
+    root = Path(os.path.realpath(tmp_path)) / "ws"
+    line = 'é"\\\t\x0c\x01中😀😀😀中中éé plain\n'
+    write(root, "src/a.py", line * 8000)  # about 300 KB: several chunks, mostly multi-byte
+    write(root, "src/b.py", "x = 1\n")
+    builder, _cache = make(root, max_file=1 << 20)
+    result = await build(
+        builder, agent(context=("src/*.py",)), ContextRequest(task="t"), max_context_tokens=10**6
+    )
+    assert ("src/a.py", "glob", "included", None) in rows(result)
+    assert result.prompt_json == orjson.dumps(result.prompt)
+    assert orjson.loads(result.prompt_json) == result.prompt

@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+import orjson
+
 from agentls.agents.definition import AgentDefinition
 from agentls.context.secrets import Redaction, SecretScanner
 from agentls.context.tokens import DEFAULT_BYTES_PER_TOKEN, bytes_within, estimate_tokens
@@ -57,6 +59,9 @@ DEFAULT_INCLUDE: tuple[str, ...] = ("selection", "active_file")
 
 TRUNCATE_MIN_BYTES = 256
 """The smallest part of a file worth attaching when the whole does not fit."""
+
+_JSON_CHUNK = 64 * 1024
+"""Bytes of prompt decoded and JSON-encoded at a time by ``ContextResult.prompt_json``."""
 
 _READ_SLACK = 8
 """Extra files read per batch beyond the free slots, to replace ones that turn out unreadable."""
@@ -178,6 +183,28 @@ class ContextResult:
         instead of a decode and a copy.
         """
         return self.prompt_bytes.decode("utf-8") if self.user_start else self.user
+
+    @functools.cached_property
+    def prompt_json(self) -> bytes:
+        """``prompt`` as a JSON string (``orjson.dumps(prompt)``), encoded once, in chunks.
+
+        Decoding the whole prompt makes one ``str`` as wide as its widest character: one emoji
+        turns 14 MB of UTF-8 into a 56 MB string, slow to build and slow to encode. Chunks cut
+        at character boundaries keep all but the chunks holding such characters narrow; the
+        chunks' encodings, without their quotes, join into the same JSON string.
+        """
+        data = self.prompt_bytes
+        view = memoryview(data)
+        parts: list[bytes | memoryview] = [b'"']
+        start, size = 0, len(data)
+        while start < size:
+            end = min(size, start + _JSON_CHUNK)
+            while end < size and data[end] & 0xC0 == 0x80:  # not inside a UTF-8 sequence
+                end -= 1
+            parts.append(memoryview(orjson.dumps(str(view[start:end], "utf-8")))[1:-1])
+            start = end
+        parts.append(b'"')
+        return b"".join(parts)
 
 
 @dataclass(slots=True)
