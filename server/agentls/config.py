@@ -92,6 +92,8 @@ class Limits:
     max_queued_runs: int = 256
     history_max_entries: int = 10_000
     history_max_bytes: int = 64 * 1024 * 1024
+    history_max_age_days: float | None = None
+    """Runs older than this many days are dropped (at start and hourly); None or 0: kept."""
     max_files: int = 200
     """Default for agents that do not set ``max_files``."""
     max_context_tokens: int = 60_000

@@ -62,6 +62,19 @@ class HistoryListArgs:
 
 RUN_STATUSES = ("succeeded", "failed", "cancelled", "timed_out")
 
+MEMORY_ACTIONS = ("start", "snapshot", "stop")
+MEMORY_TOP_MAX = 200
+
+
+@dataclass(frozen=True)
+class MemoryProfileArgs:
+    """``agentls.memory.profile``."""
+
+    action: str
+    """``start``, ``snapshot`` or ``stop``."""
+    top: int = 20
+    """Rows in each list of a snapshot (1 to ``MEMORY_TOP_MAX``)."""
+
 
 def single_object(arguments: Sequence[Any] | None, *, optional: bool = False) -> dict[str, Any]:
     """The one object argument of a command (``[]`` or no arguments is ``{}`` when optional)."""
@@ -138,6 +151,18 @@ def parse_history_list(raw: Mapping[str, Any]) -> HistoryListArgs:
     if status is not None and status not in RUN_STATUSES:
         raise InvalidArguments("status", f"expected one of {', '.join(RUN_STATUSES)}")
     return HistoryListArgs(limit, _str(raw, "agent"), status)
+
+
+def parse_memory_profile(raw: Mapping[str, Any]) -> MemoryProfileArgs:
+    """``agentls.memory.profile``: ``{action, top?}``."""
+    _no_unknown(raw, {"action", "top"})
+    action = _str(raw, "action", required=True)
+    if action not in MEMORY_ACTIONS:
+        raise InvalidArguments("action", f"expected one of {', '.join(MEMORY_ACTIONS)}")
+    top = raw.get("top", 20)
+    if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= MEMORY_TOP_MAX:
+        raise InvalidArguments("top", f"expected an integer from 1 to {MEMORY_TOP_MAX}")
+    return MemoryProfileArgs(action, top)
 
 
 def parse_empty(raw: Mapping[str, Any]) -> None:

@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from agentls.agents.definition import AgentDefinition, is_definition_path
 from agentls.agents.registry import AgentRegistry, scan_folder
 from agentls.backends.base import BackendError, BackendRequest
@@ -41,11 +43,12 @@ from agentls.context.builder import (
 )
 from agentls.errors import UnknownRun
 from agentls.execution.engine import ExecutionEngine, RunJob, RunObserver
-from agentls.execution.history import ExecutionHistory, history_path
+from agentls.execution.history import EXPIRY_INTERVAL_SECONDS, ExecutionHistory, history_path
 from agentls.execution.records import RunRecord
 from agentls.loop_lag import LoopLag
+from agentls.memory_profile import MemoryProfiler
 from agentls.metrics import Metrics
-from agentls.requests import HistoryListArgs, RunArgs
+from agentls.requests import HistoryListArgs, MemoryProfileArgs, RunArgs
 from agentls.workspace.cache import FileCache
 from agentls.workspace.index import WorkspaceIndex
 from agentls.workspace.roots import WorkspaceRoots
@@ -86,10 +89,13 @@ class AgentService:
         )
         self.metrics = Metrics()
         self.loop_lag = LoopLag()
+        self.memory = MemoryProfiler()
+        """``tracemalloc`` on demand (``agentls.memory.profile``); off until asked."""
         self.history = ExecutionHistory(
             self._history_file(),
             max_entries=limits.history_max_entries,
             max_bytes=limits.history_max_bytes,
+            max_age_days=limits.history_max_age_days,
         )
         self.engine = ExecutionEngine(
             max_concurrent=limits.max_concurrent_runs,
@@ -111,6 +117,7 @@ class AgentService:
         """Set by the adapter: whether the editor holds an unsaved buffer for a path."""
         self._scan_task: asyncio.Task[None] | None = None
         self._watch_task: asyncio.Task[None] | None = None
+        self._expiry_task: asyncio.Task[None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -136,6 +143,17 @@ class AgentService:
             # The watcher proves itself live only after a quiet interval; commands need not wait.
             self._watch_task = asyncio.create_task(self._start_watcher(), name="agentls-watch")
         self._scan_task = asyncio.create_task(self._scan_and_warm(), name="agentls-scan")
+        if self.settings.limits.history_max_age_days:
+            self._expiry_task = asyncio.create_task(self._expire_history(), name="agentls-expiry")
+
+    async def _expire_history(self) -> None:
+        """Drop runs past ``history_max_age_days`` every hour (``open`` did it at start)."""
+        while True:
+            await asyncio.sleep(EXPIRY_INTERVAL_SECONDS)
+            try:
+                self.history.prune_expired()
+            except Exception:  # prune_expired degrades itself; never let the timer die
+                logger.exception("could not prune the history")
 
     async def _scan_and_warm(self) -> None:
         """Index the folders, then load their files into the cache so the first run is warm.
@@ -164,6 +182,8 @@ class AgentService:
         """Cancel runs, stop watching, close history and backends. Safe to call twice."""
         self.loop_lag.stop()
         await self.engine.shutdown(timeout=1.0)
+        if self.memory.tracing:
+            self.memory.stop()
         if self._watch_task is not None and not self._watch_task.done():
             self._watch_task.cancel()
         if self.watcher is not None:
@@ -171,6 +191,8 @@ class AgentService:
             self.watcher = None
         if self._scan_task is not None and not self._scan_task.done():
             self._scan_task.cancel()
+        if self._expiry_task is not None:
+            self._expiry_task.cancel()
         await self.index.close()
         await self.backends.aclose()
         self.calibration.flush()
@@ -246,12 +268,17 @@ class AgentService:
         return {"agents": agents}
 
     async def preview(self, args: RunArgs, buffers: BufferSource) -> dict[str, Any]:
-        """``agentls.context.preview``: the exact prompt and manifest, no backend contacted."""
+        """``agentls.context.preview``: the exact prompt and manifest, no backend contacted.
+
+        The prompt comes already encoded as JSON (an ``orjson.Fragment``, encoded once per
+        assembly): a repeated preview of an unchanged workspace copies it into the answer
+        instead of decoding and encoding megabytes again. Serialize the result with orjson.
+        """
         agent = self.registry.get(args.agent)
         estimate = self._estimate(agent)
         context = await self._build(agent, args, buffers, estimate)
         return {
-            "prompt": context.prompt,
+            "prompt": orjson.Fragment(context.prompt_json),
             "manifest": _manifest(context, estimate),
             "token_estimate": estimate.to_dict(),
         }
@@ -387,6 +414,14 @@ class AgentService:
             engine={"active": len(self.engine.active())},
             loop=self.loop_lag.snapshot(),
         )
+
+    async def memory_profile(self, args: MemoryProfileArgs) -> dict[str, Any]:
+        """``agentls.memory.profile``: start, snapshot or stop tracing allocations."""
+        if args.action == "start":
+            return await self.memory.start()
+        if args.action == "stop":
+            return self.memory.stop()
+        return await self.memory.snapshot(args.top)
 
     def clear_cache(self) -> dict[str, Any]:
         """``agentls.cache.clear``."""

@@ -509,3 +509,58 @@ def test_the_default_prompt_bound_follows_the_token_budget() -> None:
     assert prompt_bytes_limit(60_000) == MIN_PROMPT_BYTES
     assert prompt_bytes_limit(1_000_000) == 4 * 4 * 1_000_000
     assert prompt_bytes_limit(1_000_000, configured=1234) == 1234
+
+
+async def test_an_unchanged_build_is_reused_once_every_file_is_revalidated(ws: Path) -> None:
+    builder, cache = make(ws)
+    time.sleep(0.05)  # past the racy window of freshly written files
+    a = agent(context=("src/*.py", "lib/*.py"))
+    first = await build(builder, a, ContextRequest(task="t"))
+    again = await build(builder, a, ContextRequest(task="t"))
+    assert again is first  # the same bytes, not assembled again
+    assert cache.stats()["hits"] == 6  # yet each of the 6 files was checked against the disk
+    # anything the prompt depends on gives a new assembly
+    assert (await build(builder, a, ContextRequest(task="other"))).user != first.user
+    tight = await build(builder, a, ContextRequest(task="t"), max_files=2)
+    assert tight is not first and len([m for m in tight.manifest if m.status == "included"]) == 2
+    src = ws / "src/a.py"
+    edited = await build(builder, a, ContextRequest(task="t"), Buffers({src: "EDITED = 1\n"}))
+    assert "EDITED = 1" in edited.user
+    cache.clear()
+    cleared = await build(builder, a, ContextRequest(task="t"))
+    assert cleared is not first and cleared.user == first.user
+
+
+async def test_a_reused_build_never_serves_a_stale_file(ws: Path) -> None:
+    """Write then build at once, many times: each build shows the file as it is now."""
+    builder, _cache = make(ws)
+    a = agent(context=("src/*.py", "lib/*.py"))
+    path = ws / "src/b.py"
+    await build(builder, a, ContextRequest(task="t"))
+    for i in range(40):
+        # same size each time: only the mtime (and the content) tell the versions apart
+        path.write_text(f"VERSION = {i:04d}\n", encoding="utf-8")
+        result = await build(builder, a, ContextRequest(task="t"))
+        assert f"VERSION = {i:04d}\n" in result.user, i
+        assert (await build(builder, a, ContextRequest(task="t"))).user == result.user
+    path.unlink()
+    gone = await build(builder, a, ContextRequest(task="t"))
+    assert "VERSION" not in gone.user
+    assert ("src/b.py", "glob", "excluded", "missing") in rows(gone)
+
+
+async def test_the_prompt_as_json_is_what_orjson_makes_of_the_text(tmp_path: Path) -> None:
+    """Encoded chunk by chunk, with characters of every width across the chunk boundaries."""
+    import orjson
+
+    root = Path(os.path.realpath(tmp_path)) / "ws"
+    line = 'é"\\\t\x0c\x01中😀😀😀中中éé plain\n'
+    write(root, "src/a.py", line * 8000)  # about 300 KB: several chunks, mostly multi-byte
+    write(root, "src/b.py", "x = 1\n")
+    builder, _cache = make(root, max_file=1 << 20)
+    result = await build(
+        builder, agent(context=("src/*.py",)), ContextRequest(task="t"), max_context_tokens=10**6
+    )
+    assert ("src/a.py", "glob", "included", None) in rows(result)
+    assert result.prompt_json == orjson.dumps(result.prompt)
+    assert orjson.loads(result.prompt_json) == result.prompt

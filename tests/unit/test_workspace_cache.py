@@ -308,3 +308,34 @@ async def test_warming_loads_the_most_wanted_files_within_a_limit_and_yields(roo
     assert all(cache.get(p) is None for p in paths[300:])
     again = await cache.warm(paths[:300], max_file_bytes=MAX_FILE, max_bytes=10**9)
     assert again == 0  # already cached: nothing read
+
+
+async def test_kept_entries_are_revalidated_all_or_nothing(root: Path) -> None:
+    """``still_holds``: what the builder's reuse relies on; counts hits only when all hold."""
+    paths = []
+    for i in range(3):
+        p = root / f"k{i}.txt"
+        p.write_text(f"kept {i}\n")
+        paths.append(p)
+    settle()
+    cache = FileCache(max_bytes=3 * (ENTRY_OVERHEAD_BYTES + 16))
+    got = await cache.read_many(paths, max_file_bytes=MAX_FILE)
+    kept = [(p, v) for p, v in got.items() if isinstance(v, CachedFile)]
+    assert len(kept) == 3 and cache.stats()["hits"] == 0
+    assert cache.still_holds(kept)
+    assert cache.stats()["hits"] == 3
+    # the refresh is a real LRU touch: k0 is now the most recent, so a newcomer evicts k1
+    assert cache.still_holds(kept[:1])
+    extra = root / "extra.txt"
+    extra.write_text("extra\n")
+    settle()
+    await cache.read_many([extra], max_file_bytes=MAX_FILE)
+    assert cache.get(paths[0]) is not None and cache.get(paths[1]) is None
+    hits = cache.stats()["hits"]
+    # one changed file: no, and nothing counted for the ones checked before it
+    paths[2].write_text("kept 2 changed\n")
+    assert not cache.still_holds([kept[0], kept[2]])
+    assert cache.stats()["hits"] == hits
+    # an entry that is no longer the cache's own (cleared) is not held either
+    cache.clear()
+    assert not cache.still_holds(kept[:1])

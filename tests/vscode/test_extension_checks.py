@@ -82,6 +82,8 @@ def test_manifest_targets_older_editors_and_lists_the_commands() -> None:
         "agentls.cancelRun",
         "agentls.showHistory",
         "agentls.showMetrics",
+        "agentls.showMemorySnapshot",
+        "agentls.stopMemoryProfiling",
         "agentls.restartServer",
     } <= commands
     # Server command ids are registered by the language client; a clash would make it throw.
@@ -95,6 +97,7 @@ def test_manifest_targets_older_editors_and_lists_the_commands() -> None:
         "agentls.history.get",
         "agentls.metrics",
         "agentls.cache.clear",
+        "agentls.memory.profile",
     }
     views = {v["id"] for v in PACKAGE["contributes"]["views"]["agentls"]}
     assert views == {"agentls.agents", "agentls.history"}

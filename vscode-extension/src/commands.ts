@@ -13,13 +13,15 @@ import type { ServerClient } from "./client";
 import type { DocumentStore } from "./documents";
 import { historyPicks } from "./historyModel";
 import { errorMessage } from "./log";
-import { renderMetrics, renderPreview, renderRun } from "./outputDocument";
+import { renderMemorySnapshot, renderMetrics, renderPreview, renderRun } from "./outputDocument";
 import {
   type AgentInfo,
   type AgentsListResult,
   Commands,
   type ContextPreviewResult,
   type HistoryListResult,
+  isProfilingNotStarted,
+  type MemorySnapshot,
   type RunArgs,
   type RunResult,
   type StatusResult,
@@ -44,6 +46,9 @@ interface Attachment {
   range?: RunArgs["range"];
   files?: string[];
 }
+
+/** Rows in each list of a memory snapshot document. */
+const MEMORY_ROWS = 50;
 
 export interface CommandDeps {
   server: ServerClient;
@@ -270,6 +275,36 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
         const metrics = await server.execute<Record<string, unknown>>(Commands.metrics, {});
         await documents.show(documents.newUri("metrics"), renderMetrics(metrics));
         return metrics;
+      }),
+    ),
+    vscode.commands.registerCommand(
+      "agentls.showMemorySnapshot",
+      guarded(async () => {
+        const take = (): Promise<MemorySnapshot> =>
+          server.execute<MemorySnapshot>(Commands.memoryProfile, { action: "snapshot", top: MEMORY_ROWS });
+        let snapshot: MemorySnapshot;
+        try {
+          snapshot = await take();
+        } catch (e) {
+          if (!isProfilingNotStarted(e)) {
+            throw e;
+          }
+          // The first use starts tracing; from then on each snapshot shows what changed.
+          await server.execute(Commands.memoryProfile, { action: "start" });
+          snapshot = await take();
+        }
+        await documents.show(documents.newUri("memory"), renderMemorySnapshot(snapshot));
+        return snapshot;
+      }),
+    ),
+    vscode.commands.registerCommand(
+      "agentls.stopMemoryProfiling",
+      guarded(async () => {
+        const stopped = await server.execute<{ stopped: boolean }>(Commands.memoryProfile, { action: "stop" });
+        void vscode.window.showInformationMessage(
+          stopped.stopped ? "agentls: memory profiling stopped." : "agentls: memory profiling was not running.",
+        );
+        return stopped;
       }),
     ),
     vscode.commands.registerCommand(

@@ -17,6 +17,7 @@ export const Commands = {
   historyGet: "agentls.history.get",
   metrics: "agentls.metrics",
   cacheClear: "agentls.cache.clear",
+  memoryProfile: "agentls.memory.profile",
 } as const;
 
 /** Notifications the server sends about every run, whoever started it. */
@@ -164,4 +165,58 @@ export interface RunFinishedParams {
   id: string;
   agent: string;
   status: RunStatus;
+}
+
+/** `agentls.memory.profile` arguments: start tracing, take a snapshot, or stop. */
+export interface MemoryProfileArgs {
+  action: "start" | "snapshot" | "stop";
+  /** Rows in each list of a snapshot, 1 to 200 (default 20). */
+  top?: number;
+}
+
+export interface MemorySite {
+  file: string;
+  line: number;
+  /** Bytes traced at this site now. */
+  size: number;
+  /** Blocks traced at this site now. */
+  count: number;
+}
+
+export interface MemorySiteChange extends MemorySite {
+  size_diff: number;
+  count_diff: number;
+}
+
+export interface MemoryTypeCount {
+  type: string;
+  count: number;
+  /** Shallow bytes (`sys.getsizeof`) of those objects. */
+  size: number;
+}
+
+/** The result of `agentls.memory.profile {action: "snapshot"}`. */
+export interface MemorySnapshot {
+  tracing: boolean;
+  snapshot: number;
+  /** `"start"` or `"snapshot N"`: what `diff` is relative to. */
+  compared_with: string;
+  traced_bytes: number;
+  peak_traced_bytes: number;
+  tracemalloc_bytes: number;
+  top: MemorySite[];
+  diff: MemorySiteChange[];
+  types: MemoryTypeCount[];
+}
+
+/** The error code of a snapshot asked for while profiling is off (LSP RequestFailed). */
+export const PROFILING_NOT_STARTED_CODE = -32803;
+
+/** Whether a failed `agentls.memory.profile` snapshot means "not started" (so start, then retry). */
+export function isProfilingNotStarted(error: unknown): boolean {
+  if (error === null || typeof error !== "object") {
+    return false;
+  }
+  const { code, message } = error as { code?: unknown; message?: unknown };
+  return code === PROFILING_NOT_STARTED_CODE && typeof message === "string" && message.includes("not started");
 }

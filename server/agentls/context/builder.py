@@ -44,8 +44,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+import orjson
+
 from agentls.agents.definition import AgentDefinition
-from agentls.backends.base import render_prompt
 from agentls.context.secrets import Redaction, SecretScanner
 from agentls.context.tokens import DEFAULT_BYTES_PER_TOKEN, bytes_within, estimate_tokens
 from agentls.errors import InvalidArguments, PromptTooLarge
@@ -74,6 +75,9 @@ YIELD_EVERY = 2_000
 
 _REL = operator.attrgetter("rel")
 _MTIME = operator.attrgetter("mtime_ns")
+
+_JSON_CHUNK = 64 * 1024
+"""Bytes of prompt decoded and JSON-encoded at a time by ``ContextResult.prompt_json``."""
 
 _READ_SLACK = 8
 """Extra files read per batch beyond the free slots, to replace ones that turn out unreadable."""
@@ -162,14 +166,18 @@ class ManifestEntry:
 class ContextResult:
     """The prompt of one run, and the manifest of how it was put together.
 
-    The user message is kept as the UTF-8 bytes the builder joined; ``user`` decodes it on first
-    use. Decoding is most of the cost of a warm build when the text is not pure ASCII (a
-    ``str`` widens to 2 or 4 bytes per character for the whole message), and a caller that
-    writes the prompt out (``prompt_bytes``) never needs it.
+    The prompt is kept as the UTF-8 bytes the builder joined in one pass: the system part, a
+    blank line, then the user message from ``user_start`` on. Text is decoded only on first use:
+    decoding is most of the cost of a warm build when the text is not pure ASCII (a ``str``
+    widens to 2 or 4 bytes per character for the whole message), and a caller that writes the
+    prompt out (``prompt_bytes``) never needs it.
     """
 
     system: str
-    user_bytes: bytes
+    prompt_bytes: bytes
+    """The single-text form (``prompt``) as UTF-8: one ``bytes`` join of every block."""
+    user_start: int
+    """Where the user message starts in ``prompt_bytes`` (0 when the system part is empty)."""
     manifest: list[ManifestEntry]
     """The files considered for the user message, in candidate order."""
     tokens: int
@@ -179,22 +187,45 @@ class ContextResult:
     The protocol lists it after the files (``service._manifest``)."""
 
     @functools.cached_property
+    def user_bytes(self) -> bytes:
+        """The user message as UTF-8 (a copy, made on first use)."""
+        return self.prompt_bytes[self.user_start :] if self.user_start else self.prompt_bytes
+
+    @functools.cached_property
     def user(self) -> str:
-        """The user message as text (decoded once, on first use)."""
-        return self.user_bytes.decode("utf-8")
+        """The user message as text (decoded once, on first use, without a copy of the bytes)."""
+        return str(memoryview(self.prompt_bytes)[self.user_start :], "utf-8")
 
-    @property
+    @functools.cached_property
     def prompt(self) -> str:
-        """The single-text form a dry run shows and a command backend receives."""
-        return render_prompt(self.system, self.user)
+        """The single-text form a dry run shows and a command backend receives (decoded once).
 
-    @property
-    def prompt_bytes(self) -> bytes:
-        """``prompt`` as UTF-8, without decoding the user message."""
-        system = self.system
-        if not system.strip():
-            return self.user_bytes
-        return b"".join((system.rstrip().encode("utf-8", "replace"), b"\n\n", self.user_bytes))
+        The same text as ``render_prompt(system, user)``, from one decode of ``prompt_bytes``
+        instead of a decode and a copy.
+        """
+        return self.prompt_bytes.decode("utf-8") if self.user_start else self.user
+
+    @functools.cached_property
+    def prompt_json(self) -> bytes:
+        """``prompt`` as a JSON string (``orjson.dumps(prompt)``), encoded once, in chunks.
+
+        Decoding the whole prompt makes one ``str`` as wide as its widest character: one emoji
+        turns 14 MB of UTF-8 into a 56 MB string, slow to build and slow to encode. Chunks cut
+        at character boundaries keep all but the chunks holding such characters narrow; the
+        chunks' encodings, without their quotes, join into the same JSON string.
+        """
+        data = self.prompt_bytes
+        view = memoryview(data)
+        parts: list[bytes | memoryview] = [b'"']
+        start, size = 0, len(data)
+        while start < size:
+            end = min(size, start + _JSON_CHUNK)
+            while end < size and data[end] & 0xC0 == 0x80:  # not inside a UTF-8 sequence
+                end -= 1
+            parts.append(memoryview(orjson.dumps(str(view[start:end], "utf-8")))[1:-1])
+            start = end
+        parts.append(b'"')
+        return b"".join(parts)
 
 
 @dataclass(slots=True)
@@ -212,6 +243,22 @@ class _Candidate:
     """For the selection: the 1-based line range shown in its block."""
     first_line: int = 1
     """The file line the content's first line is (the selection starts mid-file)."""
+
+
+@dataclass(frozen=True)
+class _Assembly:
+    """A finished build, kept so that the next identical one can be answered without rebuilding.
+
+    ``signature`` is everything the assembly depends on besides file contents (the system
+    prompt, the task, the budgets, every candidate as judged before reading); ``files`` is each
+    cache entry whose content went into it. Equal signatures plus entries the cache still holds
+    and the disk still matches (``FileCache.still_holds``: one ``stat`` per file) mean a new build
+    would produce these very bytes.
+    """
+
+    signature: tuple[Any, ...]
+    files: tuple[tuple[Path, CachedFile], ...]
+    result: ContextResult
 
 
 def _excluded(cand: _Candidate, reason: str) -> ManifestEntry:
@@ -361,6 +408,9 @@ class ContextBuilder:
         self._secrets = SecretScanner()
         """Redacts secrets inside included text; remembers clean contents by hash."""
         self._scan_secrets = scan_secrets
+        self._last: _Assembly | None = None
+        """The last build, reused when nothing it depends on changed (see ``_Assembly``). It
+        keeps one prompt alive between runs, beside the cache's copy of the files."""
 
     @property
     def secrets(self) -> SecretScanner:
@@ -449,22 +499,42 @@ class ContextBuilder:
             raise PromptTooLarge(fixed_size, limit)
         system = self._system_prompt(clean_body, values)
         task_block = f"<task>\n{request.task}\n</task>\n".encode("utf-8", "replace")
-        system_bytes = len(system.rstrip().encode("utf-8", "replace"))
-        fixed = (system_bytes + 2 if system.strip() else 0) + len(task_block)
-        blocks, manifest = await self._attach(
+        # render_prompt's layout, as bytes: the system part and a blank line, then the user part
+        head = system.rstrip().encode("utf-8", "replace") + b"\n\n" if system.strip() else b""
+        system_bytes = len(head) - 2 if head else 0
+        fixed = len(head) + len(task_block)
+        limit = bytes_within(max_context_tokens, bytes_per_token)
+        signature = (
+            system,
+            task_block,
+            max_files,
+            limit,
+            bytes_per_token,
+            [
+                (c.path, c.source, c.display, c.reason, c.size, c.data, c.lines, c.first_line)
+                for c in candidates
+            ],
+        )
+        last = self._last
+        if last is not None and last.signature == signature and self._cache.still_holds(last.files):
+            return last.result
+        self._last = None
+        blocks, manifest, files = await self._attach(
             candidates,
             max_files=max_files,
-            limit=bytes_within(max_context_tokens, bytes_per_token),
+            limit=limit,
             used=fixed,
             bytes_per_token=bytes_per_token,
         )
+        blocks[0] = head
         blocks.append(task_block)
-        user_bytes = b"".join(blocks)
-        return ContextResult(
+        prompt_bytes = b"".join(blocks)
+        result = ContextResult(
             system=system,
-            user_bytes=user_bytes,
+            prompt_bytes=prompt_bytes,
+            user_start=len(head),
             manifest=manifest,
-            tokens=estimate_tokens(fixed - len(task_block) + len(user_bytes), bytes_per_token),
+            tokens=estimate_tokens(len(prompt_bytes), bytes_per_token),
             definition=ManifestEntry(
                 self._roots.display(agent.source),
                 "agent",
@@ -476,6 +546,9 @@ class ContextBuilder:
                 tuple((f.line + agent.body_line, f.kind) for f in body_redaction.findings),
             ),
         )
+        if files is not None:
+            self._last = _Assembly(signature, files, result)
+        return result
 
     def _values(
         self, agent: AgentDefinition, request: ContextRequest, selection: str
@@ -626,11 +699,20 @@ class ContextBuilder:
         limit: int,
         used: int,
         bytes_per_token: float,
-    ) -> tuple[list[bytes], list[ManifestEntry]]:
-        """Fill the budgets in candidate order; read the disk in batches of what may fit."""
-        blocks: list[bytes] = []
+    ) -> tuple[list[bytes], list[ManifestEntry], tuple[tuple[Path, CachedFile], ...] | None]:
+        """Fill the budgets in candidate order; read the disk in batches of what may fit.
+
+        Returns:
+            The blocks (after an empty first one, the caller's slot for the system part), the
+            manifest, and the cache entries whose content was used; None instead
+            of the entries when a read failed (a verdict such as ``missing`` cannot be
+            revalidated by a ``stat`` of an entry, so that build is not kept for reuse).
+        """
+        blocks: list[bytes] = [b""]  # the caller's slot for the system part
         manifest: list[ManifestEntry] = []
         contents: dict[Path, CachedFile | str] = {}
+        used_files: list[tuple[Path, CachedFile]] = []
+        reusable = True
         attached = 0
         for i, cand in enumerate(candidates):
             if i and i % YIELD_EVERY == 0:
@@ -664,7 +746,9 @@ class ContextBuilder:
                 got = contents[cand.path]
                 if isinstance(got, str):
                     cand.reason = got
+                    reusable = False
                 else:
+                    used_files.append((cand.path, got))
                     data = got.data
                     content_hash = got.hash
                     redaction = got.secrets
@@ -712,7 +796,7 @@ class ContextBuilder:
                     tuple((f.line + cand.first_line - 1, f.kind) for f in found) if found else (),
                 )
             )
-        return blocks, manifest
+        return blocks, manifest, tuple(used_files) if reusable else None
 
     @staticmethod
     def _next_batch(

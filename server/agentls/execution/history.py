@@ -17,6 +17,11 @@ per checkpoint instead), readers never block the writer, and two editor windows 
 can share the file (``BEGIN IMMEDIATE`` plus ``busy_timeout`` serialise their writes). ``FULL``
 would fsync on each commit for a guarantee a run history does not need.
 
+Age: with ``max_age_days`` set, runs older than that are dropped from both tiers by
+``prune_expired``, which ``open`` calls and the service calls again every
+``EXPIRY_INTERVAL_SECONDS`` (one indexed ``DELETE``). Off by default: a history is bounded by
+entries and bytes whatever its age, and the age bound is for users who want old runs gone.
+
 Failure is never an exception to the caller: a file that is not a database or fails its integrity
 check is renamed aside (``.corrupt-<time>``), what can still be read from it is copied into a fresh
 file, and a folder that cannot be written (or a disk error later, such as a full disk) turns the
@@ -69,6 +74,11 @@ MEMORY_BYTES_WITH_DISK = 8 * 1024 * 1024
 
 ENTRY_OVERHEAD = 160
 """Bytes counted per memory entry besides its JSON: the key, the entry object, the LRU links."""
+
+EXPIRY_INTERVAL_SECONDS = 3600.0
+"""How often a running server drops runs older than ``history_max_age_days`` (besides at start)."""
+
+SECONDS_PER_DAY = 86_400.0
 
 MIN_MAX_BYTES = 64 * 1024
 """The smallest byte bound honoured: below it not even a short run fits."""
@@ -169,6 +179,7 @@ class ExecutionHistory:
         max_bytes: int,
         memory_max_entries: int | None = None,
         memory_max_bytes: int | None = None,
+        max_age_days: float | None = None,
     ) -> None:
         """Configure the bounds; nothing is opened until ``open``.
 
@@ -179,6 +190,8 @@ class ExecutionHistory:
             memory_max_entries: The memory bound when a disk store exists (default: the smaller
                 of ``max_entries`` and ``MEMORY_ENTRIES_WITH_DISK``).
             memory_max_bytes: Likewise for bytes (default: ``MEMORY_BYTES_WITH_DISK``).
+            max_age_days: Runs that started longer ago than this are dropped by
+                ``prune_expired``; None or 0 keeps runs whatever their age.
         """
         self._path = Path(path) if path is not None else None
         self._max_entries = max(1, max_entries)
@@ -189,6 +202,8 @@ class ExecutionHistory:
             mem_entries = memory_max_entries or min(self._max_entries, MEMORY_ENTRIES_WITH_DISK)
             mem_bytes = memory_max_bytes or min(self._max_bytes, MEMORY_BYTES_WITH_DISK)
         self._mem_max_entries = max(1, mem_entries)
+        self._max_age = max_age_days * SECONDS_PER_DAY if max_age_days else None
+        """The age bound in seconds, or None when runs are kept whatever their age."""
         self._mem: cachetools.LRUCache[str, _Entry] = cachetools.LRUCache(
             maxsize=max(MIN_MAX_BYTES, mem_bytes), getsizeof=_entry_size
         )
@@ -203,11 +218,16 @@ class ExecutionHistory:
     # -- lifecycle ------------------------------------------------------------------------------
 
     def open(self) -> None:
-        """Open (or create) the disk store; on any trouble fall back to memory. Never raises.
+        """Open (or create) the disk store, then drop expired runs; never raises.
 
-        It reads the whole file once (the integrity check), so the server calls it from a worker
-        thread before anything else uses the history.
+        On any trouble with the store, the history falls back to memory. It reads the whole file
+        once (the integrity check), so the server calls it from a worker thread before anything
+        else uses the history.
         """
+        self._open_store()
+        self.prune_expired()
+
+    def _open_store(self) -> None:
         self.close()
         self.degraded = None
         self._open()
@@ -254,6 +274,50 @@ class ExecutionHistory:
                 logger.debug("closing the history file failed", exc_info=True)
 
     # -- records --------------------------------------------------------------------------------
+
+    def prune_expired(self, now: float | None = None) -> int:
+        """Drop runs that started more than ``max_age_days`` before ``now``, in memory and on disk.
+
+        Returns:
+            How many runs were dropped from the disk store (from memory when there is none).
+            Always 0 when no age bound is set.
+        """
+        if self._max_age is None:
+            return 0
+        cutoff = (time.time() if now is None else now) - self._max_age
+        expired = [
+            key
+            for key in list(self._mem.keys())
+            if cachetools.Cache.__getitem__(self._mem, key).started_at < cutoff
+        ]
+        for key in expired:
+            del self._mem[key]
+        conn = self._conn
+        if conn is None:
+            removed = len(expired)
+        else:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    removed = conn.execute(
+                        "DELETE FROM runs WHERE started_at < ?", (cutoff,)
+                    ).rowcount
+                    self._vacuum_if_worth_it(conn)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                    raise
+            except (sqlite3.Error, OSError) as e:
+                self._degrade(f"pruning the history file failed: {e}")
+                removed = len(expired)
+        if removed:
+            logger.info(
+                "history: dropped %d run(s) older than %g days",
+                removed,
+                self._max_age / SECONDS_PER_DAY,
+            )
+        return removed
 
     def add(self, record: RunRecord) -> None:
         """Remember a finished run (memory and disk), evicting the oldest beyond the bounds."""
@@ -489,6 +553,10 @@ class ExecutionHistory:
         finally:
             cursor.close()
         conn.executemany("DELETE FROM runs WHERE rowid = ?", victims)
+        self._vacuum_if_worth_it(conn)
+
+    def _vacuum_if_worth_it(self, conn: sqlite3.Connection) -> None:
+        """Give freed pages back to the file system once they add up (inside a transaction)."""
         free_pages = conn.execute("PRAGMA freelist_count").fetchone()[0]
         page_size = conn.execute("PRAGMA page_size").fetchone()[0]
         if free_pages * page_size > max(self._max_bytes // 4, 1024 * 1024):

@@ -35,6 +35,7 @@ HISTORY_LIST = "agentls.history.list"
 HISTORY_GET = "agentls.history.get"
 METRICS = "agentls.metrics"
 CACHE_CLEAR = "agentls.cache.clear"
+MEMORY_PROFILE = "agentls.memory.profile"
 
 SERVICE_WAIT_SECONDS = 30.0
 """A command sent right after ``initialized`` waits this long for the service to start."""
@@ -141,6 +142,12 @@ async def _cache_clear(
     return service.clear_cache()
 
 
+async def _memory_profile(
+    ls: AgentLanguageServer, service: AgentService, args: tuple[Any, ...]
+) -> Any:
+    return await service.memory_profile(requests.parse_memory_profile(requests.single_object(args)))
+
+
 COMMANDS: dict[str, Handler] = {
     AGENTS_LIST: _agents_list,
     RUN: _run,
@@ -151,6 +158,7 @@ COMMANDS: dict[str, Handler] = {
     HISTORY_GET: _history_get,
     METRICS: _metrics,
     CACHE_CLEAR: _cache_clear,
+    MEMORY_PROFILE: _memory_profile,
 }
 
 

@@ -18,10 +18,9 @@ from lsprotocol import types
 from pygls.uris import from_fs_path, to_fs_path
 from pygls.workspace.position_codec import PositionCodec
 
-from agentls.agents.definition import Problem
-from agentls.config import IgnoredSetting
-
 if TYPE_CHECKING:
+    from agentls.agents.definition import Problem
+    from agentls.config import IgnoredSetting
     from agentls.lsp.server import AgentLanguageServer
 
 _SEVERITY = {

@@ -1,10 +1,16 @@
 """The language server: lifecycle, configuration, document and file events, composed in one place.
 
 ``create_server()`` builds an ``AgentLanguageServer`` and registers every handler. The server
-answers ``initialize`` before touching the workspace (and starts watching the client's
-``processId``); on ``initialized`` it pulls the client's configuration, builds the
-``AgentService`` and starts it in the background. Handlers here are adapters: they translate LSP
-events into service calls.
+answers ``initialize`` before touching the workspace; on ``initialized`` it pulls the client's
+configuration, builds the ``AgentService`` and starts it in the background. Handlers here are
+adapters: they translate LSP events into service calls.
+
+Start-up: ``initialize`` is answered with pygls, lsprotocol and the LSP layer loaded, nothing
+more. Just after the answer is written, a worker thread imports the service and everything
+under it (the configuration, YAML, the builder, the index, pathspec, httpx, SQLite...) while the
+loop stays free, and ``initialized`` waits for that import before it builds the service. An
+editor waits for the ``initialize`` answer before it does anything; ``tests/quality`` keeps the
+list of what that answer costs honest.
 
 Ending: ``shutdown`` answers within ``SHUTDOWN_SECONDS`` whatever the runs do (their cleanup goes
 on in the background); ``aclose`` is the transport's last call on every way out (``exit``, end of
@@ -16,17 +22,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 from pygls.exceptions import FeatureRequestError, JsonRpcException
 from pygls.lsp.server import LanguageServer
 
 from agentls import __version__
-from agentls.config import Settings, load_settings
 from agentls.errors import REQUEST_FAILED
 from agentls.lsp import commands
 from agentls.lsp.documents import (
@@ -37,8 +43,10 @@ from agentls.lsp.documents import (
     uri_to_path,
 )
 from agentls.lsp.protocol import AgentlsProtocol
-from agentls.parent_watch import watch_parent
-from agentls.service import AgentService
+
+if TYPE_CHECKING:
+    from agentls.config import Settings
+    from agentls.service import AgentService
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +87,8 @@ class AgentLanguageServer(LanguageServer):
         self._closing: asyncio.Task[None] | None = None
         """The service's shutdown, once started (it may outlive the ``shutdown`` request)."""
         self._parent_watch: asyncio.Task[None] | None = None
+        self._service_import: asyncio.Future[Any] | None = None
+        """The import of ``agentls.service`` in a worker thread, started after ``initialize``."""
         self._last_popup = -ERROR_POPUP_INTERVAL
         self.over_tcp = False
         """Set by ``agentls serve --tcp``: the client is a TCP peer, not necessarily the editor."""
@@ -117,10 +127,29 @@ class AgentLanguageServer(LanguageServer):
             )
         )
 
+    def after_initialize(self, pid: int | None) -> None:
+        """Once the ``initialize`` answer is out: import the service off the loop, watch the client.
+
+        The import takes 100-300 ms (YAML alone ~75 ms); on the loop it would hold every
+        request for that long, in a thread it overlaps the client's own work after the answer.
+        """
+        self.import_service()
+        self.watch_client_process(pid)
+
+    def import_service(self) -> asyncio.Future[Any]:
+        """The (shared) import of ``agentls.service`` in a worker thread."""
+        if self._service_import is None:
+            self._service_import = asyncio.ensure_future(
+                asyncio.to_thread(importlib.import_module, "agentls.service")
+            )
+        return self._service_import
+
     def watch_client_process(self, pid: int | None) -> None:
         """End the session when the client process (``initialize``'s ``processId``) dies."""
         if pid is None or self._parent_watch is not None:
             return
+        from agentls.parent_watch import watch_parent  # psutil: not needed for the answer
+
         lifecycle = self.lsp.lifecycle
         self._parent_watch = asyncio.ensure_future(
             watch_parent(pid, lambda: lifecycle.request_exit(1, f"client process {pid} is gone"))
@@ -227,6 +256,8 @@ class AgentLanguageServer(LanguageServer):
 
     def current_settings(self) -> Settings:
         """Merge every configuration layer now."""
+        from agentls.config import load_settings
+
         return load_settings(
             self.folders(),
             self.init_options,
@@ -279,6 +310,9 @@ class AgentLanguageServer(LanguageServer):
 
     async def start_service(self) -> None:
         """Build and start the session (called once, after ``initialized``)."""
+        await self.import_service()
+        from agentls.service import AgentService  # loaded by now: see the module docstring
+
         await self.pull_client_config()
         settings = self.current_settings()
         logging.getLogger("agentls").setLevel(settings.log_level)
@@ -334,7 +368,8 @@ def create_server() -> AgentLanguageServer:
     @ls.feature(types.INITIALIZE)
     def on_initialize(ls: AgentLanguageServer, params: types.InitializeParams) -> None:
         ls.accept_client(params)
-        ls.watch_client_process(params.process_id)
+        # The answer is written as this handler returns; what the answer does not need waits.
+        asyncio.get_running_loop().call_soon(ls.after_initialize, params.process_id)
 
     @ls.feature(types.INITIALIZED)
     def on_initialized(ls: AgentLanguageServer, params: types.InitializedParams) -> None:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from cachetools import LRUCache
+from cachetools import Cache, LRUCache
 
 from agentls.metrics import IoStats
 from agentls.workspace.loader import CachedFile, LoadReport, load_files
@@ -154,6 +154,39 @@ class FileCache:
             return None
         self._hits += 1
         return item
+
+    def still_holds(self, entries: Sequence[tuple[Path, CachedFile]]) -> bool:
+        """Whether each ``(path, item)`` is still this cache's entry and still what is on disk.
+
+        The check ``get`` makes (one ``os.stat`` per file), for a caller that kept the entries of
+        an earlier lookup (the context builder's last assembly). When all hold, each counts as a
+        hit and goes to the front of the LRU, as ``get`` would have done; at the first that does
+        not, nothing is counted or moved: the caller looks the files up again with ``get``, which
+        judges (and counts) each one.
+        """
+        lru = self._lru
+        peek = Cache.__getitem__  # a read that leaves the LRU order alone
+        stat = os.stat
+        revalidate = self._revalidate
+        for path, item in entries:
+            try:
+                held = peek(lru, path)
+            except KeyError:
+                return False
+            if held is not item:
+                return False
+            if revalidate:
+                try:
+                    st = stat(path)
+                except (OSError, ValueError):
+                    return False
+                if item.racy or st.st_mtime_ns != item.mtime_ns or st.st_size != item.size:
+                    return False
+        touch = lru.__getitem__  # the LRU's own refresh, as a hit through ``get``
+        for path, _ in entries:
+            touch(path)
+        self._hits += len(entries)
+        return True
 
     def put(self, path: Path, item: CachedFile) -> None:
         """Remember a file's content, evicting the least recently used ones to make room.
