@@ -19,10 +19,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from agentls.agents.definition import AgentDefinition, is_definition_path
+from agentls.agents.definition import AgentDefinition
+from agentls.agents.locations import LOCATION_ROOTS, is_definition_path, may_hold_definitions
 from agentls.agents.registry import AgentRegistry
 from agentls.backends.base import BackendError, BackendRequest
 from agentls.backends.factory import BackendFactory
+from agentls.backends.models import ModelChoice, resolve_model
 from agentls.calibration import FILE_NAME as CALIBRATION_FILE
 from agentls.calibration import Calibration, Estimate
 from agentls.config import WORKSPACE_CONFIG_NAME, BackendConfig, Settings, default_data_dir
@@ -120,6 +122,7 @@ class AgentService:
         changed |= self.registry.set_backends(
             self.settings.backends.keys(), self.settings.default_backend
         )
+        changed |= self.registry.set_model_check(self._model_note)
         self.on_problems_changed(changed | set(self.registry.files()))
         if self._watch and self.roots.folders:
             self.watcher = Watcher(self.roots.folders, self.files_changed)
@@ -186,6 +189,7 @@ class AgentService:
     def update_settings(self, settings: Settings) -> None:
         """New configuration: backends and trust apply to the next run; limits at restart."""
         self.settings = settings
+        # the registry's model check reads self.settings, so this refresh applies [models] too
         changed = self.registry.set_backends(settings.backends.keys(), settings.default_backend)
         self.on_problems_changed(changed)
 
@@ -200,7 +204,11 @@ class AgentService:
         for path in paths:
             # A storm (a checkout of thousands of files) comes as one batch on the loop: skip
             # the paths that cannot be configuration or agents before any path arithmetic.
-            if path.name != WORKSPACE_CONFIG_NAME and _DEFINITION_ROOTS.isdisjoint(path.parts):
+            if (
+                path.name != WORKSPACE_CONFIG_NAME
+                and LOCATION_ROOTS.isdisjoint(path.parts)
+                and not self.registry.follows(path)
+            ):
                 continue
             folder = self.roots.folder_of(path)
             if folder is None:
@@ -208,7 +216,9 @@ class AgentService:
             rel = path.relative_to(folder).as_posix()
             if rel == WORKSPACE_CONFIG_NAME:
                 config_changed = True
-            elif _may_hold_definitions(rel) and not self.is_open_in_editor(path):
+            elif (
+                may_hold_definitions(rel) or self.registry.follows(path)
+            ) and not self.is_open_in_editor(path):
                 # a moved or deleted folder is reported once; update() rescans for it
                 problems |= self.registry.update(path, None)
         if problems:
@@ -226,13 +236,30 @@ class AgentService:
     # -- commands ----------------------------------------------------------------------------
 
     def list_agents(self) -> dict[str, Any]:
-        """``agentls.agents.list``."""
+        """``agentls.agents.list``: ``model`` is what a run asks for (``model_source`` says why)."""
         agents = []
         for entry in self.registry.agents():
             d = entry.to_dict(self.roots.display)
             d["uri"] = entry.source.as_uri()
+            if entry.definition is not None:
+                choice = self.model_for(entry.definition)
+                d["model"] = choice.model
+                d["model_requested"] = choice.requested
+                d["model_source"] = choice.source
+            else:
+                d["model_requested"] = None
+                d["model_source"] = None
             agents.append(d)
         return {"agents": agents}
+
+    def model_for(self, agent: AgentDefinition) -> ModelChoice:
+        """The model ``agent`` runs on with its backend, by the ``[models]`` rules."""
+        config = self.settings.backend(agent.backend)
+        return resolve_model(agent.model, config, self.settings.models)
+
+    def _model_note(self, agent: AgentDefinition) -> str | None:
+        """The registry's hint for a model that is not sent as written."""
+        return self.model_for(agent).note
 
     async def preview(self, args: RunArgs, buffers: BufferSource) -> dict[str, Any]:
         """``agentls.context.preview``: the exact prompt and manifest, no backend contacted."""
@@ -258,7 +285,8 @@ class AgentService:
         agent = self.registry.get(args.agent)
         started = time.time()
         config = self.settings.backend(agent.backend)
-        model = agent.model or (config.model if config else None)
+        choice = self.model_for(agent)
+        model = choice.model
         estimate = self._estimate(agent)
         context = await self._build(agent, args, buffers, estimate)
         manifest = _manifest(context, estimate)
@@ -280,6 +308,7 @@ class AgentService:
             )
             return {
                 **record.to_dict(),
+                **_model_fields(choice),
                 "prompt": context.prompt,
                 "dry_run": True,
                 "token_estimate": estimate.to_dict(),
@@ -306,7 +335,11 @@ class AgentService:
             self._run_finished(record)
             if observer is not None:
                 observer.finished(record)
-            return {**record.to_dict(), "token_estimate": estimate.to_dict()}
+            return {
+                **record.to_dict(),
+                **_model_fields(choice),
+                "token_estimate": estimate.to_dict(),
+            }
         limits = self.settings.limits
         job = RunJob(
             id=run_id,
@@ -319,7 +352,7 @@ class AgentService:
                 run_id=run_id,
                 system=context.system,
                 user=context.user,
-                model=agent.model,
+                model=model,
                 cwd=str(self.roots.folder_of(agent.source) or workspace or "."),
             ),
             timeout=agent.timeout or limits.run_timeout,
@@ -338,7 +371,7 @@ class AgentService:
         if record.status == "succeeded" and prompt_tokens:
             prompt_bytes = len(context.prompt_bytes)
             estimate = self.calibration.observe(config.name, model, prompt_bytes, prompt_tokens)
-        return {**record.to_dict(), "token_estimate": estimate.to_dict()}
+        return {**record.to_dict(), **_model_fields(choice), "token_estimate": estimate.to_dict()}
 
     def cancel(self, run_id: str) -> dict[str, Any]:
         """``agentls.runs.cancel``: True when a queued or running run was cancelled."""
@@ -386,7 +419,7 @@ class AgentService:
         config = self.settings.backend(agent.backend)
         if config is None:
             return self.calibration.estimate(None, None)
-        return self.calibration.estimate(config.name, agent.model or config.model)
+        return self.calibration.estimate(config.name, self.model_for(agent).model)
 
     async def _build(
         self, agent: AgentDefinition, args: RunArgs, buffers: BufferSource, estimate: Estimate
@@ -455,10 +488,12 @@ def _manifest(context: ContextResult, estimate: Estimate) -> list[dict[str, Any]
     return entries
 
 
-_DEFINITION_DIRS = (".agents", ".claude", ".claude/agents", ".github", ".github/agents")
-_DEFINITION_ROOTS = frozenset({".agents", ".claude", ".github"})
-
-
-def _may_hold_definitions(rel: str) -> bool:
-    """A definition file, or a folder whose move or deletion changes the definitions."""
-    return is_definition_path(rel) or rel in _DEFINITION_DIRS or rel.startswith(".agents/")
+def _model_fields(choice: ModelChoice) -> dict[str, Any]:
+    """What a run result says about its model besides ``model``: what the file asked, and why."""
+    fields: dict[str, Any] = {
+        "model_requested": choice.requested,
+        "model_source": choice.source,
+    }
+    if choice.note is not None:
+        fields["model_note"] = choice.note
+    return fields

@@ -17,7 +17,6 @@ from agentls.agents.definition import (
     is_definition_path,
     parse_agent,
     parse_definition,
-    parse_definition,
 )
 
 SOURCE = Path("/work/project/.agents/reviewer.md")
