@@ -3,7 +3,13 @@
 Layout. The system prompt is the agent's body with ``{{task}}``, ``{{agent}}``, ``{{workspace}}``,
 ``{{file}}``, ``{{selection}}`` and the request's variables filled in, in one pass (a value that
 itself contains ``{{x}}`` is not expanded again, so a task cannot inject variables); unknown
-``{{x}}`` stay as written. The user message is the context, one block per file, then the task::
+``{{x}}`` stay as written. Copilot files (``.github/agents``, ``.github/prompts``) also use
+Copilot's own variables in the same pass: ``${input:x}`` and ``${input:x:placeholder}`` take the
+request's variable ``x`` (a missing one fails the request, naming it), ``${file}``,
+``${fileBasename}``, ``${fileDirname}``, ``${fileBasenameNoExtension}``, ``${selection}``,
+``${selectedText}``, ``${workspaceFolder}`` and ``${workspaceFolderBasename}`` take the values of
+``{{file}}``, ``{{selection}}`` and ``{{workspace}}``. The user message is the context, one block
+per file, then the task::
 
     <selection path="src/app.py" lines="10-24">...</selection>
     <file path="src/app.py" source="active_file">...</file>
@@ -41,6 +47,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from agentls.agents.definition import AgentDefinition
+from agentls.agents.locations import COPILOT_FORMATS
 from agentls.backends.base import render_prompt
 from agentls.context.secrets import Redaction, SecretScanner
 from agentls.context.tokens import DEFAULT_BYTES_PER_TOKEN, bytes_within, estimate_tokens
@@ -63,6 +70,12 @@ _READ_SLACK = 8
 """Extra files read per batch beyond the free slots, to replace ones that turn out unreadable."""
 
 _VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*\}\}")
+_VARIABLE_OR_COPILOT = re.compile(
+    r"\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*\}\}"
+    r"|\$\{(?:input:([A-Za-z_][\w.-]*)(?::[^}]*)?|(file|fileBasename|fileDirname"
+    r"|fileBasenameNoExtension|selection|selectedText|workspaceFolder|workspaceFolderBasename))\}"
+)
+"""``{{x}}`` (group 1), Copilot's ``${input:x...}`` (group 2) or another ``${...}`` (group 3)."""
 _NEEDS_ESCAPE = re.compile(r"[&<>\"']")
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 """LSP's line separators (``str.splitlines`` also splits on form feeds and U+2028, LSP does not)."""
@@ -343,6 +356,15 @@ class ContextBuilder:
         for key, value in request.variables.items():
             if not isinstance(key, str) or not isinstance(value, str):
                 raise InvalidArguments("variables", "names and values must be strings")
+        missing = [(n, p) for n, p in agent.inputs if n not in request.variables]
+        if missing:
+            asked = ", ".join(f"${{input:{n}}}" + (f" ({p})" if p else "") for n, p in missing)
+            example = ", ".join(f'"{n}": "..."' for n, _ in missing)
+            raise InvalidArguments(
+                "variables",
+                f"agent {agent.name!r} asks for {asked}; pass "
+                f"{'it' if len(missing) == 1 else 'them'} as variables: {{{example}}}",
+            )
         if self._index.state == "empty":
             await self._index.scan()
         # While a scan runs, globs see only the folders already indexed; how long to wait for it
@@ -414,7 +436,30 @@ class ContextBuilder:
             value = values.get(m.group(1))
             return m.group(0) if value is None else value
 
-        return _VARIABLE.sub(fill, agent.body)
+        if agent.format not in COPILOT_FORMATS:
+            return _VARIABLE.sub(fill, agent.body)
+        file = values["file"]
+        base = file.rsplit("/", 1)[-1]
+        copilot = {
+            "file": file,
+            "fileBasename": base,
+            "fileDirname": file.rsplit("/", 1)[0] if "/" in file else "",
+            "fileBasenameNoExtension": base.rsplit(".", 1)[0] if "." in base[1:] else base,
+            "selection": selection,
+            "selectedText": selection,
+            "workspaceFolder": values["workspace"],
+            "workspaceFolderBasename": values["workspace"],
+        }
+
+        def fill_copilot(m: re.Match[str]) -> str:
+            """``{{x}}`` as above; ``${input:x}`` from the variables; the rest from the editor."""
+            if m.group(1) is not None:
+                return fill(m)
+            if m.group(2) is not None:
+                return request.variables[m.group(2)]  # presence checked in build()
+            return copilot[m.group(3)]
+
+        return _VARIABLE_OR_COPILOT.sub(fill_copilot, agent.body)
 
     async def _selection(
         self, selection: Selection, buffers: BufferSource, open_set: set[Path]
