@@ -105,6 +105,9 @@ class AgentService:
         """Set by the adapter: whether the editor holds an unsaved buffer for a path."""
         self._scan_task: asyncio.Task[None] | None = None
         self._watch_task: asyncio.Task[None] | None = None
+        self._listed: tuple[int, Settings, tuple[Path, ...], dict[str, Any]] | None = None
+        """The last ``agents.list`` answer and what it was built from (registry version,
+        settings, folders): a warm list is a lookup, and the LSP layer encodes it as is."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -116,13 +119,13 @@ class AgentService:
     async def start(self) -> None:
         """Load agents, open history, start the scan and the watcher; does not wait for the scan."""
         self.history.open()
-        changed: set[Path] = set()
-        for folder in self.roots.folders:
-            changed |= self.registry.load_folder(folder)
-        changed |= self.registry.set_backends(
+        # the cross-file rules first, while the registry is empty: loading applies them once
+        changed = self.registry.set_backends(
             self.settings.backends.keys(), self.settings.default_backend
         )
         changed |= self.registry.set_model_check(self._model_note)
+        for folder in self.roots.folders:
+            changed |= self.registry.load_folder(folder)
         self.on_problems_changed(changed | set(self.registry.files()))
         if self._watch and self.roots.folders:
             self.watcher = Watcher(self.roots.folders, self.files_changed)
@@ -236,7 +239,19 @@ class AgentService:
     # -- commands ----------------------------------------------------------------------------
 
     def list_agents(self) -> dict[str, Any]:
-        """``agentls.agents.list``: ``model`` is what a run asks for (``model_source`` says why)."""
+        """``agentls.agents.list``: ``model`` is what a run asks for (``model_source`` says why).
+
+        The answer is built once per state of the registry, settings and folders; callers must
+        not change it.
+        """
+        cached = self._listed
+        if (
+            cached is not None
+            and cached[0] == self.registry.version
+            and cached[1] is self.settings
+            and cached[2] == self.roots.folders
+        ):
+            return cached[3]
         agents = []
         for entry in self.registry.agents():
             d = entry.to_dict(self.roots.display)
@@ -250,7 +265,9 @@ class AgentService:
                 d["model_requested"] = None
                 d["model_source"] = None
             agents.append(d)
-        return {"agents": agents}
+        answer = {"agents": agents}
+        self._listed = (self.registry.version, self.settings, self.roots.folders, answer)
+        return answer
 
     def model_for(self, agent: AgentDefinition) -> ModelChoice:
         """The model ``agent`` runs on with its backend, by the ``[models]`` rules."""

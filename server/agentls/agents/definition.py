@@ -451,16 +451,15 @@ class _FrontMatter:
         that strict YAML misreads are quoted and the text parsed again; if that works the agent is
         valid, with a hint on each value that needed it.
         """
-        result = self._strict(front, body, body_line=body_line)
-        if not self.syntax_failed:
-            return result
         quoted, lines = _quote_plain_values(front)
         if not lines:
-            return result
+            return self._strict(front, body, body_line=body_line)
+        # A top-level plain value with ': ' inside is always a strict YAML error, so the quoted
+        # text is tried first: one parse for such files instead of two.
         retry = _FrontMatter(self.source, self.stem, self.format, shift=self.shift)
         relaxed = retry._strict(quoted, body, body_line=body_line)
         if retry.syntax_failed:
-            return result
+            return self._strict(front, body, body_line=body_line)
         hints = tuple(
             Problem(
                 "quote this value; strict YAML reads ': ' as a mapping (Claude Code reads it as "

@@ -419,6 +419,8 @@ class AgentRegistry:
         """Folder -> symlinks its walk did not follow (they point out of it)."""
         self._followed: dict[Path, tuple[Path, ...]] = {}
         """Folder -> realpaths of linked folders its walk followed."""
+        self.version = 0
+        """Goes up whenever the entries are rebuilt: callers cache what they derive from them."""
 
     # -- changing what is known -------------------------------------------------------------
 
@@ -726,6 +728,7 @@ class AgentRegistry:
             )
         previous = self._entries
         self._entries = entries
+        self.version += 1
         return {
             path
             for path in previous.keys() | entries.keys()

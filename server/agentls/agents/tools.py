@@ -80,6 +80,8 @@ _BUILTIN_PREFIXES = frozenset({"vscode", "copilot"})
 
 def split_tools(value: str) -> tuple[str, ...]:
     """Split ``Read, Grep, Agent(a, b)`` on commas outside parentheses."""
+    if "(" not in value:
+        return tuple(item for item in (part.strip() for part in value.split(",")) if item)
     items: list[str] = []
     depth = 0
     current: list[str] = []
