@@ -8,7 +8,9 @@ other tool reads it too. So the configuration decides:
 
 1. ``[models.BACKEND]`` then ``[models]`` map the name (``source = "alias"``); an ``anthropic``
    backend also knows ``ANTHROPIC_ALIASES`` for Claude Code's aliases.
-2. A name the backend lists in its ``models`` is sent as written (``"agent"``).
+2. A name the backend lists in its ``models`` is sent as written (``"agent"``); a display name
+   that is a listed model spelled differently (``GPT-4.1 (copilot)`` for ``gpt-4.1``) is sent in
+   the listed spelling (``"alias"``).
 3. A foreign name (``foreign_reason``; for a ``command`` backend only a name missing from its
    ``models`` list) is replaced by the backend's own model (``"backend"``), and
    the run result, ``agents.list`` and a hint on the file say so.
@@ -98,6 +100,9 @@ def resolve_model(
         return ModelChoice(mapped, "alias", requested)
     if requested in backend.models:
         return ModelChoice(requested, "agent", requested)
+    listed = _listed_spelling(requested, backend.models)
+    if listed is not None:
+        return ModelChoice(listed, "alias", requested)
     reason = foreign_reason(requested, backend)
     if reason is None:
         return ModelChoice(requested, "agent", requested)
@@ -111,6 +116,13 @@ def resolve_model(
         f'configuration: [models] {_toml_key(requested)} = "MODEL"'
     )
     return ModelChoice(fallback, "backend", requested, note)
+
+
+def _listed_spelling(name: str, models: tuple[str, ...]) -> str | None:
+    """The listed model a display name spells differently (``GPT-4.1 (copilot)`` is ``gpt-4.1``)."""
+    wanted = re.sub(r"\s*\(copilot\)\s*$", "", name, flags=re.IGNORECASE).strip()
+    wanted = re.sub(r"\s+", "-", wanted).lower()
+    return next((model for model in models if model.lower() == wanted), None)
 
 
 def backend_aliases(backend: BackendConfig, aliases: ModelAliases) -> dict[str, str]:
