@@ -62,14 +62,14 @@ def test_locations_and_formats(rel: str, fmt: str | None) -> None:
 
 
 def test_folders_whose_moves_change_definitions() -> None:
-    assert LOCATION_PARENTS == {
+    assert {
         ".agents",
         ".claude",
         ".claude/agents",
         ".github",
         ".github/agents",
         ".github/prompts",
-    }
+    } == LOCATION_PARENTS
     assert may_hold_definitions(".claude/agents/review")  # a category folder
     assert may_hold_definitions(".agents/team")
     assert not may_hold_definitions(".github/agents/sub")  # not searched
