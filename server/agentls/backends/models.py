@@ -69,7 +69,7 @@ def foreign_reason(name: str, backend: BackendConfig) -> str | None:
     Code's understands its own aliases, so there only a known ``models`` list rules a name out.
     """
     if backend.kind == "command":
-        if backend.models:
+        if backend.models and name not in backend.models:
             return f"{name!r} is not one of the models backend {backend.name!r} lists"
         return None
     lowered = name.lower()
@@ -77,7 +77,7 @@ def foreign_reason(name: str, backend: BackendConfig) -> str | None:
         return f"{name!r} is a Claude Code alias"
     if _DISPLAY_NAME.search(name):
         return f"{name!r} is a GitHub Copilot model name"
-    if backend.models:
+    if backend.models and name not in backend.models:
         return f"{name!r} is not one of the models backend {backend.name!r} lists"
     if backend.kind == "openai" and lowered.startswith("claude-"):
         return f"{name!r} is an Anthropic model and backend {backend.name!r} is OpenAI-compatible"
