@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -105,6 +106,9 @@ class AgentService:
         """Set by the adapter: whether the editor holds an unsaved buffer for a path."""
         self._scan_task: asyncio.Task[None] | None = None
         self._watch_task: asyncio.Task[None] | None = None
+        self._model_memo: dict[tuple[str | None, str | None], ModelChoice] = {}
+        self._models_for: Settings | None = None
+        """The settings ``_model_memo`` was computed for."""
         self._listed: tuple[int, Settings, tuple[Path, ...], dict[str, Any]] | None = None
         """The last ``agents.list`` answer and what it was built from (registry version,
         settings, folders): a warm list is a lookup, and the LSP layer encodes it as is."""
@@ -253,8 +257,9 @@ class AgentService:
         ):
             return cached[3]
         agents = []
+        display = self._display_function()
         for entry in self.registry.agents():
-            d = entry.to_dict(self.roots.display)
+            d = entry.to_dict(display)
             d["uri"] = entry.source.as_uri()
             if entry.definition is not None:
                 choice = self.model_for(entry.definition)
@@ -269,10 +274,37 @@ class AgentService:
         self._listed = (self.registry.version, self.settings, self.roots.folders, answer)
         return answer
 
+    def _display_function(self) -> Callable[[Path], str]:
+        """``roots.display`` for definition files, by string slicing (pathlib's ``relative_to``
+        costs more than the rest of a 1,000-agent list) when the paths allow it."""
+        folders = self.roots.folders
+        if len(folders) != 1 or os.sep != "/":
+            return self.roots.display
+        prefix = str(folders[0]).rstrip("/") + "/"
+
+        def display(path: Path) -> str:
+            text = str(path)
+            return text[len(prefix) :] if text.startswith(prefix) else self.roots.display(path)
+
+        return display
+
     def model_for(self, agent: AgentDefinition) -> ModelChoice:
-        """The model ``agent`` runs on with its backend, by the ``[models]`` rules."""
-        config = self.settings.backend(agent.backend)
-        return resolve_model(agent.model, config, self.settings.models)
+        """The model ``agent`` runs on with its backend, by the ``[models]`` rules.
+
+        Memoised per (model, backend) for the current settings: a collection of 1,000 agents
+        names a handful of models, and the registry asks at every refresh.
+        """
+        settings = self.settings
+        if self._models_for is not settings:
+            self._model_memo.clear()
+            self._models_for = settings
+        key = (agent.model, agent.backend)
+        choice = self._model_memo.get(key)
+        if choice is None:
+            config = settings.backend(agent.backend)
+            choice = resolve_model(agent.model, config, settings.models)
+            self._model_memo[key] = choice
+        return choice
 
     def _model_note(self, agent: AgentDefinition) -> str | None:
         """The registry's hint for a model that is not sent as written."""

@@ -13,6 +13,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import psutil
+
 from agentls.agents.registry import scan_folder
 from agentls.bench.plan import BenchError, Plan
 from agentls.bench.rpc import ServerProcess
@@ -80,7 +82,9 @@ async def scenario_registry(plan: Plan, work: Path) -> ScenarioResult:
         if len(scan.files) != AGENTS:
             raise BenchError(f"the registry found {len(scan.files)} files, expected {AGENTS}")
     firsts: list[float] = []
+    firsts_cpu: list[float] = []
     warm: list[float] = []
+    warm_cpu: list[float] = []
     size = 0
     options = {"default_backend": "bench", "backends": {"bench": BACKEND}, "trusted": True}
     for _ in range(plan.registry_rounds):
@@ -96,15 +100,21 @@ async def scenario_registry(plan: Plan, work: Path) -> ScenarioResult:
                     "initializationOptions": options,
                 },
             )
+            child = psutil.Process(server.pid)
+            cpu_before = _cpu(child)
             started = time.perf_counter()
             server.notify("initialized", {})
             listed = await server.command("agentls.agents.list")
             firsts.append(_ms(time.perf_counter() - started))
+            firsts_cpu.append(_ms(_cpu(child) - cpu_before))
             size = _check(listed, AGENTS)
+            await server.wait_indexed()
+            cpu_before = _cpu(child)
             for _ in range(plan.registry_list_reps):
                 started = time.perf_counter()
                 listed = await server.command("agentls.agents.list")
                 warm.append(_ms(time.perf_counter() - started))
+            warm_cpu.append(_ms(_cpu(child) - cpu_before) / plan.registry_list_reps)
             _check(listed, AGENTS)
         finally:
             await server.close()
@@ -122,6 +132,14 @@ async def scenario_registry(plan: Plan, work: Path) -> ScenarioResult:
     )
     result.figures.append(
         summarise(
+            "first agents.list, server CPU time",
+            "ms",
+            firsts_cpu,
+            note="the server's CPU (all threads) until the answer; less sensitive to load",
+        )
+    )
+    result.figures.append(
+        summarise(
             "warm agents.list",
             "ms",
             warm,
@@ -129,5 +147,14 @@ async def scenario_registry(plan: Plan, work: Path) -> ScenarioResult:
             note=f"{size // 1024} KB answer, {plan.registry_list_reps} requests per round",
         )
     )
+    result.figures.append(
+        summarise("warm agents.list, server CPU time per request", "ms", warm_cpu)
+    )
     result.info["answer_bytes"] = size
     return result
+
+
+def _cpu(process: psutil.Process) -> float:
+    """Seconds of CPU a process has used (user + system, all threads)."""
+    times = process.cpu_times()
+    return float(times.user + times.system)
