@@ -90,6 +90,9 @@ def test_quick_run_measured_correct_results(quick_report: dict[str, Any]) -> Non
         assert "1,000 x 10 KB cold: sequential / sliced x4" in names
     pack = scenarios["pack"]["info"]
     assert pack["files"] > 100 and pack["prompt_mb"] > 1
+    # the registry scenario checked every answer (1,000 valid agents on the backend's model)
+    assert scenarios["registry"]["info"]["answer_bytes"] > 500_000
+    assert figure("registry", "warm agents.list")["runs"] >= 10
 
 
 def test_an_unknown_scenario_is_a_usage_error() -> None:
