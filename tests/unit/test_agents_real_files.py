@@ -8,10 +8,12 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agentls.agents.definition import parse_definition
 from agentls.agents.registry import AgentRegistry
-from agentls.agents.tools import group_of, read_tools, tool_groups
+from agentls.agents.tools import group_of, read_tools, split_tools, tool_groups
 
 CLAUDE = Path("/w/.claude/agents/helper.md")
 COPILOT = Path("/w/.github/agents/helper.agent.md")
@@ -333,3 +335,24 @@ def test_link_loops_are_walked_once(tmp_path: Path) -> None:
     reg.load_folder(root)
     assert [e.name for e in reg.agents()] == ["a"]
     assert os.path.islink(root / ".claude/agents/self")
+
+
+def _split_by_depth(value: str) -> tuple[str, ...]:
+    """The reference: split on commas at parenthesis depth 0, one character at a time."""
+    items, depth, current = [], 0, ""
+    for char in value:
+        depth += char == "("
+        depth = max(0, depth - (char == ")"))
+        if char == "," and depth == 0:
+            items.append(current.strip())
+            current = ""
+        else:
+            current += char
+    items.append(current.strip())
+    return tuple(item for item in items if item)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="ab (),:*", max_size=40))
+def test_the_fast_tools_split_agrees_with_the_character_walk(value: str) -> None:
+    assert split_tools(value) == _split_by_depth(value)

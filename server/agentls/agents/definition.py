@@ -172,6 +172,11 @@ FOREIGN_KEYS: frozenset[str] = frozenset(
 )
 """Keys other tools define: still hints (agentls ignores them), worded not to read as typos."""
 
+SPAN_KEYS: frozenset[str] = frozenset({"name", "backend", "model"})
+"""Keys whose value spans a parse keeps for the registry's cross-file problems."""
+
+_STR_TAG = "tag:yaml.org,2002:str"
+
 INHERIT_MODEL = "inherit"
 """Claude Code's way of saying "no override"; read as no ``model`` at all."""
 
@@ -209,8 +214,8 @@ class ParseResult:
     definition can still be listed and asked for by name. ``name_known`` says whether the name
     really came from a readable front matter (or a file without one); the registry only lets such
     names collide, so a file with a YAML error never makes a good file with its stem a "duplicate".
-    ``spans`` maps each top-level key to the span of its value, for problems found later
-    (duplicate names, unknown backends).
+    ``spans`` maps the keys in ``SPAN_KEYS`` to the span of their value, for problems found later
+    (duplicate names, unknown backends, model hints).
     """
 
     name: str
@@ -439,7 +444,13 @@ class _FrontMatter:
         self.problems.append(self.span(node).problem(message))
 
     def construct(self, node: yaml.Node) -> Any:
-        """The Python value of a node (the loader caches it, so aliases stay shared)."""
+        """The Python value of a node (the loader caches it, so aliases stay shared).
+
+        A plain string scalar, most of any front matter, is its own value: taken directly, as
+        the loader's string constructor would, without its dispatch.
+        """
+        if type(node) is yaml.ScalarNode and node.tag == _STR_TAG:
+            return node.value
         assert self.loader is not None
         return self.loader.construct_object(node, deep=True)
 
@@ -543,17 +554,19 @@ class _FrontMatter:
             )
 
         values: dict[str, Any] = {}
-        seen: dict[str, int] = {}
+        seen: dict[str, yaml.Node] = {}
         for key_node, value_node in pairs:
             key = self.construct(key_node)
             if not isinstance(key, str):
                 self.error(key_node, f"keys must be plain names, not {_kind(key)}")
                 continue
             if key in seen:
-                self.error(key_node, f"duplicate key {key!r} (first set on line {seen[key] + 1})")
+                first = self.position(seen[key].start_mark.index)[0]
+                self.error(key_node, f"duplicate key {key!r} (first set on line {first + 1})")
                 continue
-            seen[key] = self.position(key_node.start_mark.index)[0]
-            self.spans[key] = self.span(value_node)
+            seen[key] = key_node
+            if key in SPAN_KEYS:
+                self.spans[key] = self.span(value_node)
             values[key] = self._value(key, key_node, value_node)
 
         name = values.get("name") if isinstance(values.get("name"), str) else None

@@ -11,6 +11,7 @@ a later change will grant.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 
 GROUPS: tuple[str, ...] = ("read", "search", "edit", "execute", "web", "agent", "todo", "mcp")
@@ -78,10 +79,18 @@ _BUILTIN_PREFIXES = frozenset({"vscode", "copilot"})
 """``prefix/name`` forms that are editor built-ins rather than MCP servers."""
 
 
+_ITEM = re.compile(r"(?:[^,(]|\([^)]*\)?)+")
+"""One comma-separated item, parenthesised groups (``Agent(a, b)``) kept whole."""
+
+_NESTED = re.compile(r"\([^)]*\(")
+
+
 def split_tools(value: str) -> tuple[str, ...]:
     """Split ``Read, Grep, Agent(a, b)`` on commas outside parentheses."""
     if "(" not in value:
         return tuple(item for item in (part.strip() for part in value.split(",")) if item)
+    if _NESTED.search(value) is None:  # one level of parentheses: a regular expression will do
+        return tuple(item for m in _ITEM.finditer(value) if (item := m.group().strip()))
     items: list[str] = []
     depth = 0
     current: list[str] = []
