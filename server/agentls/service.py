@@ -208,14 +208,14 @@ class AgentService:
         self.index.note_changes(paths)
         problems: set[Path] = set()
         config_changed = False
+        linked: set[Path] = set()
         for path in paths:
             # A storm (a checkout of thousands of files) comes as one batch on the loop: skip
             # the paths that cannot be configuration or agents before any path arithmetic.
-            if (
-                path.name != WORKSPACE_CONFIG_NAME
-                and LOCATION_ROOTS.isdisjoint(path.parts)
-                and not self.registry.follows(path)
-            ):
+            if path.name != WORKSPACE_CONFIG_NAME and LOCATION_ROOTS.isdisjoint(path.parts):
+                # a folder that a definition location links to holds definitions too
+                if path.suffix in ("", ".md") and self.registry.follows(path):
+                    linked.add(path)
                 continue
             folder = self.roots.folder_of(path)
             if folder is None:
@@ -223,11 +223,12 @@ class AgentService:
             rel = path.relative_to(folder).as_posix()
             if rel == WORKSPACE_CONFIG_NAME:
                 config_changed = True
-            elif (
-                may_hold_definitions(rel) or self.registry.follows(path)
-            ) and not self.is_open_in_editor(path):
+            elif may_hold_definitions(rel) and not self.is_open_in_editor(path):
                 # a moved or deleted folder is reported once; update() rescans for it
                 problems |= self.registry.update(path, None)
+        if linked:
+            # one rescan per folder for the whole batch, however many files the storm touched
+            problems |= self.registry.rescan_following(linked)
         if problems:
             self.on_problems_changed(problems)
         if config_changed:

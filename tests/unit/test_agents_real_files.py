@@ -356,3 +356,33 @@ def _split_by_depth(value: str) -> tuple[str, ...]:
 @given(st.text(alphabet="ab (),:*", max_size=40))
 def test_the_fast_tools_split_agrees_with_the_character_walk(value: str) -> None:
     assert split_tools(value) == _split_by_depth(value)
+
+
+async def test_a_storm_in_a_followed_folder_rescans_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agentls.config import load_settings
+    from agentls.service import AgentService
+
+    root = tmp_path / "repo"
+    write(root, "agents/a.md", agent("a"))
+    (root / ".claude").mkdir()
+    (root / ".claude/agents").symlink_to("../agents")
+    settings = load_settings([root], {"data_dir": str(tmp_path / "data")}, user_file=tmp_path / "x")
+    service = AgentService(settings, [root], watch=False)
+    await service.start()
+    try:
+        loads: list[Path] = []
+        real_load = service.registry.load_folder
+        monkeypatch.setattr(
+            service.registry, "load_folder", lambda f: loads.append(f) or real_load(f)
+        )
+        changed = {write(root, f"agents/n{i}.md", agent(f"n{i}")) for i in range(50)}
+        changed |= {write(root, f"src/f{i}.py", "x = 1\n") for i in range(50)}
+        service.files_changed(changed)
+        assert loads == [root]
+        assert len(service.list_agents()["agents"]) == 51
+        service.files_changed({write(root, "src/other.py", "y = 2\n")})
+        assert loads == [root]  # a change elsewhere does not rescan
+    finally:
+        await service.shutdown()

@@ -480,7 +480,7 @@ class AgentRegistry:
         folders = [f for f in self._claims if _is_definition_in(key, f)]
         if not folders:
             if text is None and self.follows(path):
-                return self._rescan_following(path)
+                return self.rescan_following([path])
             return self._rescan_for_directory(key) if text is None else set()
         target = Path(os.path.realpath(key))
         if any(p != key and r == target for p, r in self._real.items()):
@@ -599,11 +599,15 @@ class AgentRegistry:
                     return known
         return key
 
-    def _rescan_following(self, path: Path) -> set[Path]:
-        """A change inside a followed symlinked folder: rescan the folders that follow it."""
+    def rescan_following(self, paths: Collection[Path]) -> set[Path]:
+        """Changes inside followed symlinked folders: rescan each folder that follows one, once.
+
+        Files there are known by their path through the link, and a new file can appear in any
+        subfolder, so the folder is walked again (only its definition locations).
+        """
         changed: set[Path] = set()
         for folder, targets in list(self._followed.items()):
-            if any(path.is_relative_to(t) for t in targets):
+            if any(path.is_relative_to(t) for path in paths for t in targets):
                 changed |= self.load_folder(folder)
         return changed
 
