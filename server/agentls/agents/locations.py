@@ -70,9 +70,6 @@ DEFINITION_GLOBS: tuple[str, ...] = tuple(location.glob for location in LOCATION
 NOT_AGENTS: frozenset[str] = frozenset({"readme.md", "claude.md", "agents.md"})
 """File names (compared in lower case) that describe agents rather than define one."""
 
-FOREIGN_FORMATS: frozenset[str] = frozenset({"claude", "copilot", "copilot-prompt"})
-"""Other tools' formats: their keys are accepted and their model names mapped, not sent as is."""
-
 COPILOT_FORMATS: frozenset[str] = frozenset({"copilot", "copilot-prompt"})
 """Formats whose bodies use Copilot's ``${...}`` variables."""
 
