@@ -272,44 +272,52 @@ def walk_folder(folder: Path) -> tuple[list[FoundFile], list[SkippedLink], list[
     def inside(real: str) -> bool:
         return real == root or real.startswith(root + os.sep)
 
-    def walk(directory: str, real_dir: str, location: Location) -> None:
-        visited.add(real_dir)
-        try:
-            with os.scandir(directory) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except OSError as e:
-            _log_walk_error(e)
-            return
-        for entry in entries:
-            name = entry.name
-            if name.startswith(".") or len(found) >= MAX_FILES_PER_FOLDER:
+    def walk(top: str, real_top: str, location: Location) -> None:
+        # iterative: a hostile tree nested thousands of folders deep must not overflow the stack
+        pending = [(top, real_top)]
+        while pending:
+            directory, real_dir = pending.pop()
+            if real_dir in visited:
                 continue
+            visited.add(real_dir)
             try:
-                is_link = entry.is_symlink()
-                is_dir = entry.is_dir()
-            except OSError:
+                with os.scandir(directory) as it:
+                    entries = sorted(it, key=lambda e: e.name)
+            except OSError as e:
+                _log_walk_error(e)
                 continue
-            if is_dir:
-                if not location.recursive:
+            subfolders: list[tuple[str, str]] = []
+            for entry in entries:
+                name = entry.name
+                if name.startswith(".") or len(found) >= MAX_FILES_PER_FOLDER:
                     continue
-                real = os.path.realpath(entry.path) if is_link else os.path.join(real_dir, name)
-                if not inside(real):
-                    skipped.append(SkippedLink(Path(entry.path), True))
+                try:
+                    is_link = entry.is_symlink()
+                    is_dir = entry.is_dir()
+                except OSError:
                     continue
-                if real in visited:
-                    continue
-                if is_link:
-                    followed.append(Path(real))
-                walk(entry.path, real, location)
-            elif location.matches_name(name):
-                if is_link:
-                    real = os.path.realpath(entry.path)
-                    if not inside(real):
-                        skipped.append(SkippedLink(Path(entry.path), False))
+                if is_dir:
+                    if not location.recursive:
                         continue
-                else:
-                    real = os.path.join(real_dir, name)
-                found.append(FoundFile(Path(entry.path), Path(real), location))
+                    real = os.path.realpath(entry.path) if is_link else os.path.join(real_dir, name)
+                    if not inside(real):
+                        skipped.append(SkippedLink(Path(entry.path), True))
+                        continue
+                    if real in visited:
+                        continue
+                    if is_link:
+                        followed.append(Path(real))
+                    subfolders.append((entry.path, real))
+                elif location.matches_name(name):
+                    if is_link:
+                        real = os.path.realpath(entry.path)
+                        if not inside(real):
+                            skipped.append(SkippedLink(Path(entry.path), False))
+                            continue
+                    else:
+                        real = os.path.join(real_dir, name)
+                    found.append(FoundFile(Path(entry.path), Path(real), location))
+            pending.extend(reversed(subfolders))
 
     for location in LOCATIONS:
         top = os.path.join(root, *location.directory.split("/"))
