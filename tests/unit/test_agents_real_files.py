@@ -386,3 +386,23 @@ async def test_a_storm_in_a_followed_folder_rescans_once(
         assert loads == [root]  # a change elsewhere does not rescan
     finally:
         await service.shutdown()
+
+
+def test_a_hostile_deeply_nested_tree_is_walked_without_recursion(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    root = tmp_path / "repo"
+    deep = root / ".claude" / "agents"
+    deep.mkdir(parents=True)
+    # deeper than Python's recursion limit; built with relative paths to stay under PATH_MAX
+    monkeypatch.chdir(deep)
+    for _ in range(sys.getrecursionlimit() + 50):
+        os.mkdir("d")
+        os.chdir("d")
+    Path("bottom.md").write_text(agent("bottom"), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    reg = AgentRegistry()
+    reg.load_folder(root)
+    assert [e.name for e in reg.agents()] == ["bottom"]
