@@ -406,3 +406,38 @@ def test_a_hostile_deeply_nested_tree_is_walked_without_recursion(
     reg = AgentRegistry()
     reg.load_folder(root)
     assert [e.name for e in reg.agents()] == ["bottom"]
+
+
+def test_a_rescan_parses_only_the_files_that_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agentls.agents import registry as registry_module
+
+    parsed: list[str] = []
+    real_parse = registry_module.parse_definition
+
+    def counting(text: str, source: Path, fmt: object = None) -> object:
+        parsed.append(source.name)
+        return real_parse(text, source, fmt)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(registry_module, "parse_definition", counting)
+    for i in range(5):
+        write(tmp_path, f".claude/agents/a{i}.md", agent(f"a{i}"))
+    reg = AgentRegistry()
+    reg.load_folder(tmp_path)
+    assert len(parsed) == 5
+    parsed.clear()
+    write(tmp_path, ".claude/agents/a2.md", agent("a2", description="changed"))
+    reg.load_folder(tmp_path)
+    assert parsed == ["a2.md"]
+    assert reg.get("a2").description == "changed"
+    # an editor buffer is parsed as it is; after it closes, the disk text counts again
+    parsed.clear()
+    reg.update(tmp_path / ".claude/agents/a3.md", agent("a3", description="unsaved"))
+    reg.load_folder(tmp_path)
+    assert reg.get("a3").description == "unsaved"
+    reg.update(tmp_path / ".claude/agents/a3.md", None)
+    assert reg.get("a3").description == "d"
+    parsed.clear()
+    reg.load_folder(tmp_path)
+    assert parsed == []

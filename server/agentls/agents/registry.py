@@ -149,6 +149,8 @@ class FolderScan:
     """Symlinks the walk did not follow because they point outside the folder."""
     followed: tuple[Path, ...] = ()
     """Realpaths of symlinked folders the walk followed: changes there change definitions."""
+    digests: Mapping[Path, tuple[int, int]] = field(default_factory=dict)
+    """Each file's text as (length, hash), so the next scan can keep an unchanged file's parse."""
 
 
 def canonical(path: Path) -> Path:
@@ -361,15 +363,22 @@ def _log_walk_error(error: OSError) -> None:
     logger.warning("cannot list %s: %s", error.filename, error.strerror)
 
 
-def scan_folder(folder: Path, max_bytes: int = MAX_DEFINITION_BYTES) -> FolderScan:
+def scan_folder(
+    folder: Path,
+    max_bytes: int = MAX_DEFINITION_BYTES,
+    known: Mapping[Path, tuple[tuple[int, int], ParseResult]] | None = None,
+) -> FolderScan:
     """Read and parse every definition file of a folder. Pure: safe to run in a worker thread.
 
     A file reached twice through symlinks is kept once, under its lexically first path. A file
     link that points outside the folder is an entry that says so (information), never read.
+    ``known`` holds the previous scan's digests and parses: a file whose text is unchanged keeps
+    its parse (a rescan of 1,000 agents reads them all but parses only what changed).
     """
     root = Path(os.path.realpath(folder))
     files: dict[Path, ParseResult] = {}
     real: dict[Path, Path] = {}
+    digests: dict[Path, tuple[int, int]] = {}
     seen: set[Path] = set()
     found, skipped, followed = walk_folder(root)
     for item in found:
@@ -379,8 +388,15 @@ def scan_folder(folder: Path, max_bytes: int = MAX_DEFINITION_BYTES) -> FolderSc
         if text is None:  # deleted between the walk and the read
             continue
         seen.add(item.real)
-        files[item.path] = parse_text(item.path, text, max_bytes, item.location.format)
         real[item.path] = item.real
+        if isinstance(text, str):
+            digest = (len(text), hash(text))
+            digests[item.path] = digest
+            previous = known.get(item.path) if known else None
+            if previous is not None and previous[0] == digest:
+                files[item.path] = previous[1]
+                continue
+        files[item.path] = parse_text(item.path, text, max_bytes, item.location.format)
     for link in skipped:
         if not link.is_dir:
             rel = link.path.relative_to(root).as_posix()
@@ -394,7 +410,7 @@ def scan_folder(folder: Path, max_bytes: int = MAX_DEFINITION_BYTES) -> FolderSc
                 format=format_of(link.path),
             )
             real[link.path] = link.path
-    return FolderScan(root, files, real, tuple(skipped), tuple(followed))
+    return FolderScan(root, files, real, tuple(skipped), tuple(followed), digests)
 
 
 class AgentRegistry:
@@ -427,6 +443,8 @@ class AgentRegistry:
         """Folder -> symlinks its walk did not follow (they point out of it)."""
         self._followed: dict[Path, tuple[Path, ...]] = {}
         """Folder -> realpaths of linked folders its walk followed."""
+        self._digests: dict[Path, tuple[int, int]] = {}
+        """File -> (length, hash) of the disk text its parse came from; none for buffers."""
         self.version = 0
         """Goes up whenever the entries are rebuilt: callers cache what they derive from them."""
 
@@ -438,7 +456,13 @@ class AgentRegistry:
         This reads files on the calling thread; to keep a large folder off the event loop, run
         ``scan_folder`` in a worker and pass the result to ``apply_scan``.
         """
-        return self.apply_scan(scan_folder(folder, self._max_bytes))
+        real_folder = Path(os.path.realpath(folder))
+        known = {
+            path: (self._digests[path], self._parsed[path])
+            for path in self._claims.get(real_folder, ())
+            if path in self._digests and path in self._parsed and path not in self._buffers
+        }
+        return self.apply_scan(scan_folder(folder, self._max_bytes, known))
 
     def apply_scan(self, scan: FolderScan) -> set[Path]:
         """Swap in a folder's scan. Open buffers keep winning over what the scan read from disk."""
@@ -463,6 +487,9 @@ class AgentRegistry:
             self._forget_if_unclaimed(path)
         self._parsed.update(files)
         self._real.update(real)
+        for path in files:
+            self._digests.pop(path, None)
+        self._digests.update({p: d for p, d in scan.digests.items() if p not in self._buffers})
         return self._refresh()
 
     def remove_folder(self, folder: Path) -> set[Path]:
@@ -496,12 +523,16 @@ class AgentRegistry:
             return set()
         fmt = _format_in(key, folders[0])
         if text is not None:
+            self._digests.pop(key, None)  # the parse no longer matches the disk text
             self._buffers[key] = text
             result: ParseResult | None = parse_text(key, text, self._max_bytes, fmt)
         else:
             self._buffers.pop(key, None)
+            self._digests.pop(key, None)
             read = read_definition(key, self._max_bytes)
             result = None if read is None else parse_text(key, read, self._max_bytes, fmt)
+            if isinstance(read, str):
+                self._digests[key] = (len(read), hash(read))
         if result is None:
             for f in folders:
                 self._claims[f].discard(key)
@@ -625,6 +656,7 @@ class AgentRegistry:
         self._parsed.pop(path, None)
         self._real.pop(path, None)
         self._buffers.pop(path, None)
+        self._digests.pop(path, None)
 
     def _rescan_for_directory(self, key: Path) -> set[Path]:
         """Rescan folders where ``key`` is a definition directory or holds known definition files.
