@@ -29,6 +29,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from agentls.workspace.reader import read_regular
+
 BackendKind = Literal["openai", "anthropic", "command"]
 Origin = Literal["default", "user", "workspace", "client"]
 
@@ -82,6 +84,10 @@ class Limits:
     """Seconds; default for agents that do not set ``timeout``."""
     max_output_bytes: int = 8 * 1024 * 1024
     """A run's output beyond this is cut and the run fails."""
+    max_prompt_bytes: int | None = None
+    """The expanded prompt (body with its variables filled in, plus the task) must stay under
+    this many bytes, or the request fails before the prompt is built. None sizes it from each
+    run's token budget (``context.builder.prompt_bytes_limit``)."""
 
 
 @dataclass(frozen=True)
@@ -139,13 +145,29 @@ class _Layer:
     data: Mapping[str, Any]
 
 
-def _read_toml(path: Path, problems: list[str]) -> dict[str, Any]:
-    try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
+MAX_CONFIG_FILE_BYTES = 1024 * 1024
+"""A configuration file larger than this is not read (a problem says so)."""
+
+
+def _read_toml(path: Path, problems: list[str], within: Path | None = None) -> dict[str, Any]:
+    """A TOML file's table, through the safe reader; ``{}`` (and a problem) when it cannot be had.
+
+    ``within`` is the workspace folder for its ``agentls.toml``: a symlink out of it (to
+    ``/dev/stdin``, the editor's own message pipe) or anything but a regular file is refused
+    without being opened for reading. The user's own file is not the workspace's (None).
+    """
+    folders = (Path(os.path.realpath(within)),) if within is not None else None
+    got = read_regular(
+        path, max_bytes=MAX_CONFIG_FILE_BYTES, within=folders, follow_symlink=True
+    )
+    if got == "missing":
         return {}
-    except (OSError, tomllib.TOMLDecodeError) as e:
+    if isinstance(got, str):
+        problems.append(f"{path}: not read ({got.replace('_', ' ')})")
+        return {}
+    try:
+        return tomllib.loads(got.data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         problems.append(f"{path}: {e}")
         return {}
 
@@ -165,7 +187,7 @@ def load_settings(
     layers.append(_Layer("user", str(ufile), user))
     for folder in folders:
         wfile = folder / WORKSPACE_CONFIG_NAME
-        layers.append(_Layer("workspace", str(wfile), _read_toml(wfile, problems)))
+        layers.append(_Layer("workspace", str(wfile), _read_toml(wfile, problems, folder)))
     init = dict(init_options or {})
     trusted_flag = init.pop("trusted", None)
     if trusted_flag is not None and not isinstance(trusted_flag, bool):

@@ -17,6 +17,10 @@ from agentls.errors import InvalidArguments
 MAX_TASK_CHARS = 1_000_000
 """A task longer than this is refused; it would not fit any model's context anyway."""
 
+MAX_FILES = 1_000
+"""The most entries ``files`` may list. Each is resolved and judged on the event loop; 400,000 of
+them took 39 s and starved every other request. Globs are the way to attach many files."""
+
 
 @dataclass(frozen=True)
 class Position:
@@ -95,6 +99,8 @@ def parse_run(raw: Mapping[str, Any], *, dry_run_allowed: bool = True) -> RunArg
     files = raw.get("files")
     if files is None:
         file_list: tuple[str, ...] = ()
+    elif isinstance(files, list) and len(files) > MAX_FILES:
+        raise InvalidArguments("files", f"at most {MAX_FILES:,} entries, got {len(files):,}")
     elif isinstance(files, list) and all(isinstance(f, str) and f for f in files):
         file_list = tuple(files)
     else:

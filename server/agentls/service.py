@@ -22,7 +22,7 @@ from typing import Any
 
 from agentls.agents.definition import AgentDefinition
 from agentls.agents.locations import LOCATION_ROOTS, is_definition_path, may_hold_definitions
-from agentls.agents.registry import AgentRegistry
+from agentls.agents.registry import AgentRegistry, scan_folder
 from agentls.backends.base import BackendError, BackendRequest
 from agentls.backends.factory import BackendFactory
 from agentls.backends.models import ModelChoice, resolve_model
@@ -40,6 +40,7 @@ from agentls.errors import UnknownRun
 from agentls.execution.engine import ExecutionEngine, RunJob, RunObserver
 from agentls.execution.history import ExecutionHistory, history_path
 from agentls.execution.records import RunRecord
+from agentls.loop_lag import LoopLag
 from agentls.metrics import Metrics
 from agentls.requests import HistoryListArgs, RunArgs
 from agentls.workspace.cache import FileCache
@@ -75,12 +76,15 @@ class AgentService:
         """The workspace folders (realpaths); the only judge of what is inside."""
         limits = settings.limits
         self.index = WorkspaceIndex(self.roots, max_file_bytes=limits.max_file_bytes)
-        self.cache = FileCache(max_bytes=limits.cache_max_bytes)
+        self.cache = FileCache(
+            max_bytes=limits.cache_max_bytes, folders=lambda: self.roots.folders
+        )
         self.registry = AgentRegistry()
         self.builder = ContextBuilder(
             self.roots, self.index, self.cache, max_file_bytes=limits.max_file_bytes
         )
         self.metrics = Metrics()
+        self.loop_lag = LoopLag()
         self.history = ExecutionHistory(
             self._history_file(),
             max_entries=limits.history_max_entries,
@@ -122,14 +126,16 @@ class AgentService:
 
     async def start(self) -> None:
         """Load agents, open history, start the scan and the watcher; does not wait for the scan."""
-        self.history.open()
+        self.loop_lag.start()
+        await asyncio.to_thread(self.history.open)  # reads the whole file once: not on the loop
         # the cross-file rules first, while the registry is empty: loading applies them once
         changed = self.registry.set_backends(
             self.settings.backends.keys(), self.settings.default_backend
         )
         changed |= self.registry.set_model_check(self._model_note)
         for folder in self.roots.folders:
-            changed |= self.registry.load_folder(folder)
+            # Walking and reading the definitions touches the disk: a worker thread does it.
+            changed |= self.registry.apply_scan(await asyncio.to_thread(scan_folder, folder))
         self.on_problems_changed(changed | set(self.registry.files()))
         if self._watch and self.roots.folders:
             self.watcher = Watcher(self.roots.folders, self.files_changed)
@@ -162,6 +168,7 @@ class AgentService:
 
     async def shutdown(self) -> None:
         """Cancel runs, stop watching, close history and backends. Safe to call twice."""
+        self.loop_lag.stop()
         await self.engine.shutdown(timeout=1.0)
         if self._watch_task is not None and not self._watch_task.done():
             self._watch_task.cancel()
@@ -184,7 +191,7 @@ class AgentService:
         for folder in old - new:
             changed |= self.registry.remove_folder(folder)
         for folder in new - old:
-            changed |= self.registry.load_folder(folder)
+            changed |= self.registry.apply_scan(await asyncio.to_thread(scan_folder, folder))
         changed |= self.registry.set_backends(
             self.settings.backends.keys(), self.settings.default_backend
         )
@@ -456,6 +463,7 @@ class AgentService:
             index=self.index.stats(),
             history=self.history.stats(),
             engine={"active": len(self.engine.active())},
+            loop=self.loop_lag.snapshot(),
         )
 
     def clear_cache(self) -> dict[str, Any]:
@@ -498,6 +506,7 @@ class AgentService:
             max_files=agent.max_files or limits.max_files,
             max_context_tokens=agent.max_context_tokens or limits.max_context_tokens,
             bytes_per_token=estimate.bytes_per_token,
+            max_prompt_bytes=limits.max_prompt_bytes,
         )
 
     def _refusal(self, agent: AgentDefinition, config: BackendConfig | None) -> str | None:

@@ -12,12 +12,15 @@ import pytest
 from agentls.agents.definition import AgentDefinition
 from agentls.backends.base import render_prompt
 from agentls.context.builder import (
+    MIN_PROMPT_BYTES,
     ContextBuilder,
     ContextRequest,
     ContextResult,
     ManifestEntry,
     Selection,
+    expanded_size,
     extract_selection,
+    prompt_bytes_limit,
 )
 from agentls.context.tokens import estimate_tokens
 from agentls.errors import InvalidArguments
@@ -486,3 +489,42 @@ async def test_the_user_message_is_kept_as_bytes_and_decoded_on_demand(tmp_path:
     assert result.prompt_bytes == result.prompt.encode("utf-8")
     bare = await build(builder, agent(body="  "), ContextRequest(task="t"))
     assert bare.prompt_bytes == bare.user_bytes and bare.prompt == bare.user
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "",
+        "no variables at all",
+        "{{task}}" * 50,
+        "é {{ task }} {{unknown}} {{selection}}{{task}} 😀 {{file}}{{",
+        "{{selection}}" * 3 + "{{agent}}{{workspace}}{{extra}}",
+    ],
+)
+def test_expanded_size_is_the_size_of_the_filled_in_body(body: str) -> None:
+    values = {"task": "tâche " * 7, "selection": "sel😀\n", "agent": "a", "extra": "", "file": ""}
+    definition = AgentDefinition(name="a", body=body, source=Path("a.md"))
+    filled = ContextBuilder._system_prompt(definition, values)
+    assert expanded_size(body, values) == len(filled.encode("utf-8"))
+
+
+def test_the_default_prompt_bound_follows_the_token_budget() -> None:
+    assert prompt_bytes_limit(60_000) == MIN_PROMPT_BYTES
+    assert prompt_bytes_limit(1_000_000) == 4 * 4 * 1_000_000
+    assert prompt_bytes_limit(1_000_000, configured=1234) == 1234
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "${input:topic} ${input:topic:What} ${file}${fileBasename} ${selection}{{task}} ${HOME}",
+        "é ${workspaceFolder}${selectedText}${fileDirname}/${fileBasenameNoExtension} ${input:no}",
+    ],
+)
+def test_expanded_size_counts_copilot_variables(body: str) -> None:
+    values = {"task": "tâche", "selection": "sel😀\n", "file": "src/app.py", "workspace": "ws"}
+    inputs = {"topic": "caching ✓"}
+    definition = AgentDefinition(name="a", body=body, source=Path("a.md"), format="copilot")
+    filled = ContextBuilder._system_prompt(definition, values, inputs)
+    assert "${input:topic" not in filled and "${file}" not in filled
+    assert expanded_size(body, values, inputs, copilot=True) == len(filled.encode("utf-8"))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from agentls.execution.history import ExecutionHistory, history_path
+from agentls.execution.history import CHECKPOINT_EVERY, ExecutionHistory, history_path
 from agentls.execution.records import RunRecord
 
 SERVER = Path(__file__).resolve().parents[2] / "server"
@@ -354,3 +354,30 @@ def test_stats_fields(tmp_path: Path) -> None:
     h.close()
     h.close()  # twice is fine
     assert h.get("r00001") == rec(1)  # memory stays usable after close
+
+
+def test_checkpoints_happen_off_the_loop_connection(tmp_path: Path) -> None:
+    """Inserts never checkpoint (the fsync); the checkpoint thread keeps the WAL from growing."""
+    h = opened(tmp_path / "h.sqlite")
+    conn = h._conn
+    assert conn is not None
+    assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    wal = Path(f"{tmp_path / 'h.sqlite'}-wal")
+    checkpointer = h._checkpointer
+    assert checkpointer is not None
+    writes = CHECKPOINT_EVERY * 5
+    sizes = []
+    for i in range(writes):
+        h.add(rec(i, output="x" * 2000))
+        pending = checkpointer._pending
+        if pending is not None:
+            pending.result(timeout=30)  # keep this test deterministic: one at a time
+        if i % CHECKPOINT_EVERY == CHECKPOINT_EVERY - 1:
+            sizes.append(wal.stat().st_size)
+    # Checkpointed, the WAL is reused from its start: it stops growing after the first round
+    # (without checkpoints it would hold all five rounds).
+    assert sizes[-1] < sizes[0] * 1.5, sizes
+    h.close()
+    again = opened(tmp_path / "h.sqlite")
+    assert len(again.list(limit=writes)) == writes
+    again.close()

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from agentls.errors import InvalidArguments
-from agentls.requests import parse_history_list, parse_run, parse_run_id, single_object
+from agentls.requests import MAX_FILES, parse_history_list, parse_run, parse_run_id, single_object
 
 
 def test_single_object() -> None:
@@ -98,3 +98,11 @@ def test_history_and_ids() -> None:
     assert parse_run_id({"id": "abc"}) == "abc"
     with pytest.raises(InvalidArguments):
         parse_run_id({"id": 5})
+
+
+def test_files_lists_at_most_max_files_entries() -> None:
+    assert len(parse_run({"agent": "a", "files": ["x"] * MAX_FILES}).files) == MAX_FILES
+    with pytest.raises(InvalidArguments) as e:
+        parse_run({"agent": "a", "files": ["x"] * (MAX_FILES + 1)})
+    assert e.value.field == "files"
+    assert "1,000" in e.value.message

@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
-import stat
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +45,7 @@ from agentls.agents.locations import (
     may_hold_definitions,
 )
 from agentls.errors import InvalidAgent, UnknownAgent
+from agentls.workspace.reader import RawFile, read_regular
 
 logger = logging.getLogger(__name__)
 
@@ -149,8 +149,9 @@ class FolderScan:
     """Symlinks the walk did not follow because they point outside the folder."""
     followed: tuple[Path, ...] = ()
     """Realpaths of symlinked folders the walk followed: changes there change definitions."""
-    digests: Mapping[Path, tuple[int, int]] = field(default_factory=dict)
-    """Each file's text as (length, hash), so the next scan can keep an unchanged file's parse."""
+    texts: Mapping[Path, str] = field(default_factory=dict)
+    """The text each file was parsed from (diagnostics are positioned against it, and the next
+    scan keeps the parse of a file whose text did not change)."""
 
 
 def canonical(path: Path) -> Path:
@@ -163,41 +164,29 @@ def canonical(path: Path) -> Path:
     return Path(os.path.realpath(path.parent)) / path.name
 
 
-def read_definition(path: Path, max_bytes: int = MAX_DEFINITION_BYTES) -> str | Problem | None:
+def read_definition(
+    path: Path, within: Sequence[Path], max_bytes: int = MAX_DEFINITION_BYTES
+) -> str | Problem | None:
     """The text of a definition file, a Problem saying why it cannot be had, or None if missing.
 
-    Opens without blocking and checks the file is regular before reading, so a FIFO or device
-    someone named ``*.md`` cannot hang the server.
+    Read through the safe reader (``workspace.reader``), so the rules are the same at start-up
+    and on every reload the watcher or a save triggers: a symlink is followed only to a target
+    inside ``within`` that is not on the deny-list (``.agents/reviewer.md -> ../.env`` and a late
+    ``.agents/late.md -> ~/.ssh/id_rsa`` are refused, as None: no agent, like a missing file);
+    a FIFO or device is a Problem, never a hang; a file over ``max_bytes`` is not read.
     """
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(path, flags)
-    except (FileNotFoundError, NotADirectoryError):
+    got = read_regular(path, max_bytes=max_bytes, within=within, follow_symlink=True)
+    if isinstance(got, RawFile):
+        return decode_definition(got.data)
+    if got in ("missing", "outside_workspace", "secret"):
+        if got != "missing":
+            logger.info("%s is not read as an agent definition: %s", path, got.replace("_", " "))
         return None
-    except OSError as e:
-        return Problem(f"cannot read this file: {e.strerror or type(e).__name__}")
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            return Problem("not a regular file; an agent definition must be a plain text file")
-        if info.st_size > max_bytes:
-            return _too_large(max_bytes)
-        chunks: list[bytes] = []
-        size = 0
-        while size <= max_bytes:
-            chunk = os.read(fd, max_bytes + 1 - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-    except OSError as e:
-        return Problem(f"cannot read this file: {e.strerror or type(e).__name__}")
-    finally:
-        os.close(fd)
-    data = b"".join(chunks)
-    if len(data) > max_bytes:  # it grew after fstat
+    if got == "not_a_file":
+        return Problem("not a regular file; an agent definition must be a plain text file")
+    if got == "too_large":
         return _too_large(max_bytes)
-    return decode_definition(data)
+    return Problem("cannot read this file")
 
 
 def decode_definition(data: bytes) -> str | Problem:
@@ -366,34 +355,33 @@ def _log_walk_error(error: OSError) -> None:
 def scan_folder(
     folder: Path,
     max_bytes: int = MAX_DEFINITION_BYTES,
-    known: Mapping[Path, tuple[tuple[int, int], ParseResult]] | None = None,
+    known: Mapping[Path, tuple[str, ParseResult]] | None = None,
 ) -> FolderScan:
     """Read and parse every definition file of a folder. Pure: safe to run in a worker thread.
 
     A file reached twice through symlinks is kept once, under its lexically first path. A file
     link that points outside the folder is an entry that says so (information), never read.
-    ``known`` holds the previous scan's digests and parses: a file whose text is unchanged keeps
-    its parse (a rescan of 1,000 agents reads them all but parses only what changed).
+    ``known`` holds the previous scan's texts and parses: a file whose text is unchanged keeps its
+    parse (a rescan of 1,000 agents reads them all but parses only what changed).
     """
     root = Path(os.path.realpath(folder))
     files: dict[Path, ParseResult] = {}
     real: dict[Path, Path] = {}
-    digests: dict[Path, tuple[int, int]] = {}
+    texts: dict[Path, str] = {}
     seen: set[Path] = set()
     found, skipped, followed = walk_folder(root)
     for item in found:
         if item.real in seen:
             continue
-        text = read_definition(item.path, max_bytes)
-        if text is None:  # deleted between the walk and the read
+        text = read_definition(item.path, (root,), max_bytes)
+        if text is None:  # deleted between the walk and the read, or refused
             continue
         seen.add(item.real)
         real[item.path] = item.real
         if isinstance(text, str):
-            digest = (len(text), hash(text))
-            digests[item.path] = digest
+            texts[item.path] = text
             previous = known.get(item.path) if known else None
-            if previous is not None and previous[0] == digest:
+            if previous is not None and previous[0] == text:
                 files[item.path] = previous[1]
                 continue
         files[item.path] = parse_text(item.path, text, max_bytes, item.location.format)
@@ -410,7 +398,7 @@ def scan_folder(
                 format=format_of(link.path),
             )
             real[link.path] = link.path
-    return FolderScan(root, files, real, tuple(skipped), tuple(followed), digests)
+    return FolderScan(root, files, real, tuple(skipped), tuple(followed), texts)
 
 
 class AgentRegistry:
@@ -432,6 +420,8 @@ class AgentRegistry:
         """File -> its realpath, to ignore a second path to a file already known."""
         self._buffers: dict[Path, str] = {}
         """Files whose editor buffer was given; it wins over disk until ``update(path, None)``."""
+        self._texts: dict[Path, str] = {}
+        """File -> the text it was last parsed from, so diagnostics need no second read."""
         self._backends: frozenset[str] | None = None
         """Backend names from the configuration; None until ``set_backends``, then checked."""
         self._default_backend: str | None = None
@@ -443,8 +433,6 @@ class AgentRegistry:
         """Folder -> symlinks its walk did not follow (they point out of it)."""
         self._followed: dict[Path, tuple[Path, ...]] = {}
         """Folder -> realpaths of linked folders its walk followed."""
-        self._digests: dict[Path, tuple[int, int]] = {}
-        """File -> (length, hash) of the disk text its parse came from; none for buffers."""
         self.version = 0
         """Goes up whenever the entries are rebuilt: callers cache what they derive from them."""
 
@@ -458,9 +446,9 @@ class AgentRegistry:
         """
         real_folder = Path(os.path.realpath(folder))
         known = {
-            path: (self._digests[path], self._parsed[path])
+            path: (self._texts[path], self._parsed[path])
             for path in self._claims.get(real_folder, ())
-            if path in self._digests and path in self._parsed and path not in self._buffers
+            if path in self._texts and path in self._parsed and path not in self._buffers
         }
         return self.apply_scan(scan_folder(folder, self._max_bytes, known))
 
@@ -470,12 +458,14 @@ class AgentRegistry:
         previous = self._claims.get(folder, set())
         files = dict(scan.files)
         real = dict(scan.real)
+        texts = dict(scan.texts)
         for path, text in self._buffers.items():
             rel = _relative(path, folder)
             location = location_of(rel) if rel is not None else None
             if location is not None:
                 files[path] = parse_text(path, text, self._max_bytes, location.format)
                 real.setdefault(path, Path(os.path.realpath(path)))
+                texts[path] = text
         known = set(self._skipped.get(folder, ()))
         for link in scan.skipped:
             if link not in known:
@@ -488,8 +478,8 @@ class AgentRegistry:
         self._parsed.update(files)
         self._real.update(real)
         for path in files:
-            self._digests.pop(path, None)
-        self._digests.update({p: d for p, d in scan.digests.items() if p not in self._buffers})
+            self._texts.pop(path, None)
+        self._texts.update(texts)
         return self._refresh()
 
     def remove_folder(self, folder: Path) -> set[Path]:
@@ -523,16 +513,14 @@ class AgentRegistry:
             return set()
         fmt = _format_in(key, folders[0])
         if text is not None:
-            self._digests.pop(key, None)  # the parse no longer matches the disk text
             self._buffers[key] = text
             result: ParseResult | None = parse_text(key, text, self._max_bytes, fmt)
         else:
             self._buffers.pop(key, None)
-            self._digests.pop(key, None)
-            read = read_definition(key, self._max_bytes)
+            # Judged against every known folder at this read, exactly as the start-up scan.
+            read = read_definition(key, tuple(self._claims), self._max_bytes)
             result = None if read is None else parse_text(key, read, self._max_bytes, fmt)
-            if isinstance(read, str):
-                self._digests[key] = (len(read), hash(read))
+            text = read if isinstance(read, str) else None
         if result is None:
             for f in folders:
                 self._claims[f].discard(key)
@@ -542,6 +530,10 @@ class AgentRegistry:
             self._claims[f].add(key)
         self._parsed[key] = result
         self._real[key] = target
+        if text is None:
+            self._texts.pop(key, None)
+        else:
+            self._texts[key] = text
         return self._refresh()
 
     def set_backends(self, names: Collection[str], default: str | None) -> set[Path]:
@@ -616,6 +608,13 @@ class AgentRegistry:
         )
         return list(entry.problems) if entry else []
 
+    def text(self, path: Path) -> str | None:
+        """The text a definition file was last parsed from (buffer or disk); None if unknown.
+
+        Diagnostics are positioned against it, so publishing them never reads the file again.
+        """
+        return self._texts.get(path) or self._texts.get(canonical(path))
+
     def files(self) -> list[Path]:
         """Every definition file known, sorted: the files diagnostics are published for."""
         return sorted(self._entries, key=str)
@@ -656,7 +655,7 @@ class AgentRegistry:
         self._parsed.pop(path, None)
         self._real.pop(path, None)
         self._buffers.pop(path, None)
-        self._digests.pop(path, None)
+        self._texts.pop(path, None)
 
     def _rescan_for_directory(self, key: Path) -> set[Path]:
         """Rescan folders where ``key`` is a definition directory or holds known definition files.

@@ -349,6 +349,7 @@ async def scenario_streaming(plan: Plan, work: Path) -> ScenarioResult:
     busy_p50: list[float] = []
     busy_p99: list[float] = []
     wall: list[float] = []
+    stall: list[float] = []
     server = await ServerProcess.spawn(server_env(work))
     try:
         await server.initialize(folder, {"trusted": True})
@@ -370,7 +371,17 @@ async def scenario_streaming(plan: Plan, work: Path) -> ScenarioResult:
                 lat.append(await _timed_trivial(server))
                 await asyncio.sleep(0.002)
             records = await gathered
-            wall.append(_ms(time.perf_counter() - started))
+            took = time.perf_counter() - started
+            wall.append(_ms(took))
+            stall.append(
+                _longest_stall(
+                    await server.send(
+                        "workspace/executeCommand",
+                        {"command": "agentls.metrics", "arguments": [{}]},
+                    ),
+                    took,
+                )
+            )
             bad = [r for r in records if r["status"] != "succeeded" or "token39" not in r["output"]]
             if bad:
                 raise BenchError(f"{len(bad)} streaming runs did not succeed: {bad[0]['error']}")
@@ -391,7 +402,22 @@ async def scenario_streaming(plan: Plan, work: Path) -> ScenarioResult:
         summarise("trivial p99 during runs", "ms", busy_p99, target=("<=", 20), note=note)
     )
     result.figures.append(summarise(f"{plan.streaming_runs} runs, wall time", "ms", wall))
+    result.figures.append(
+        summarise(
+            "longest event-loop stall during runs",
+            "ms",
+            stall,
+            note="the server's loop heartbeat (agentls.metrics loop); 0 = none over 50 ms",
+        )
+    )
     return result
+
+
+def _longest_stall(metrics: Mapping[str, Any], seconds: float) -> float:
+    """The longest loop stall the server saw in the last ``seconds`` (0 if none over 50 ms)."""
+    stalls = metrics["loop"]["stalls"]
+    recent = [s["ms"] for s in stalls if s["ago_ms"] <= seconds * 1000]
+    return max(recent, default=0.0)
 
 
 async def _timed_trivial(server: ServerProcess) -> float:

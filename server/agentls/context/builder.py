@@ -38,8 +38,10 @@ file) and kind.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import html
+import operator
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -51,7 +53,7 @@ from agentls.agents.locations import COPILOT_FORMATS
 from agentls.backends.base import render_prompt
 from agentls.context.secrets import Redaction, SecretScanner
 from agentls.context.tokens import DEFAULT_BYTES_PER_TOKEN, bytes_within, estimate_tokens
-from agentls.errors import InvalidArguments
+from agentls.errors import InvalidArguments, PromptTooLarge
 from agentls.workspace.cache import CachedFile, FileCache
 from agentls.workspace.filters import looks_binary
 from agentls.workspace.index import FileEntry, WorkspaceIndex
@@ -65,6 +67,19 @@ DEFAULT_INCLUDE: tuple[str, ...] = ("selection", "active_file")
 
 TRUNCATE_MIN_BYTES = 256
 """The smallest part of a file worth attaching when the whole does not fit."""
+
+MIN_PROMPT_BYTES = 2 * 1024 * 1024
+"""The smallest default prompt bound: a definition at its size limit (1 MiB) with a long task."""
+
+PROMPT_BUDGET_FACTOR = 4
+"""The default prompt bound is this many times the bytes the token budget allows: room for a
+calibration that errs, never room for a variable repeated thousands of times."""
+
+YIELD_EVERY = 2_000
+"""Candidates handled between two yields to the event loop when a glob selects a huge tree."""
+
+_REL = operator.attrgetter("rel")
+_MTIME = operator.attrgetter("mtime_ns")
 
 _READ_SLACK = 8
 """Extra files read per batch beyond the free slots, to replace ones that turn out unreadable."""
@@ -286,6 +301,85 @@ def extract_selection(text: str, selection: Selection) -> tuple[str, int, int]:
     return text[offset(*start) : offset(*end)], first + 1, last + 1
 
 
+def prompt_bytes_limit(max_context_tokens: int, configured: int | None = None) -> int:
+    """The bound on a run's expanded prompt, in bytes.
+
+    Args:
+        max_context_tokens: the run's token budget.
+        configured: ``limits.max_prompt_bytes``; None derives the bound from the budget.
+
+    Returns:
+        ``configured`` when set; otherwise ``PROMPT_BUDGET_FACTOR`` times the bytes the budget
+        allows at the uncalibrated ratio, and at least ``MIN_PROMPT_BYTES`` (2 MiB for the
+        default 60,000 tokens).
+    """
+    if configured is not None:
+        return configured
+    budget = bytes_within(max_context_tokens, DEFAULT_BYTES_PER_TOKEN)
+    return max(MIN_PROMPT_BYTES, PROMPT_BUDGET_FACTOR * budget)
+
+
+def expanded_size(
+    body: str,
+    values: Mapping[str, str],
+    inputs: Mapping[str, str] | None = None,
+    *,
+    copilot: bool = False,
+) -> int:
+    """The UTF-8 size of ``body`` once its variables are filled in, computed without building it.
+
+    A body of ``{{task}}`` repeated 100,000 times with a 2,000-character task would be 200 MB;
+    this counts it in one pass over the body, costing no more memory than the body itself.
+    ``copilot`` counts Copilot's ``${...}`` variables too (``inputs`` fill ``${input:x}``).
+    """
+    pattern = _VARIABLE_OR_COPILOT if copilot else _VARIABLE
+    editor = _copilot_values(values) if copilot else {}
+    sizes: dict[str, int] = {}
+    size = len(body.encode("utf-8", "surrogatepass"))
+    for m in pattern.finditer(body):
+        value = _value_of(m, values, inputs or {}, editor)
+        if value is None:
+            continue
+        key = m.group(0)
+        width = sizes.get(key)
+        if width is None:
+            width = sizes[key] = len(value.encode("utf-8", "surrogatepass"))
+        size += width - len(m.group(0).encode("utf-8", "surrogatepass"))
+    return size
+
+
+def _copilot_values(values: Mapping[str, str]) -> dict[str, str]:
+    """Copilot's editor variables (``${file}``...) from agentls' own values."""
+    file = values.get("file", "")
+    base = file.rsplit("/", 1)[-1]
+    workspace = values.get("workspace", "")
+    selection = values.get("selection", "")
+    return {
+        "file": file,
+        "fileBasename": base,
+        "fileDirname": file.rsplit("/", 1)[0] if "/" in file else "",
+        "fileBasenameNoExtension": base.rsplit(".", 1)[0] if "." in base[1:] else base,
+        "selection": selection,
+        "selectedText": selection,
+        "workspaceFolder": workspace,
+        "workspaceFolderBasename": workspace,
+    }
+
+
+def _value_of(
+    m: re.Match[str],
+    values: Mapping[str, str],
+    inputs: Mapping[str, str],
+    editor: Mapping[str, str],
+) -> str | None:
+    """The value one ``_VARIABLE_OR_COPILOT`` (or ``_VARIABLE``) match is replaced by, if any."""
+    if m.group(1) is not None:
+        return values.get(m.group(1))
+    if m.lastindex is not None and m.lastindex >= 2 and m.group(2) is not None:
+        return inputs.get(m.group(2))
+    return editor.get(m.group(3))
+
+
 class ContextBuilder:
     """Builds the prompt and manifest of a run from the workspace, the editor and the agent."""
 
@@ -330,6 +424,7 @@ class ContextBuilder:
         max_files: int,
         max_context_tokens: int,
         bytes_per_token: float = DEFAULT_BYTES_PER_TOKEN,
+        max_prompt_bytes: int | None = None,
     ) -> ContextResult:
         """Assemble the prompt of one run.
 
@@ -340,6 +435,7 @@ class ContextBuilder:
             max_files: the most files to attach (the selection counts as one).
             max_context_tokens: the estimated-token budget of the whole prompt.
             bytes_per_token: the backend's calibration (``tokens.estimate_tokens``).
+            max_prompt_bytes: ``limits.max_prompt_bytes`` (None: ``prompt_bytes_limit``).
 
         Returns:
             The system and user parts, their token estimate, and a manifest entry for every file
@@ -348,6 +444,8 @@ class ContextBuilder:
         Raises:
             InvalidArguments: a negative budget, a non-string variable, a bad glob in the agent, or
                 a negative selection position.
+            PromptTooLarge: the body with its variables filled in, plus the task, would exceed
+                the prompt bound; found before the prompt is built.
         """
         if max_files < 0:
             raise InvalidArguments("max_files", "must not be negative")
@@ -394,9 +492,17 @@ class ContextBuilder:
             for path in open_paths:
                 candidates.append(self._explicit(path, "open_file", buffers, open_set, seen))
         if agent.context:
-            candidates.extend(self._globbed(agent.context, buffers, open_set, seen))
+            candidates.extend(await self._globbed(agent.context, buffers, open_set, seen))
 
-        system = self._system_prompt(agent, request, selection_text)
+        values = self._values(agent, request, selection_text)
+        copilot = agent.format in COPILOT_FORMATS
+        fixed_size = expanded_size(agent.body, values, request.variables, copilot=copilot) + len(
+            request.task.encode("utf-8", "surrogatepass")
+        )
+        limit = prompt_bytes_limit(max_context_tokens, max_prompt_bytes)
+        if fixed_size > limit:
+            raise PromptTooLarge(fixed_size, limit)
+        system = self._system_prompt(agent, values, request.variables)
         task_block = f"<task>\n{request.task}\n</task>\n".encode("utf-8", "replace")
         system_bytes = len(system.rstrip().encode("utf-8", "replace"))
         fixed = (system_bytes + 2 if system.strip() else 0) + len(task_block)
@@ -416,10 +522,10 @@ class ContextBuilder:
             tokens=estimate_tokens(fixed - len(task_block) + len(user_bytes), bytes_per_token),
         )
 
-    def _system_prompt(
+    def _values(
         self, agent: AgentDefinition, request: ContextRequest, selection: str
-    ) -> str:
-        """The agent's body with the variables filled in, in one pass."""
+    ) -> dict[str, str]:
+        """The values of the body's variables: the request's own, then the built-in ones."""
         folders = self._roots.folders
         active = request.active_file
         values = dict(request.variables)
@@ -430,36 +536,29 @@ class ContextBuilder:
             file=self._roots.display(active) if active is not None else "",
             selection=selection,
         )
+        return values
+
+    @staticmethod
+    def _system_prompt(
+        agent: AgentDefinition,
+        values: Mapping[str, str],
+        inputs: Mapping[str, str] | None = None,
+    ) -> str:
+        """The agent's body with the variables filled in, in one pass.
+
+        Copilot files also get Copilot's ``${...}`` variables; ``inputs`` (the request's own
+        variables) fill ``${input:x}``, whose presence ``build`` checked.
+        """
+        copilot = agent.format in COPILOT_FORMATS
+        pattern = _VARIABLE_OR_COPILOT if copilot else _VARIABLE
+        editor = _copilot_values(values) if copilot else {}
 
         def fill(m: re.Match[str]) -> str:
-            """A known variable's value; an unknown ``{{x}}`` stays as written."""
-            value = values.get(m.group(1))
+            """A known variable's value; an unknown one stays as written."""
+            value = _value_of(m, values, inputs or {}, editor)
             return m.group(0) if value is None else value
 
-        if agent.format not in COPILOT_FORMATS:
-            return _VARIABLE.sub(fill, agent.body)
-        file = values["file"]
-        base = file.rsplit("/", 1)[-1]
-        copilot = {
-            "file": file,
-            "fileBasename": base,
-            "fileDirname": file.rsplit("/", 1)[0] if "/" in file else "",
-            "fileBasenameNoExtension": base.rsplit(".", 1)[0] if "." in base[1:] else base,
-            "selection": selection,
-            "selectedText": selection,
-            "workspaceFolder": values["workspace"],
-            "workspaceFolderBasename": values["workspace"],
-        }
-
-        def fill_copilot(m: re.Match[str]) -> str:
-            """``{{x}}`` as above; ``${input:x}`` from the variables; the rest from the editor."""
-            if m.group(1) is not None:
-                return fill(m)
-            if m.group(2) is not None:
-                return request.variables[m.group(2)]  # presence checked in build()
-            return copilot[m.group(3)]
-
-        return _VARIABLE_OR_COPILOT.sub(fill_copilot, agent.body)
+        return pattern.sub(fill, agent.body)
 
     async def _selection(
         self, selection: Selection, buffers: BufferSource, open_set: set[Path]
@@ -522,24 +621,33 @@ class ContextBuilder:
         cand.reason = reason
         return cand
 
-    def _globbed(
+    async def _globbed(
         self,
         patterns: tuple[str, ...],
         buffers: BufferSource,
         open_set: set[Path],
         seen: set[Path],
     ) -> list[_Candidate]:
-        """The agent's globs over every folder: usable files newest first, then excluded ones."""
+        """The agent's globs over every folder: usable files newest first, then excluded ones.
+
+        Matching hands the loop back between slices (``WorkspaceIndex.expand``), so a ``**/*``
+        over a huge tree does not stall the requests that arrive meanwhile.
+        """
         entries: list[FileEntry] = []
         left_out: list[tuple[Path, str]] = []
         for folder in self._roots.folders:
-            found, excluded = self._index.match(folder, patterns)
+            found, excluded = await self._index.expand(folder, patterns)
             entries.extend(found)
             left_out.extend(excluded)
-        entries.sort(key=lambda e: (-e.mtime_ns, e.rel))
+        # Newest first, then by name: two stable C-keyed sorts cost a third of one tuple-keyed
+        # sort, which held the loop for 60 ms over 100,000 files.
+        entries.sort(key=_REL)
+        entries.sort(key=_MTIME, reverse=True)
         display_rel = self._roots.display_rel
         out: list[_Candidate] = []
-        for entry in entries:
+        for n, entry in enumerate(entries, 1):
+            if n % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
             path = entry.path
             cand = _Candidate(path, "glob", display_rel(entry.folder, entry.rel), entry.size)
             if path in seen:
@@ -581,6 +689,8 @@ class ContextBuilder:
         contents: dict[Path, CachedFile | str] = {}
         attached = 0
         for i, cand in enumerate(candidates):
+            if i and i % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # a glob over a huge tree: let other requests in
             if cand.reason is None and attached >= max_files:
                 cand.reason = "max_files"
             if cand.reason is not None:

@@ -22,12 +22,18 @@ check is renamed aside (``.corrupt-<time>``), what can still be read from it is 
 file, and a folder that cannot be written (or a disk error later, such as a full disk) turns the
 history into memory only, with ``degraded`` set to the reason and one warning logged.
 
-All calls are synchronous and made on the event loop: each is one short SQLite statement or
-transaction (well under a millisecond for an insert), which is cheaper than a thread hop.
+Calls are synchronous and made on the event loop: each is one short SQLite statement or
+transaction (well under a millisecond for an insert), which is cheaper than a thread hop. The two
+pieces of disk work that are not short happen elsewhere: ``open`` (an integrity check that reads
+the whole file, and salvage) is meant for a worker thread before the history is used, and WAL
+checkpoints (the only fsyncs, which a busy disk can stretch to hundreds of milliseconds) run on a
+checkpoint thread with a connection of its own, every ``CHECKPOINT_EVERY`` writes, instead of inside
+whichever insert SQLite's automatic checkpoint would pick.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -51,6 +57,9 @@ SCHEMA_VERSION = 1
 
 BUSY_TIMEOUT_MS = 2000
 """How long a write waits for another process (a second editor window) holding the lock."""
+
+CHECKPOINT_EVERY = 200
+"""Writes between two WAL checkpoints (a few hundred KB of WAL for typical records)."""
 
 MEMORY_ENTRIES_WITH_DISK = 1000
 """Default memory bound (entries) when a disk store holds the full history."""
@@ -185,6 +194,8 @@ class ExecutionHistory:
         )
         self._conn: sqlite3.Connection | None = None
         """The open store, or None (not opened, memory only, or degraded)."""
+        self._checkpointer: _Checkpointer | None = None
+        """Checkpoints the WAL off the loop while the store is open."""
         self.degraded: str | None = None
         """Why the disk store is not in use although a path was given; None when all is well."""
         self._warned = False
@@ -192,9 +203,18 @@ class ExecutionHistory:
     # -- lifecycle ------------------------------------------------------------------------------
 
     def open(self) -> None:
-        """Open (or create) the disk store; on any trouble fall back to memory. Never raises."""
+        """Open (or create) the disk store; on any trouble fall back to memory. Never raises.
+
+        It reads the whole file once (the integrity check), so the server calls it from a worker
+        thread before anything else uses the history.
+        """
         self.close()
         self.degraded = None
+        self._open()
+        if self._conn is not None and self._path is not None:
+            self._checkpointer = _Checkpointer(self._path)
+
+    def _open(self) -> None:
         if self._path is None:
             return
         try:
@@ -223,6 +243,9 @@ class ExecutionHistory:
 
     def close(self) -> None:
         """Close the disk store (memory is kept). Safe to call twice."""
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            checkpointer.close()
         conn, self._conn = self._conn, None
         if conn is not None:
             try:
@@ -374,9 +397,16 @@ class ExecutionHistory:
 
     def _connect(self) -> sqlite3.Connection:
         assert self._path is not None
-        conn = sqlite3.connect(self._path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        # Opened on a worker thread, then used on the loop's: never by two threads at once.
+        conn = sqlite3.connect(
+            self._path,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,
+            check_same_thread=False,
+        )
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer's job, off the loop
             try:
                 check = conn.execute("PRAGMA quick_check").fetchall()
             except sqlite3.DatabaseError as e:
@@ -427,6 +457,9 @@ class ExecutionHistory:
                 raise
         except (sqlite3.Error, OSError) as e:
             self._degrade(f"writing the history file failed: {e}")
+            return
+        if self._checkpointer is not None:
+            self._checkpointer.wrote()
 
     @staticmethod
     def _totals(conn: sqlite3.Connection) -> tuple[int, int]:
@@ -544,3 +577,55 @@ class ExecutionHistory:
                 wider[key] = cachetools.Cache.__getitem__(self._mem, key)
             self._mem = wider
             self._mem_max_entries = self._max_entries
+
+
+class _Checkpointer:
+    """WAL checkpoints on a thread of their own, so that no insert on the loop waits for an fsync.
+
+    The loop's connection has automatic checkpoints off; this one copies the WAL back into the
+    database every ``CHECKPOINT_EVERY`` writes (``PASSIVE``: it never blocks a writer, and a
+    checkpoint that cannot finish now finishes next time). Its connection lives and dies on the
+    pool's single thread. The last connection to close checkpoints whatever is left.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="agentls-history"
+        )
+        self._pending: concurrent.futures.Future[None] | None = None
+        self._writes = 0
+        """Writes since the last checkpoint was asked for (counted on the loop)."""
+        self._conn: sqlite3.Connection | None = None
+        """Used only on the pool's thread."""
+
+    def wrote(self) -> None:
+        """Count one committed write; ask for a checkpoint when enough have gathered."""
+        self._writes += 1
+        if self._writes < CHECKPOINT_EVERY:
+            return
+        if self._pending is not None and not self._pending.done():
+            return  # the previous one is still running: the next write asks again
+        self._writes = 0
+        self._pending = self._pool.submit(self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        try:
+            if self._conn is None:
+                self._conn = sqlite3.connect(
+                    self._path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
+                )
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error:
+            logger.debug("history checkpoint failed; the next one will retry", exc_info=True)
+
+    def _close_connection(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+            self._conn = None
+
+    def close(self) -> None:
+        """Finish a running checkpoint, close the connection, end the thread."""
+        self._pool.submit(self._close_connection)
+        self._pool.shutdown(wait=True)

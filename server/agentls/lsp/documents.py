@@ -12,6 +12,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 from lsprotocol import types
 from pygls.uris import from_fs_path, to_fs_path
@@ -112,6 +113,9 @@ def publish_problems(ls: AgentLanguageServer, paths: set[Path]) -> None:
 
     Beyond ``PUBLISH_BATCH`` files the rest follow in later loop turns. Each publish reads the
     problems when it is sent, so a later change to a file is never overtaken by a stale batch.
+    Positions are converted against the open buffer, or else against the text the registry
+    parsed. Never against pygls' own fallback, which reads the whole file from disk on the event
+    loop with no size or type check (a FIFO there hung the server; a 400 MB file was read).
     """
     ordered = sorted(paths)
     _publish(ls, ordered[:PUBLISH_BATCH])
@@ -124,19 +128,32 @@ def _publish(ls: AgentLanguageServer, paths: list[Path]) -> None:
     service = ls.service
     if service is None:
         return
+    documents = ls.workspace.text_documents
+    codec = ls.workspace.position_codec
     for path in paths:
         uri = from_fs_path(str(path)) or path.as_uri()
         problems = service.registry.problems(path)
-        document = ls.workspace.get_text_document(uri)
         lines: Sequence[str] = ()
         if problems:
-            try:
+            document = documents.get(unquote(uri))
+            if document is not None:
                 lines = document.lines
-            except (OSError, UnicodeDecodeError):  # deleted or unreadable: positions as they are
-                lines = ()
+            else:
+                text = service.registry.text(path)
+                lines = tuple(text.splitlines(True)) if text else ()
         ls.text_document_publish_diagnostics(
             types.PublishDiagnosticsParams(
                 uri=uri,
-                diagnostics=[to_diagnostic(p, lines, document.position_codec) for p in problems],
+                diagnostics=[to_diagnostic(p, lines, codec) for p in problems],
             )
         )
+
+
+def open_text(ls: AgentLanguageServer, uri: str) -> str | None:
+    """The text of a document the editor has open; None when it is not open.
+
+    ``Workspace.get_text_document`` would make up a document for an unknown URI whose text is
+    read from disk on first use, unchecked; this never touches the disk.
+    """
+    document = ls.workspace.text_documents.get(unquote(uri))
+    return None if document is None else document.source

@@ -28,7 +28,7 @@ from pygls.lsp.server import LanguageServer
 from agentls import __version__
 from agentls.config import Settings, load_settings
 from agentls.lsp import commands
-from agentls.lsp.documents import EditorBuffers, publish_problems, uri_to_path
+from agentls.lsp.documents import EditorBuffers, open_text, publish_problems, uri_to_path
 from agentls.lsp.protocol import AgentlsProtocol
 from agentls.parent_watch import watch_parent
 from agentls.service import AgentService
@@ -328,5 +328,5 @@ def _buffer_changed(ls: AgentLanguageServer, uri: str, *, open_: bool) -> None:
     path = uri_to_path(uri)
     if ls.service is None or path is None:
         return
-    text = ls.workspace.get_text_document(uri).source if open_ else None
+    text = open_text(ls, uri) if open_ else None
     ls.service.buffer_changed(path, text)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +75,7 @@ class FileCache:
         workers: int = 4,
         revalidate: bool = True,
         scan_secrets: bool = True,
+        folders: Callable[[], Sequence[Path]] | None = None,
     ) -> None:
         """An empty cache.
 
@@ -87,6 +88,9 @@ class FileCache:
             scan_secrets: look for secrets in what is loaded, in the reading threads
                 (``CachedFile.secrets``). False exists so the bench can show what scanning
                 costs; the server always scans.
+            folders: the workspace folders at the time of a load; every file read must resolve
+                into one of them, its target not deny-listed (``reader.read_regular``). The
+                server always passes them; None is for tests and the bench.
 
         Raises:
             ValueError: a negative ``max_bytes`` or a ``workers`` below 1.
@@ -115,6 +119,12 @@ class FileCache:
         """Whether loads scan for secrets (always, in the server)."""
         self.io = IoStats()
         """What loading misses from disk cost (files, bytes, time, parallelism)."""
+        self._folders = folders
+        """Where files may be read from, asked at each load (the folders can change)."""
+
+    def _within(self) -> tuple[Path, ...] | None:
+        """The folders every read of this load must resolve into (None: not checked)."""
+        return tuple(self._folders()) if self._folders is not None else None
 
     def get(self, path: Path) -> CachedFile | None:
         """The cached content of ``path`` if it is still what is on disk.
@@ -192,6 +202,7 @@ class FileCache:
             workers=self._workers,
             on_report=self._record_load,
             scan_secrets=self._scan_secrets,
+            within=self._within(),
         )
         for path, value in loaded.items():
             if isinstance(value, CachedFile):
@@ -235,6 +246,7 @@ class FileCache:
                 workers=self._workers,
                 on_report=self._record_load,
                 scan_secrets=self._scan_secrets,
+                within=self._within(),
             )
             for path, value in got.items():
                 if isinstance(value, CachedFile) and path not in self._lru:

@@ -24,6 +24,8 @@ from typing import Literal
 
 import pathspec
 
+from agentls.workspace import reader
+
 logger = logging.getLogger(__name__)
 
 IgnoreReason = Literal["gitignored", "agentlsignored", "secret"]
@@ -141,20 +143,22 @@ def compile_patterns(lines: Iterable[str], source: str) -> pathspec.GitIgnoreSpe
     return spec if len(spec) else None
 
 
-def _read_lines(path: Path) -> list[str] | None:
-    """The lines of an ignore file, or None when there is none (or it cannot be read)."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read(_MAX_IGNORE_FILE_BYTES + 1)
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+def _read_lines(path: Path, folder: Path) -> list[str] | None:
+    """The lines of an ignore file, or None when there is none (or it may not be read).
+
+    Read through the safe reader: a FIFO, a device or a symlink out of ``folder`` (``.gitignore
+    -> /dev/stdin``) is skipped instead of blocking the walk or reading the editor's pipe.
+    """
+    got = reader.read_regular(
+        path, max_bytes=_MAX_IGNORE_FILE_BYTES, within=(folder,), follow_symlink=True
+    )
+    if isinstance(got, str):
+        if got == "too_large":
+            logger.warning("skipping %s: larger than %d bytes", path, _MAX_IGNORE_FILE_BYTES)
+        elif got != "missing":
+            logger.warning("skipping %s: %s", path, got.replace("_", " "))
         return None
-    except OSError as e:
-        logger.warning("cannot read %s: %s", path, e.strerror or type(e).__name__)
-        return None
-    if len(data) > _MAX_IGNORE_FILE_BYTES:
-        logger.warning("skipping %s: larger than %d bytes", path, _MAX_IGNORE_FILE_BYTES)
-        return None
-    return data.decode("utf-8", errors="replace").splitlines()
+    return got.data.decode("utf-8", errors="replace").splitlines()
 
 
 class IgnoreRules:
@@ -192,12 +196,12 @@ class IgnoreRules:
             folder: the workspace folder (a realpath).
         """
         rules = cls(folder)
-        agentls = _read_lines(folder / AGENTLS_IGNORE)
+        agentls = _read_lines(folder / AGENTLS_IGNORE, folder)
         if agentls is not None:
             rules._agentls = compile_patterns(agentls, str(folder / AGENTLS_IGNORE))
             rules.sources.append(folder / AGENTLS_IGNORE)
         exclude_file = folder / ".git" / "info" / "exclude"
-        exclude = _read_lines(exclude_file)
+        exclude = _read_lines(exclude_file, folder)
         if exclude is not None:
             rules._exclude = compile_patterns(exclude, str(exclude_file))
             rules.sources.append(exclude_file)
@@ -264,7 +268,7 @@ class IgnoreRules:
             Whether a ``.gitignore`` with patterns was found.
         """
         path = self.folder / rel_dir / GITIGNORE if rel_dir else self.folder / GITIGNORE
-        lines = _read_lines(path)
+        lines = _read_lines(path, self.folder)
         if lines is None:
             return False
         return self.add_gitignore(rel_dir, lines, source=path)
