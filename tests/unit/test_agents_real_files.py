@@ -441,3 +441,17 @@ def test_a_rescan_parses_only_the_files_that_changed(
     parsed.clear()
     reg.load_folder(tmp_path)
     assert parsed == []
+
+
+def test_a_file_link_out_that_appears_later_is_named_like_at_start_up(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    write(root, ".claude/agents/a.md", agent("a"))
+    outside = write(tmp_path / "elsewhere", "far.md", agent("far"))
+    reg = AgentRegistry()
+    reg.load_folder(root)
+    link = root / ".claude/agents/far.md"
+    link.symlink_to(outside)  # a `git pull` brings it; the watcher reports the link's path
+    assert reg.update(link, None) == {link}
+    (info,) = reg.problems(link)
+    assert info.severity == "information" and "points outside the workspace folder" in info.message
+    assert [e.name for e in reg.agents()] == ["a"]

@@ -117,6 +117,18 @@ class SkippedLink:
     """The link itself, under the workspace folder."""
     is_dir: bool
 
+    def entry(self, rel: str) -> ParseResult:
+        """A file link's registry entry: no agent, with the message as information on it."""
+        reason = self.message(rel)
+        return ParseResult(
+            default_name(self.path),
+            None,
+            (Problem(reason, 0, 0, 0, 0, "information"),),
+            name_known=False,
+            not_agent=reason,
+            format=format_of(self.path),
+        )
+
     def message(self, rel: str) -> str:
         """What the log, ``doctor`` and the diagnostic say; names the link, not its target."""
         what = "folder" if self.is_dir else "file"
@@ -387,16 +399,7 @@ def scan_folder(
         files[item.path] = parse_text(item.path, text, max_bytes, item.location.format)
     for link in skipped:
         if not link.is_dir:
-            rel = link.path.relative_to(root).as_posix()
-            reason = link.message(rel)
-            files[link.path] = ParseResult(
-                default_name(link.path),
-                None,
-                (Problem(reason, 0, 0, 0, 0, "information"),),
-                name_known=False,
-                not_agent=reason,
-                format=format_of(link.path),
-            )
+            files[link.path] = link.entry(link.path.relative_to(root).as_posix())
             real[link.path] = link.path
     return FolderScan(root, files, real, tuple(skipped), tuple(followed), texts)
 
@@ -521,6 +524,12 @@ class AgentRegistry:
             read = read_definition(key, tuple(self._claims), self._max_bytes)
             result = None if read is None else parse_text(key, read, self._max_bytes, fmt)
             text = read if isinstance(read, str) else None
+            if read is None and _links_out(key, folders):
+                # as at start-up: a link out of the folder is named, never silently missing
+                rel = _relative(key, folders[0]) or key.name
+                link = SkippedLink(key, False)
+                logger.warning("%s", link.message(rel))
+                result = link.entry(rel)
         if result is None:
             for f in folders:
                 self._claims[f].discard(key)
@@ -790,6 +799,14 @@ def _relative(path: Path, folder: Path) -> str | None:
 def _is_definition_in(path: Path, folder: Path) -> bool:
     rel = _relative(path, folder)
     return rel is not None and location_of(rel) is not None
+
+
+def _links_out(path: Path, folders: Collection[Path]) -> bool:
+    """Whether ``path`` is a symlink whose target lies outside every one of ``folders``."""
+    if not os.path.islink(path):
+        return False
+    real = Path(os.path.realpath(path))
+    return not any(real.is_relative_to(folder) for folder in folders)
 
 
 def _format_in(path: Path, folder: Path) -> Format:
