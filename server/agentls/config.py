@@ -19,6 +19,11 @@ merge and listed in ``Settings.ignored`` so the user sees why.
 A client that is not the user's editor (a TCP peer without the server's token) may not define or
 change backends, set ``data_dir`` nor declare trust (``load_settings(..., client_trusted=False)``).
 
+Model aliases: ``[models]`` maps model names written in agent files (``sonnet``, a Copilot display
+name...) to models a backend serves, globally (``sonnet = "qwen2.5-coder:7b"``) or per backend
+(``[models.claude] opus = "claude-opus-4-1"``). A workspace's own ``[models]`` counts only when the
+workspace is trusted; the rules that use the table are in ``backends.models``.
+
 Nothing here reads an API key: backends name the environment variable that holds it
 (``api_key_env``) and read it only when they connect.
 """
@@ -58,6 +63,8 @@ class BackendConfig:
     """Name of the environment variable holding the key; the key itself is never stored."""
     argv: tuple[str, ...] = ()
     """``command`` backends: the program and its arguments, run without a shell."""
+    models: tuple[str, ...] = ()
+    """The models this backend serves, when known: a model outside it is never sent."""
     env: tuple[str, ...] = ()
     """Names of environment variables passed to a ``command`` child besides the safe base set."""
     headers: Mapping[str, str] = field(default_factory=dict)
@@ -144,12 +151,24 @@ class IgnoredSetting:
 
 
 @dataclass(frozen=True)
+class ModelAliases:
+    """The ``[models]`` table: model names in agent files mapped to models backends serve."""
+
+    common: Mapping[str, str] = field(default_factory=dict)
+    """Aliases for every backend (``[models] sonnet = "..."``)."""
+    per_backend: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """Aliases for one backend (``[models.NAME] sonnet = "..."``); they win over ``common``."""
+
+
+@dataclass(frozen=True)
 class Settings:
     """The effective configuration of one server (or one ``agentls run``)."""
 
     default_backend: str | None = None
     backends: Mapping[str, BackendConfig] = field(default_factory=dict)
     limits: Limits = field(default_factory=Limits)
+    models: ModelAliases = field(default_factory=ModelAliases)
+    """Model aliases (``[models]``)."""
     trusted: bool = False
     """Whether backends defined by the workspace may run."""
     data_dir: Path | None = None
@@ -274,12 +293,15 @@ def load_settings(
     layers.append(_Layer("client", "initializationOptions", init))
     layers.append(_Layer("client", "workspace/configuration", client))
 
+    trusted = trusted_flag is True or _listed_as_trusted(user.get("trusted_workspaces"), folders)
     merged: dict[str, Any] = {}
     backend_origin: dict[str, Origin] = {}
     for layer in layers:
         data = dict(layer.data)
         if layer.origin != "user":
             data.pop("trusted_workspaces", None)  # only the user may say which folders to trust
+        if layer.origin == "workspace" and not trusted:
+            data.pop("models", None)  # an untrusted repository does not choose models
         for name in (data.get("backends") or {}) if isinstance(data.get("backends"), dict) else {}:
             prev = backend_origin.get(name)
             if layer.origin == "workspace" or prev != "workspace":
@@ -385,7 +407,15 @@ def _deep_merge(into: dict[str, Any], data: Mapping[str, Any]) -> None:
             into[key] = value
 
 
-_TOP_KEYS = {"default_backend", "backends", "limits", "data_dir", "log_level", "trusted_workspaces"}
+_TOP_KEYS = {
+    "default_backend",
+    "backends",
+    "limits",
+    "models",
+    "data_dir",
+    "log_level",
+    "trusted_workspaces",
+}
 
 
 def _build(
@@ -417,6 +447,10 @@ def _build(
         problems.append(f"default_backend: no backend named {default_backend!r}")
 
     limits = _dataclass_from(Limits, merged.get("limits", {}), "limits", problems)
+    models = _model_aliases(merged.get("models", {}), problems)
+    for name in models.per_backend:
+        if name not in backends:
+            problems.append(f"models.{name}: no backend named {name!r}")
     data_dir_raw = merged.get("data_dir")
     data_dir = None
     if isinstance(data_dir_raw, str) and data_dir_raw:
@@ -436,6 +470,7 @@ def _build(
         default_backend=default_backend,
         backends=backends,
         limits=limits,
+        models=models,
         trusted=trusted,
         data_dir=data_dir,
         log_level=log_level.upper(),
@@ -453,7 +488,7 @@ def _backend(name: str, raw: Any, origin: Origin, problems: list[str]) -> Backen
         problems.append(f"{where}.kind: expected one of {', '.join(BACKEND_KINDS)}")
         return None
     values = dict(raw)
-    for key in ("argv", "env"):
+    for key in ("argv", "env", "models"):
         if key in values:
             seq = values[key]
             if not isinstance(seq, list) or not all(isinstance(s, str) for s in seq):
@@ -477,6 +512,31 @@ def _backend(name: str, raw: Any, origin: Origin, problems: list[str]) -> Backen
     values["origin"] = origin
     backend: BackendConfig | None = _dataclass_from(BackendConfig, values, where, problems)
     return backend
+
+
+def _model_aliases(raw: Any, problems: list[str]) -> ModelAliases:
+    """``[models]``: string values are aliases for every backend, tables are one backend's."""
+    if not isinstance(raw, Mapping):
+        problems.append("models: expected a table")
+        return ModelAliases()
+    common: dict[str, str] = {}
+    per_backend: dict[str, dict[str, str]] = {}
+    for key, value in raw.items():
+        if isinstance(value, str) and value.strip():
+            common[key] = value.strip()
+        elif isinstance(value, Mapping):
+            table: dict[str, str] = {}
+            for alias, target in value.items():
+                if isinstance(target, str) and target.strip():
+                    table[alias] = target.strip()
+                else:
+                    problems.append(f"models.{key}.{alias}: expected a model name (a string)")
+            per_backend[key] = table
+        else:
+            problems.append(
+                f"models.{key}: expected a model name, or a table of aliases for backend {key!r}"
+            )
+    return ModelAliases(common, per_backend)
 
 
 _TYPES: dict[str, tuple[type, ...]] = {

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -21,10 +22,12 @@ from typing import Any
 
 import orjson
 
-from agentls.agents.definition import AgentDefinition, is_definition_path
+from agentls.agents.definition import AgentDefinition
+from agentls.agents.locations import LOCATION_ROOTS, is_definition_path, may_hold_definitions
 from agentls.agents.registry import AgentRegistry, scan_folder
 from agentls.backends.base import BackendError, BackendRequest
 from agentls.backends.factory import BackendFactory
+from agentls.backends.models import ModelChoice, resolve_model
 from agentls.calibration import FILE_NAME as CALIBRATION_FILE
 from agentls.calibration import Calibration, Estimate
 from agentls.config import (
@@ -118,6 +121,12 @@ class AgentService:
         self._scan_task: asyncio.Task[None] | None = None
         self._watch_task: asyncio.Task[None] | None = None
         self._expiry_task: asyncio.Task[None] | None = None
+        self._model_memo: dict[tuple[str | None, str | None], ModelChoice] = {}
+        self._models_for: Settings | None = None
+        """The settings ``_model_memo`` was computed for."""
+        self._listed: tuple[int, Settings, tuple[Path, ...], dict[str, Any]] | None = None
+        """The last ``agents.list`` answer and what it was built from (registry version,
+        settings, folders): a warm list is a lookup, and the LSP layer encodes it as is."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -130,13 +139,14 @@ class AgentService:
         """Load agents, open history, start the scan and the watcher; does not wait for the scan."""
         self.loop_lag.start()
         await asyncio.to_thread(self.history.open)  # reads the whole file once: not on the loop
-        changed: set[Path] = set()
+        # the cross-file rules first, while the registry is empty: loading applies them once
+        changed = self.registry.set_backends(
+            self.settings.backends.keys(), self.settings.default_backend
+        )
+        changed |= self.registry.set_model_check(self._model_note)
         for folder in self.roots.folders:
             # Walking and reading the definitions touches the disk: a worker thread does it.
             changed |= self.registry.apply_scan(await asyncio.to_thread(scan_folder, folder))
-        changed |= self.registry.set_backends(
-            self.settings.backends.keys(), self.settings.default_backend
-        )
         self.on_problems_changed(changed | set(self.registry.files()))
         if self._watch and self.roots.folders:
             self.watcher = Watcher(self.roots.folders, self.files_changed)
@@ -219,6 +229,7 @@ class AgentService:
     def update_settings(self, settings: Settings) -> None:
         """New configuration: backends and trust apply to the next run; limits at restart."""
         self.settings = settings
+        # the registry's model check reads self.settings, so this refresh applies [models] too
         changed = self.registry.set_backends(settings.backends.keys(), settings.default_backend)
         self.on_problems_changed(changed)
 
@@ -230,10 +241,14 @@ class AgentService:
         self.index.note_changes(paths)
         problems: set[Path] = set()
         config_changed = False
+        linked: set[Path] = set()
         for path in paths:
             # A storm (a checkout of thousands of files) comes as one batch on the loop: skip
             # the paths that cannot be configuration or agents before any path arithmetic.
-            if path.name != WORKSPACE_CONFIG_NAME and _DEFINITION_ROOTS.isdisjoint(path.parts):
+            if path.name != WORKSPACE_CONFIG_NAME and LOCATION_ROOTS.isdisjoint(path.parts):
+                # a folder that a definition location links to holds definitions too
+                if path.suffix in ("", ".md") and self.registry.follows(path):
+                    linked.add(path)
                 continue
             folder = self.roots.folder_of(path)
             if folder is None:
@@ -241,9 +256,12 @@ class AgentService:
             rel = path.relative_to(folder).as_posix()
             if rel == WORKSPACE_CONFIG_NAME:
                 config_changed = True
-            elif _may_hold_definitions(rel) and not self.is_open_in_editor(path):
+            elif may_hold_definitions(rel) and not self.is_open_in_editor(path):
                 # a moved or deleted folder is reported once; update() rescans for it
                 problems |= self.registry.update(path, None)
+        if linked:
+            # one rescan per folder for the whole batch, however many files the storm touched
+            problems |= self.registry.rescan_following(linked)
         if problems:
             self.on_problems_changed(problems)
         if config_changed:
@@ -259,13 +277,72 @@ class AgentService:
     # -- commands ----------------------------------------------------------------------------
 
     def list_agents(self) -> dict[str, Any]:
-        """``agentls.agents.list``."""
+        """``agentls.agents.list``: ``model`` is what a run asks for (``model_source`` says why).
+
+        The answer is built once per state of the registry, settings and folders; callers must
+        not change it.
+        """
+        cached = self._listed
+        if (
+            cached is not None
+            and cached[0] == self.registry.version
+            and cached[1] is self.settings
+            and cached[2] == self.roots.folders
+        ):
+            return cached[3]
         agents = []
+        display = self._display_function()
         for entry in self.registry.agents():
-            d = entry.to_dict(self.roots.display)
+            d = entry.to_dict(display)
             d["uri"] = entry.source.as_uri()
+            if entry.definition is not None:
+                choice = self.model_for(entry.definition)
+                d["model"] = choice.model
+                d["model_requested"] = choice.requested
+                d["model_source"] = choice.source
+            else:
+                d["model_requested"] = None
+                d["model_source"] = None
             agents.append(d)
-        return {"agents": agents}
+        answer = {"agents": agents}
+        self._listed = (self.registry.version, self.settings, self.roots.folders, answer)
+        return answer
+
+    def _display_function(self) -> Callable[[Path], str]:
+        """``roots.display`` for definition files, by string slicing (pathlib's ``relative_to``
+        costs more than the rest of a 1,000-agent list) when the paths allow it."""
+        folders = self.roots.folders
+        if len(folders) != 1 or os.sep != "/":
+            return self.roots.display
+        prefix = str(folders[0]).rstrip("/") + "/"
+
+        def display(path: Path) -> str:
+            text = str(path)
+            return text[len(prefix) :] if text.startswith(prefix) else self.roots.display(path)
+
+        return display
+
+    def model_for(self, agent: AgentDefinition) -> ModelChoice:
+        """The model ``agent`` runs on with its backend, by the ``[models]`` rules.
+
+        Memoised per (model, backend) for the current settings: a collection of 1,000 agents
+        names a handful of models, and the registry asks at every refresh.
+        """
+        settings = self.settings
+        if self._models_for is not settings:
+            self._model_memo.clear()
+            self._models_for = settings
+        key = (agent.model, agent.backend)
+        choice = self._model_memo.get(key)
+        if choice is None:
+            config = settings.backend(agent.backend)
+            choice = resolve_model(agent.model, config, settings.models)
+            self._model_memo[key] = choice
+        return choice
+
+    def _model_note(self, agent: AgentDefinition) -> str | None:
+        """The registry's hint for a model that is not sent as written."""
+        return self.model_for(agent).note
 
     async def preview(self, args: RunArgs, buffers: BufferSource) -> dict[str, Any]:
         """``agentls.context.preview``: the exact prompt and manifest, no backend contacted.
@@ -296,7 +373,8 @@ class AgentService:
         agent = self.registry.get(args.agent)
         started = time.time()
         config = self.settings.backend(agent.backend)
-        model = agent.model or (config.model if config else None)
+        choice = self.model_for(agent)
+        model = choice.model
         estimate = self._estimate(agent)
         context = await self._build(agent, args, buffers, estimate)
         manifest = _manifest(context, estimate)
@@ -318,6 +396,7 @@ class AgentService:
             )
             return {
                 **record.to_dict(),
+                **_model_fields(choice),
                 "prompt": context.prompt,
                 "dry_run": True,
                 "token_estimate": estimate.to_dict(),
@@ -345,7 +424,11 @@ class AgentService:
             self._run_finished(record)
             if observer is not None:
                 observer.finished(record)
-            return {**record.to_dict(), "token_estimate": estimate.to_dict()}
+            return {
+                **record.to_dict(),
+                **_model_fields(choice),
+                "token_estimate": estimate.to_dict(),
+            }
         limits = self.settings.limits
         job = RunJob(
             id=run_id,
@@ -358,7 +441,7 @@ class AgentService:
                 run_id=run_id,
                 system=context.system,
                 user=context.user,
-                model=agent.model,
+                model=model,
                 cwd=self._child_cwd(agent, config),
             ),
             timeout=agent.timeout or limits.run_timeout,
@@ -377,7 +460,7 @@ class AgentService:
         if record.status == "succeeded" and prompt_tokens:
             prompt_bytes = len(context.prompt_bytes)
             estimate = self.calibration.observe(config.name, model, prompt_bytes, prompt_tokens)
-        return {**record.to_dict(), "token_estimate": estimate.to_dict()}
+        return {**record.to_dict(), **_model_fields(choice), "token_estimate": estimate.to_dict()}
 
     def cancel(self, run_id: str) -> dict[str, Any]:
         """``agentls.runs.cancel``: True when a queued or running run was cancelled."""
@@ -434,7 +517,7 @@ class AgentService:
         config = self.settings.backend(agent.backend)
         if config is None:
             return self.calibration.estimate(None, None)
-        return self.calibration.estimate(config.name, agent.model or config.model)
+        return self.calibration.estimate(config.name, self.model_for(agent).model)
 
     async def _build(
         self, agent: AgentDefinition, args: RunArgs, buffers: BufferSource, estimate: Estimate
@@ -519,10 +602,12 @@ def _manifest(context: ContextResult, estimate: Estimate) -> list[dict[str, Any]
     return entries
 
 
-_DEFINITION_DIRS = (".agents", ".claude", ".claude/agents", ".github", ".github/agents")
-_DEFINITION_ROOTS = frozenset({".agents", ".claude", ".github"})
-
-
-def _may_hold_definitions(rel: str) -> bool:
-    """A definition file, or a folder whose move or deletion changes the definitions."""
-    return is_definition_path(rel) or rel in _DEFINITION_DIRS or rel.startswith(".agents/")
+def _model_fields(choice: ModelChoice) -> dict[str, Any]:
+    """What a run result says about its model besides ``model``: what the file asked, and why."""
+    fields: dict[str, Any] = {
+        "model_requested": choice.requested,
+        "model_source": choice.source,
+    }
+    if choice.note is not None:
+        fields["model_note"] = choice.note
+    return fields

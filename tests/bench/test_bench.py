@@ -99,6 +99,9 @@ def test_quick_run_measured_correct_results(quick_report: dict[str, Any]) -> Non
     assert profile["traced_runs"] > 0
     assert profile["second"]["top"] and profile["second"]["types"]
     assert all({"file", "line", "size", "count"} <= set(row) for row in profile["first"]["top"])
+    # the registry scenario checked every answer (1,000 valid agents on the backend's model)
+    assert scenarios["registry"]["info"]["answer_bytes"] > 500_000
+    assert figure("registry", "warm agents.list")["runs"] >= 10
 
 
 def test_an_unknown_scenario_is_a_usage_error() -> None:

@@ -501,7 +501,7 @@ async def test_the_user_message_is_kept_as_bytes_and_decoded_on_demand(tmp_path:
 def test_expanded_size_is_the_size_of_the_filled_in_body(body: str) -> None:
     values = {"task": "tâche " * 7, "selection": "sel😀\n", "agent": "a", "extra": "", "file": ""}
     definition = AgentDefinition(name="a", body=body, source=Path("a.md"))
-    filled = ContextBuilder._system_prompt(definition.body, values)
+    filled = ContextBuilder._system_prompt(definition, values)
     assert expanded_size(body, values) == len(filled.encode("utf-8"))
 
 
@@ -564,3 +564,19 @@ async def test_the_prompt_as_json_is_what_orjson_makes_of_the_text(tmp_path: Pat
     assert ("src/a.py", "glob", "included", None) in rows(result)
     assert result.prompt_json == orjson.dumps(result.prompt)
     assert orjson.loads(result.prompt_json) == result.prompt
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "${input:topic} ${input:topic:What} ${file}${fileBasename} ${selection}{{task}} ${HOME}",
+        "é ${workspaceFolder}${selectedText}${fileDirname}/${fileBasenameNoExtension} ${input:no}",
+    ],
+)
+def test_expanded_size_counts_copilot_variables(body: str) -> None:
+    values = {"task": "tâche", "selection": "sel😀\n", "file": "src/app.py", "workspace": "ws"}
+    inputs = {"topic": "caching ✓"}
+    definition = AgentDefinition(name="a", body=body, source=Path("a.md"), format="copilot")
+    filled = ContextBuilder._system_prompt(definition, values, inputs)
+    assert "${input:topic" not in filled and "${file}" not in filled
+    assert expanded_size(body, values, inputs, copilot=True) == len(filled.encode("utf-8"))

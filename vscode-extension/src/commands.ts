@@ -115,6 +115,30 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
     });
   }
 
+  /** Asks for each Copilot `${input:name}` the agent needs and `given` lacks; undefined if cancelled. */
+  async function askInputs(
+    agent: string,
+    given: Record<string, string>,
+  ): Promise<Record<string, string> | undefined> {
+    const info = (await listAgents()).find((a) => a.name === agent);
+    const values = { ...given };
+    for (const input of info?.inputs ?? []) {
+      if (values[input.name] !== undefined) {
+        continue;
+      }
+      const value = await vscode.window.showInputBox({
+        title: `Run ${agent}: ${input.name}`,
+        prompt: input.placeholder || `Value for \${input:${input.name}}`,
+        ignoreFocusOut: true,
+      });
+      if (value === undefined) {
+        return undefined;
+      }
+      values[input.name] = value;
+    }
+    return values;
+  }
+
   function editorAttachment(selectionOnly: boolean): Attachment {
     const editor = vscode.window.activeTextEditor;
     if (editor === undefined || editor.document.uri.scheme === "agentls") {
@@ -149,11 +173,15 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
     if (task === undefined) {
       return undefined;
     }
+    const variables = await askInputs(agent, options.variables ?? {});
+    if (variables === undefined) {
+      return undefined;
+    }
     const args: RunArgs = { agent, task, ...attachment };
     if (options.uri !== undefined) args.uri = options.uri;
     if (options.range !== undefined) args.range = options.range;
     if (options.files !== undefined) args.files = options.files;
-    if (options.variables !== undefined) args.variables = options.variables;
+    if (Object.keys(variables).length > 0) args.variables = variables;
     if (options.dryRun === true) args.dry_run = true;
     const result = await runs.run(args);
     historyView.refresh();

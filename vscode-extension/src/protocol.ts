@@ -46,7 +46,16 @@ export interface AgentInfo {
   name: string;
   description: string;
   backend: string | null;
+  /** The model a run asks for; `model_source` says where it came from. */
   model: string | null;
+  /** The `model` the file gives, as written. */
+  model_requested?: string | null;
+  model_source?: "agent" | "alias" | "backend" | null;
+  tools?: string[];
+  tool_groups?: string[];
+  /** Copilot `${input:name}` variables the agent needs; a run must pass each in `variables`. */
+  inputs?: { name: string; placeholder: string }[];
+  format?: string;
   /** Workspace-relative path of the definition file. */
   source: string;
   /** File URI of the definition file. */

@@ -13,6 +13,7 @@
 export interface ServerSettings {
   default_backend?: string;
   backends?: Record<string, Record<string, unknown>>;
+  models?: Record<string, unknown>;
   limits?: Record<string, number>;
   data_dir?: string;
   log_level?: string;
@@ -33,6 +34,7 @@ export const RESTART_SETTINGS: readonly string[] = ["agentls.server", "agentls.d
 export const LIVE_SETTINGS: readonly string[] = [
   "agentls.default_backend",
   "agentls.backends",
+  "agentls.models",
   "agentls.limits",
   "agentls.log_level",
 ];
@@ -63,6 +65,10 @@ export function toServerSettings(read: SettingReader): ServerSettings {
     for (const [name, value] of Object.entries(backends)) {
       out.backends[name] = isRecord(value) ? { ...value } : (value as Record<string, unknown>);
     }
+  }
+  const models = read("models");
+  if (isRecord(models) && Object.keys(models).length > 0) {
+    out.models = { ...models };
   }
   const limits = read("limits");
   if (isRecord(limits)) {

@@ -28,7 +28,7 @@ import orjson
 import psutil
 
 from agentls import __version__
-from agentls.bench import local_scenarios, server_scenarios
+from agentls.bench import local_scenarios, registry_scenarios, server_scenarios
 from agentls.bench.plan import DEFAULT, QUICK, BenchError, Plan
 from agentls.bench.stats import ScenarioResult
 
@@ -49,6 +49,7 @@ SCENARIOS: dict[str, Scenario] = {
     "hit_rate": local_scenarios.scenario_hit_rate,
     "memory": server_scenarios.scenario_memory,
     "streaming": server_scenarios.scenario_streaming,
+    "registry": registry_scenarios.scenario_registry,
 }
 """Every scenario, in the order they run."""
 

@@ -3,7 +3,13 @@
 Layout. The system prompt is the agent's body with ``{{task}}``, ``{{agent}}``, ``{{workspace}}``,
 ``{{file}}``, ``{{selection}}`` and the request's variables filled in, in one pass (a value that
 itself contains ``{{x}}`` is not expanded again, so a task cannot inject variables); unknown
-``{{x}}`` stay as written. The user message is the context, one block per file, then the task::
+``{{x}}`` stay as written. Copilot files (``.github/agents``, ``.github/prompts``) also use
+Copilot's own variables in the same pass: ``${input:x}`` and ``${input:x:placeholder}`` take the
+request's variable ``x`` (a missing one fails the request, naming it), ``${file}``,
+``${fileBasename}``, ``${fileDirname}``, ``${fileBasenameNoExtension}``, ``${selection}``,
+``${selectedText}``, ``${workspaceFolder}`` and ``${workspaceFolderBasename}`` take the values of
+``{{file}}``, ``{{selection}}`` and ``{{workspace}}``. The user message is the context, one block
+per file, then the task::
 
     <selection path="src/app.py" lines="10-24">...</selection>
     <file path="src/app.py" source="active_file">...</file>
@@ -47,6 +53,7 @@ from typing import Any, Literal, Protocol
 import orjson
 
 from agentls.agents.definition import AgentDefinition
+from agentls.agents.locations import COPILOT_FORMATS
 from agentls.context.secrets import Redaction, SecretScanner
 from agentls.context.tokens import DEFAULT_BYTES_PER_TOKEN, bytes_within, estimate_tokens
 from agentls.errors import InvalidArguments, PromptTooLarge
@@ -83,6 +90,12 @@ _READ_SLACK = 8
 """Extra files read per batch beyond the free slots, to replace ones that turn out unreadable."""
 
 _VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*\}\}")
+_VARIABLE_OR_COPILOT = re.compile(
+    r"\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*\}\}"
+    r"|\$\{(?:input:([A-Za-z_][\w.-]*)(?::[^}]*)?|(file|fileBasename|fileDirname"
+    r"|fileBasenameNoExtension|selection|selectedText|workspaceFolder|workspaceFolderBasename))\}"
+)
+"""``{{x}}`` (group 1), Copilot's ``${input:x...}`` (group 2) or another ``${...}`` (group 3)."""
 _NEEDS_ESCAPE = re.compile(r"[&<>\"']")
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 """LSP's line separators (``str.splitlines`` also splits on form feeds and U+2028, LSP does not)."""
@@ -359,24 +372,65 @@ def prompt_bytes_limit(max_context_tokens: int, configured: int | None = None) -
     return max(MIN_PROMPT_BYTES, PROMPT_BUDGET_FACTOR * budget)
 
 
-def expanded_size(body: str, values: Mapping[str, str]) -> int:
-    """The UTF-8 size of ``body`` once its ``{{x}}`` are filled in, computed without building it.
+def expanded_size(
+    body: str,
+    values: Mapping[str, str],
+    inputs: Mapping[str, str] | None = None,
+    *,
+    copilot: bool = False,
+) -> int:
+    """The UTF-8 size of ``body`` once its variables are filled in, computed without building it.
 
     A body of ``{{task}}`` repeated 100,000 times with a 2,000-character task would be 200 MB;
     this counts it in one pass over the body, costing no more memory than the body itself.
+    ``copilot`` counts Copilot's ``${...}`` variables too (``inputs`` fill ``${input:x}``).
     """
+    pattern = _VARIABLE_OR_COPILOT if copilot else _VARIABLE
+    editor = _copilot_values(values) if copilot else {}
     sizes: dict[str, int] = {}
     size = len(body.encode("utf-8", "surrogatepass"))
-    for m in _VARIABLE.finditer(body):
-        name = m.group(1)
-        value = values.get(name)
+    for m in pattern.finditer(body):
+        value = _value_of(m, values, inputs or {}, editor)
         if value is None:
             continue
-        width = sizes.get(name)
+        key = m.group(0)
+        width = sizes.get(key)
         if width is None:
-            width = sizes[name] = len(value.encode("utf-8", "surrogatepass"))
+            width = sizes[key] = len(value.encode("utf-8", "surrogatepass"))
         size += width - len(m.group(0).encode("utf-8", "surrogatepass"))
     return size
+
+
+def _copilot_values(values: Mapping[str, str]) -> dict[str, str]:
+    """Copilot's editor variables (``${file}``...) from agentls' own values."""
+    file = values.get("file", "")
+    base = file.rsplit("/", 1)[-1]
+    workspace = values.get("workspace", "")
+    selection = values.get("selection", "")
+    return {
+        "file": file,
+        "fileBasename": base,
+        "fileDirname": file.rsplit("/", 1)[0] if "/" in file else "",
+        "fileBasenameNoExtension": base.rsplit(".", 1)[0] if "." in base[1:] else base,
+        "selection": selection,
+        "selectedText": selection,
+        "workspaceFolder": workspace,
+        "workspaceFolderBasename": workspace,
+    }
+
+
+def _value_of(
+    m: re.Match[str],
+    values: Mapping[str, str],
+    inputs: Mapping[str, str],
+    editor: Mapping[str, str],
+) -> str | None:
+    """The value one ``_VARIABLE_OR_COPILOT`` (or ``_VARIABLE``) match is replaced by, if any."""
+    if m.group(1) is not None:
+        return values.get(m.group(1))
+    if m.lastindex is not None and m.lastindex >= 2 and m.group(2) is not None:
+        return inputs.get(m.group(2))
+    return editor.get(m.group(3))
 
 
 class ContextBuilder:
@@ -456,6 +510,15 @@ class ContextBuilder:
         for key, value in request.variables.items():
             if not isinstance(key, str) or not isinstance(value, str):
                 raise InvalidArguments("variables", "names and values must be strings")
+        missing = [(n, p) for n, p in agent.inputs if n not in request.variables]
+        if missing:
+            asked = ", ".join(f"${{input:{n}}}" + (f" ({p})" if p else "") for n, p in missing)
+            example = ", ".join(f'"{n}": "..."' for n, _ in missing)
+            raise InvalidArguments(
+                "variables",
+                f"agent {agent.name!r} asks for {asked}; pass "
+                f"{'it' if len(missing) == 1 else 'them'} as variables: {{{example}}}",
+            )
         if self._index.state == "empty":
             await self._index.scan()
         # While a scan runs, globs see only the folders already indexed; how long to wait for it
@@ -491,13 +554,14 @@ class ContextBuilder:
         body = agent.body.encode("utf-8", "replace")
         body_redaction = self._secrets.redact(body) if self._scan_secrets else Redaction(body, ())
         clean_body = body_redaction.data.decode("utf-8") if body_redaction.findings else agent.body
-        fixed_size = expanded_size(clean_body, values) + len(
+        copilot = agent.format in COPILOT_FORMATS
+        fixed_size = expanded_size(clean_body, values, request.variables, copilot=copilot) + len(
             request.task.encode("utf-8", "surrogatepass")
         )
         limit = prompt_bytes_limit(max_context_tokens, max_prompt_bytes)
         if fixed_size > limit:
             raise PromptTooLarge(fixed_size, limit)
-        system = self._system_prompt(clean_body, values)
+        system = self._system_prompt(agent, values, request.variables, clean_body)
         task_block = f"<task>\n{request.task}\n</task>\n".encode("utf-8", "replace")
         # render_prompt's layout, as bytes: the system part and a blank line, then the user part
         head = system.rstrip().encode("utf-8", "replace") + b"\n\n" if system.strip() else b""
@@ -567,15 +631,27 @@ class ContextBuilder:
         return values
 
     @staticmethod
-    def _system_prompt(body: str, values: Mapping[str, str]) -> str:
-        """The (redacted) body with the variables filled in, in one pass."""
+    def _system_prompt(
+        agent: AgentDefinition,
+        values: Mapping[str, str],
+        inputs: Mapping[str, str] | None = None,
+        body: str | None = None,
+    ) -> str:
+        """The agent's body (``body``: its redacted text) with the variables filled in, in one pass.
+
+        Copilot files also get Copilot's ``${...}`` variables; ``inputs`` (the request's own
+        variables) fill ``${input:x}``, whose presence ``build`` checked.
+        """
+        copilot = agent.format in COPILOT_FORMATS
+        pattern = _VARIABLE_OR_COPILOT if copilot else _VARIABLE
+        editor = _copilot_values(values) if copilot else {}
 
         def fill(m: re.Match[str]) -> str:
-            """A known variable's value; an unknown ``{{x}}`` stays as written."""
-            value = values.get(m.group(1))
+            """A known variable's value; an unknown one stays as written."""
+            value = _value_of(m, values, inputs or {}, editor)
             return m.group(0) if value is None else value
 
-        return _VARIABLE.sub(fill, body)
+        return pattern.sub(fill, agent.body if body is None else body)
 
     async def _selection(
         self, selection: Selection, buffers: BufferSource, open_set: set[Path]

@@ -8,6 +8,7 @@ untrusted workspace's ``agentls.toml`` that were ignored, from ``publish_ignored
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -103,19 +104,34 @@ def to_diagnostic(problem: Problem, lines: Sequence[str], codec: PositionCodec) 
     )
 
 
+PUBLISH_BATCH = 100
+"""Files published per loop turn: a collection of 1,000 agents loading must not hold up the
+requests (the first ``agents.list``) queued behind its diagnostics."""
+
+
 def publish_problems(ls: AgentLanguageServer, paths: set[Path]) -> None:
     """Publish the current problems of each definition file (an empty list clears them).
 
+    Beyond ``PUBLISH_BATCH`` files the rest follow in later loop turns. Each publish reads the
+    problems when it is sent, so a later change to a file is never overtaken by a stale batch.
     Positions are converted against the open buffer, or else against the text the registry
     parsed. Never against pygls' own fallback, which reads the whole file from disk on the event
     loop with no size or type check (a FIFO there hung the server; a 400 MB file was read).
     """
+    ordered = sorted(paths)
+    _publish(ls, ordered[:PUBLISH_BATCH])
+    if len(ordered) > PUBLISH_BATCH:
+        rest = set(ordered[PUBLISH_BATCH:])
+        asyncio.get_running_loop().call_soon(publish_problems, ls, rest)
+
+
+def _publish(ls: AgentLanguageServer, paths: list[Path]) -> None:
     service = ls.service
     if service is None:
         return
     documents = ls.workspace.text_documents
     codec = ls.workspace.position_codec
-    for path in sorted(paths):
+    for path in paths:
         uri = from_fs_path(str(path)) or path.as_uri()
         problems = service.registry.problems(path)
         lines: Sequence[str] = ()

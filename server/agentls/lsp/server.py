@@ -326,7 +326,10 @@ class AgentLanguageServer(LanguageServer):
         watch_orphans(asyncio.get_running_loop())
         service = AgentService(settings, self.folders())
         buffers = EditorBuffers(self)
-        service.on_problems_changed = lambda paths: publish_problems(self, paths)
+        # The first diagnostics (every definition file) go out after the commands that waited
+        # for the service: an editor's first agents.list must not queue behind 1,000 of them.
+        first: set[Path] = set()
+        service.on_problems_changed = first.update
         service.on_config_file_changed = self.reload_settings_soon
         service.is_open_in_editor = buffers.is_open
         self.service = service
@@ -334,6 +337,8 @@ class AgentLanguageServer(LanguageServer):
             await service.start()
         finally:
             self._service_ready.set()
+            service.on_problems_changed = lambda paths: publish_problems(self, paths)
+            asyncio.get_running_loop().call_soon(publish_problems, self, first)
         logger.info("agentls %s serving %s", __version__, [str(f) for f in service.roots.folders])
 
     def reload_settings_soon(self) -> None:
