@@ -103,6 +103,7 @@ STARTUP_MODULES = {
     "agentls.lsp.protocol",
     "agentls.lsp.server",
     "agentls.lsp.transport",
+    "agentls.provenance",
     "agentls.redaction",
     "agentls.requests",
     "agentls.serve",
