@@ -272,7 +272,11 @@ async def scenario_pack(plan: Plan, work: Path) -> ScenarioResult:
     server = await pack_server(work, tree)
     try:
         answer = await server.command("agentls.context.preview", PACK_REQUEST)  # loads the tree
-        included = sum(1 for m in answer["manifest"] if m["status"] == "included")
+        included = sum(
+            1
+            for m in answer["manifest"]
+            if m["status"] == "included" and m["source"] != "agent"  # not the definition itself
+        )
         if included != len(paths):
             raise BenchError(f"the server packed {included} of {len(paths)} files")
         for _round in range(plan.pack_rounds):
