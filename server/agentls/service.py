@@ -16,6 +16,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,18 @@ class NoBuffers:
     def open_paths(self) -> list[Path]:
         """Nothing is open."""
         return []
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """One run as decided before it starts: the job, and what its result needs besides."""
+
+    job: RunJob
+    config: BackendConfig | None
+    context: ContextResult
+    estimate: Estimate
+    refusal: str | None
+    """Why the run may not start (it is recorded as failed with this error); None if it may."""
 
 
 class AgentService:
@@ -240,9 +253,10 @@ class AgentService:
 
     async def preview(self, args: RunArgs, buffers: BufferSource) -> dict[str, Any]:
         """``agentls.context.preview``: the exact prompt and manifest, no backend contacted."""
+        settings = self.settings
         agent = self.registry.get(args.agent)
-        estimate = self._estimate(agent)
-        context = await self._build(agent, args, buffers, estimate)
+        estimate = self._estimate(agent, settings.backend(agent.backend))
+        context = await self._build(agent, args, buffers, estimate, settings)
         return {
             "prompt": context.prompt,
             "manifest": _manifest(context, estimate),
@@ -252,72 +266,73 @@ class AgentService:
     async def run(
         self, args: RunArgs, buffers: BufferSource, observer: RunObserver | None = None
     ) -> dict[str, Any]:
-        """``agentls.run``: build the context, run on the backend, record the run.
+        """``agentls.run``: plan the run, run it on the backend, record it.
 
         Argument errors and unknown agents raise (the request fails); everything that goes wrong
         once a run exists (untrusted backend, missing program, provider errors, timeouts) is a
         ``failed``/``timed_out`` run in the result and in history. Cancelling the awaiting task
         cancels the run, which is recorded as ``cancelled`` before the cancellation propagates.
         """
-        agent = self.registry.get(args.agent)
-        started = time.time()
-        config = self.settings.backend(agent.backend)
-        model = agent.model or (config.model if config else None)
-        estimate = self._estimate(agent)
-        context = await self._build(agent, args, buffers, estimate)
-        manifest = _manifest(context, estimate)
-        run_id = uuid.uuid4().hex[:12]
-        workspace = str(self.roots.folders[0]) if self.roots.folders else None
+        plan = await self._plan(args, buffers)
+        job = plan.job
         if args.dry_run:
-            record = RunRecord(
-                id=run_id,
-                agent=agent.name,
-                task=args.task,
-                status="succeeded",
-                output="",
-                started_at=started,
-                duration_ms=round((time.time() - started) * 1000, 3),
-                backend=config.name if config else None,
-                model=model,
-                manifest=manifest,
-                workspace=workspace,
-            )
+            duration = round((time.time() - job.started_at) * 1000, 3)
+            record = ExecutionEngine.record(job, "succeeded", duration_ms=duration)
             return {
                 **record.to_dict(),
-                "prompt": context.prompt,
+                "prompt": plan.context.prompt,
                 "dry_run": True,
-                "token_estimate": estimate.to_dict(),
+                "token_estimate": plan.estimate.to_dict(),
             }
-        refusal = self._refusal(agent, config)
+        if plan.refusal is not None:
+            record = self.engine.refuse(job, plan.refusal, observer)
+            return {**record.to_dict(), "token_estimate": plan.estimate.to_dict()}
+        handle = self.engine.submit(job, observer)
+        try:
+            record = await asyncio.shield(handle.wait())
+        except asyncio.CancelledError:
+            self.engine.cancel(job.id)
+            await handle.wait()
+            raise
+        estimate = plan.estimate
+        prompt_tokens = (record.usage or {}).get("prompt_tokens")
+        if record.status == "succeeded" and prompt_tokens and plan.config is not None:
+            prompt_bytes = len(plan.context.prompt_bytes)
+            estimate = self.calibration.observe(
+                plan.config.name, job.model, prompt_bytes, prompt_tokens
+            )
+        return {**record.to_dict(), "token_estimate": estimate.to_dict()}
+
+    async def _plan(self, args: RunArgs, buffers: BufferSource) -> RunPlan:
+        """Everything a run is, decided from one snapshot of the settings and the folders.
+
+        The settings may be replaced while the context is built (a configuration reload); the
+        run keeps the ones it started with, so its backend, limits and estimate agree.
+        """
+        settings = self.settings
+        folders = self.roots.folders
+        agent = self.registry.get(args.agent)
+        started = time.time()
+        config = settings.backend(agent.backend)
+        model = agent.model or (config.model if config else None)
+        estimate = self._estimate(agent, config)
+        context = await self._build(agent, args, buffers, estimate, settings)
+        run_id = uuid.uuid4().hex[:12]
+        workspace = str(folders[0]) if folders else None
+        refusal = None if args.dry_run else self._refusal(agent, config, settings, folders)
         backend = None
-        if refusal is None and config is not None:
+        if refusal is None and config is not None and not args.dry_run:
             try:
                 backend = self.backends.get(config)
             except BackendError as e:
                 refusal = e.message
-        if backend is None or config is None:
-            record = ExecutionEngine.failed_record(
-                id=run_id,
-                agent=agent.name,
-                task=args.task,
-                error=refusal or "no backend",
-                backend=config.name if config else agent.backend,
-                model=model,
-                manifest=manifest,
-                workspace=workspace,
-                started_at=started,
-            )
-            self._run_finished(record)
-            if observer is not None:
-                observer.finished(record)
-            return {**record.to_dict(), "token_estimate": estimate.to_dict()}
-        limits = self.settings.limits
+        limits = settings.limits
         job = RunJob(
             id=run_id,
             agent=agent.name,
             task=args.task,
             backend=backend,
-            backend_name=config.name,
+            backend_name=config.name if config else agent.backend,
             model=model,
             request=BackendRequest(
                 run_id=run_id,
@@ -328,21 +343,11 @@ class AgentService:
             ),
             timeout=agent.timeout or limits.run_timeout,
             max_output_bytes=limits.max_output_bytes,
-            manifest=manifest,
+            manifest=_manifest(context, estimate),
             workspace=workspace,
+            started_at=started,
         )
-        handle = self.engine.submit(job, observer)
-        try:
-            record = await asyncio.shield(handle.wait())
-        except asyncio.CancelledError:
-            self.engine.cancel(run_id)
-            await handle.wait()
-            raise
-        prompt_tokens = (record.usage or {}).get("prompt_tokens")
-        if record.status == "succeeded" and prompt_tokens:
-            prompt_bytes = len(context.prompt_bytes)
-            estimate = self.calibration.observe(config.name, model, prompt_bytes, prompt_tokens)
-        return {**record.to_dict(), "token_estimate": estimate.to_dict()}
+        return RunPlan(job, config, context, estimate, refusal)
 
     def cancel(self, run_id: str) -> dict[str, Any]:
         """``agentls.runs.cancel``: True when a queued or running run was cancelled."""
@@ -386,15 +391,19 @@ class AgentService:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _estimate(self, agent: AgentDefinition) -> Estimate:
+    def _estimate(self, agent: AgentDefinition, config: BackendConfig | None) -> Estimate:
         """The bytes-per-token ratio for the backend and model this agent runs on."""
-        config = self.settings.backend(agent.backend)
         if config is None:
             return self.calibration.estimate(None, None)
         return self.calibration.estimate(config.name, agent.model or config.model)
 
     async def _build(
-        self, agent: AgentDefinition, args: RunArgs, buffers: BufferSource, estimate: Estimate
+        self,
+        agent: AgentDefinition,
+        args: RunArgs,
+        buffers: BufferSource,
+        estimate: Estimate,
+        settings: Settings,
     ) -> ContextResult:
         active = self.roots.resolve(args.uri) if args.uri else None
         files = tuple(self.roots.resolve(f) for f in args.files)
@@ -406,7 +415,7 @@ class AgentService:
             )
         if self.index.state != "ready":
             await self.index.wait_ready(timeout=INDEX_WAIT_SECONDS)
-        limits = self.settings.limits
+        limits = settings.limits
         return await self.builder.build(
             agent,
             ContextRequest(
@@ -422,7 +431,13 @@ class AgentService:
             bytes_per_token=estimate.bytes_per_token,
         )
 
-    def _refusal(self, agent: AgentDefinition, config: BackendConfig | None) -> str | None:
+    @staticmethod
+    def _refusal(
+        agent: AgentDefinition,
+        config: BackendConfig | None,
+        settings: Settings,
+        folders: Sequence[Path],
+    ) -> str | None:
         """Why this agent may not run now, as a message that says what to do; None if it may."""
         if config is None:
             if agent.backend:
@@ -431,8 +446,8 @@ class AgentService:
                 "no backend configured: set default_backend and [backends.NAME] in agentls.toml "
                 "or ~/.config/agentls/config.toml"
             )
-        if config.origin == "workspace" and not self.settings.trusted:
-            folder = self.roots.folders[0] if self.roots.folders else "this workspace"
+        if config.origin == "workspace" and not settings.trusted:
+            folder = folders[0] if folders else "this workspace"
             return (
                 f"backend {config.name!r} is defined by the workspace's agentls.toml, and the "
                 "workspace is not trusted. Trust it in your editor (VS Code: Workspace Trust; "

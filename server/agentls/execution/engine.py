@@ -46,7 +46,8 @@ class RunJob:
     id: str
     agent: str
     task: str
-    backend: Backend
+    backend: Backend | None
+    """None for a run refused before it started (``ExecutionEngine.refuse``) or a dry run."""
     backend_name: str | None
     model: str | None
     request: BackendRequest
@@ -56,6 +57,8 @@ class RunJob:
     """UTF-8 bytes of output kept; more fails the run (the first ``max_output_bytes`` are kept)."""
     manifest: list[dict[str, Any]] = field(default_factory=list)
     workspace: str | None = None
+    started_at: float = field(default_factory=time.time)
+    """Unix time the run was asked for (its record's ``started_at``)."""
 
 
 class RunObserver(Protocol):
@@ -222,36 +225,47 @@ class ExecutionEngine:
             if pending:
                 logger.warning("%d run(s) did not stop within %.1f s", len(pending), timeout)
 
+    def refuse(self, job: RunJob, error: str, observer: RunObserver | None = None) -> RunRecord:
+        """Record a run refused before it started (untrusted backend, unknown kind...).
+
+        Such a run never takes a slot, but it is finished like any other: history and metrics
+        (``on_finished``), then the observer, with the reason as its error.
+        """
+        record = self.record(job, "failed", error=error)
+        run = _Run(job, RunHandle(job.id, job.agent, job.started_at), observer)
+        run.finished = True
+        self._hand_out(run, record)
+        return record
+
     @staticmethod
-    def failed_record(
+    def record(
+        job: RunJob,
+        status: RunStatus,
         *,
-        id: str,
-        agent: str,
-        task: str,
-        error: str,
-        backend: str | None = None,
-        model: str | None = None,
-        manifest: list[dict[str, Any]] | None = None,
-        workspace: str | None = None,
+        output: str = "",
+        error: str | None = None,
+        usage: dict[str, int | None] | None = None,
+        duration_ms: float = 0.0,
         started_at: float | None = None,
     ) -> RunRecord:
-        """The record of a run refused before it started (untrusted backend, unknown kind...).
+        """The one place a run's record is built from its job and how it ended.
 
-        Such runs never reach the engine but still belong in history, with the reason.
+        ``started_at`` defaults to the job's; a submitted run passes its submit time.
         """
         return RunRecord(
-            id=id,
-            agent=agent,
-            task=task,
-            status="failed",
-            output="",
-            started_at=time.time() if started_at is None else started_at,
-            duration_ms=0.0,
-            backend=backend,
-            model=model,
+            id=job.id,
+            agent=job.agent,
+            task=job.task,
+            status=status,
+            output=output,
+            started_at=job.started_at if started_at is None else started_at,
+            duration_ms=duration_ms,
+            backend=job.backend_name,
+            model=job.model,
             error=error,
-            manifest=list(manifest or []),
-            workspace=workspace,
+            usage=usage,
+            manifest=job.manifest,
+            workspace=job.workspace,
         )
 
     # -- the life of a run ----------------------------------------------------------------------
@@ -303,7 +317,10 @@ class ExecutionEngine:
 
     async def _pump(self, run: _Run) -> None:
         """Move the backend's events into the run until the stream ends or the output is full."""
-        stream = run.job.backend.stream(run.job.request)
+        backend = run.job.backend
+        if backend is None:  # refused runs never reach the engine's queue
+            raise BackendError("no backend")
+        stream = backend.stream(run.job.request)
         try:
             async for event in stream:
                 if isinstance(event, TextDelta):
@@ -363,24 +380,23 @@ class ExecutionEngine:
         run.finished = True
         job = run.job
         duration = 0.0 if run.started_mono is None else time.monotonic() - run.started_mono
-        record = RunRecord(
-            id=job.id,
-            agent=job.agent,
-            task=job.task,
-            status=status,
+        record = self.record(
+            job,
+            status,
             output="".join(run.chunks),
-            started_at=run.handle.submitted_at,
-            duration_ms=round(duration * 1000, 3),
-            backend=job.backend_name,
-            model=job.model,
             error=error,
             usage=run.usage,
-            manifest=job.manifest,
-            workspace=job.workspace,
+            duration_ms=round(duration * 1000, 3),
+            started_at=run.handle.submitted_at,
         )
         run.chunks = []
         self._runs.pop(job.id, None)
-        run.handle.status = status
+        self._hand_out(run, record)
+
+    def _hand_out(self, run: _Run, record: RunRecord) -> None:
+        """A finished record goes to ``on_finished``, then to the observer, then to the handle."""
+        job = run.job
+        run.handle.status = record.status
         if self._on_finished is not None:
             try:
                 self._on_finished(record)
