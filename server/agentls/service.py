@@ -16,7 +16,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +34,16 @@ from agentls.context.builder import (
     ContextResult,
     Selection,
 )
+from agentls.context.tokens import bytes_within
 from agentls.errors import UnknownRun
 from agentls.execution.engine import ExecutionEngine, RunJob, RunObserver
 from agentls.execution.history import ExecutionHistory, history_path
 from agentls.execution.records import RunRecord
+from agentls.execution.tool_loop import ToolPlan
 from agentls.loop_lag import LoopLag
 from agentls.metrics import Metrics
 from agentls.requests import HistoryListArgs, RunArgs
+from agentls.tools.toolbox import Toolbox, granted_groups
 from agentls.workspace.cache import FileCache
 from agentls.workspace.index import WorkspaceIndex
 from agentls.workspace.roots import WorkspaceRoots
@@ -116,6 +119,8 @@ class AgentService:
         """Set by the adapter: a workspace ``agentls.toml`` changed (reload the settings)."""
         self.is_open_in_editor: Callable[[Path], bool] = lambda path: False
         """Set by the adapter: whether the editor holds an unsaved buffer for a path."""
+        self._no_tools: set[tuple[str, str | None]] = set()
+        """(backend, model) pairs whose provider said the model cannot call tools."""
         self._scan_task: asyncio.Task[None] | None = None
         self._watch_task: asyncio.Task[None] | None = None
 
@@ -295,7 +300,7 @@ class AgentService:
             await handle.wait()
             raise
         estimate = plan.estimate
-        prompt_tokens = (record.usage or {}).get("prompt_tokens")
+        prompt_tokens = handle.first_prompt_tokens  # later turns' prompts are not this one
         if record.status == "succeeded" and prompt_tokens and plan.config is not None:
             prompt_bytes = len(plan.context.prompt_bytes)
             estimate = self.calibration.observe(
@@ -327,6 +332,18 @@ class AgentService:
             except BackendError as e:
                 refusal = e.message
         limits = settings.limits
+        tools, notes = (
+            (None, ()) if backend is None else self._tools(agent, config, model, buffers, settings)
+        )
+        if tools is not None:
+            budget = bytes_within(
+                agent.max_context_tokens or limits.max_context_tokens, estimate.bytes_per_token
+            )
+            tools = replace(
+                tools,
+                budget_bytes=max(0, budget - len(context.prompt_bytes)),
+                bytes_per_token=estimate.bytes_per_token,
+            )
         job = RunJob(
             id=run_id,
             agent=agent.name,
@@ -346,8 +363,61 @@ class AgentService:
             manifest=_manifest(context, estimate),
             workspace=workspace,
             started_at=started,
+            tools=tools,
+            notes=notes,
         )
         return RunPlan(job, config, context, estimate, refusal)
+
+    def _tools(
+        self,
+        agent: AgentDefinition,
+        config: BackendConfig | None,
+        model: str | None,
+        buffers: BufferSource,
+        settings: Settings,
+    ) -> tuple[ToolPlan | None, tuple[str, ...]]:
+        """The tool loop's plan for a run (None: single-shot) and the notes that explain why not.
+
+        Tools are offered by the HTTP backends only, to a model not known to refuse them.
+        """
+        groups = granted_groups(agent)
+        if not groups or config is None:
+            return None, ()
+        asked = bool(agent.tools)
+        if config.kind == "command":
+            note = f"backend {config.name!r} runs a command, single-shot: tools are not offered"
+            return None, (note,) if asked else ()
+        if not config.tools:
+            return None, (f"backend {config.name!r} sets tools = false: ran without tools",)
+        key = (config.name, model)
+        if key in self._no_tools:
+            return None, (
+                f"model {model!r} on backend {config.name!r} does not support tools (found on an "
+                "earlier run): ran without them",
+            )
+        limits = settings.limits
+        extra_turns = agent.extra.get("maxTurns")  # Claude Code's spelling
+        if isinstance(extra_turns, bool) or not isinstance(extra_turns, int) or extra_turns < 1:
+            extra_turns = None
+        toolbox = Toolbox(
+            groups,
+            roots=self.roots,
+            index=self.index,
+            cache=self.cache,
+            buffers=buffers,
+            scanner=self.builder.secrets,
+            max_file_bytes=limits.max_file_bytes,
+            max_result_bytes=limits.max_tool_result_bytes,
+        )
+        plan = ToolPlan(
+            toolbox,
+            max_turns=agent.max_turns or extra_turns or limits.max_turns,
+            max_tool_calls=limits.max_tool_calls,
+            budget_bytes=0,
+            bytes_per_token=1.0,
+            on_tools_unsupported=lambda: self._no_tools.add(key),
+        )
+        return plan, ()
 
     def cancel(self, run_id: str) -> dict[str, Any]:
         """``agentls.runs.cancel``: True when a queued or running run was cancelled."""

@@ -31,6 +31,11 @@ class _TerminalOutput:
             sys.stdout.write(text)
             sys.stdout.flush()
 
+    def tool_call(self, run_id: str, event: dict[str, Any]) -> None:
+        """What the agent does goes to stderr, beside the status (stdout is the answer)."""
+        if self._enabled and event.get("status") != "started":
+            sys.stderr.write(f"agentls: [{event.get('tool')}] {event.get('summary')}\n")
+
     def finished(self, record: RunRecord) -> None:
         """End the output with a newline when the model did not."""
         if self._enabled and record.output and not record.output.endswith("\n"):

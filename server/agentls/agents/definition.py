@@ -68,8 +68,12 @@ class AgentDefinition:
     max_context_tokens: int | None = None
     timeout: float | None = None
     output: str = "markdown"
-    tools: tuple[str, ...] = ()
-    """Accepted for compatibility with other tools' formats; agentls runs no tools itself."""
+    tools: tuple[str, ...] | None = None
+    """The tool names as written (Claude Code's or Copilot's); None when the file has no ``tools``
+    key (every tool group agentls offers), ``()`` for ``tools: []`` (none). See
+    ``agentls.tools.toolbox.granted_groups``."""
+    max_turns: int | None = None
+    """Model turns a tool-using run may take; None leaves it to ``limits.max_turns``."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Unknown front-matter keys, kept and reported as hints."""
     body_line: int = 0
@@ -98,6 +102,7 @@ KNOWN_KEYS: tuple[str, ...] = (
     "timeout",
     "output",
     "tools",
+    "max_turns",
 )
 """Front-matter keys agentls reads. Anything else is kept in ``extra`` and reported as a hint."""
 
@@ -598,6 +603,9 @@ class _FrontMatter:
 
     def _check_max_context_tokens(self, node: yaml.Node, value: Any) -> int | None:
         return self._positive_int(node, value, "max_context_tokens")
+
+    def _check_max_turns(self, node: yaml.Node, value: Any) -> int | None:
+        return self._positive_int(node, value, "max_turns")
 
     def _check_timeout(self, node: yaml.Node, value: Any) -> float | None:
         if isinstance(value, bool) or not isinstance(value, int | float):
