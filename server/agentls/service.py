@@ -35,14 +35,15 @@ from agentls.context.builder import (
     Selection,
 )
 from agentls.context.tokens import bytes_within
-from agentls.errors import UnknownRun
+from agentls.errors import EditConflict, InvalidArguments, UnknownRun
 from agentls.execution.engine import ExecutionEngine, RunJob, RunObserver
 from agentls.execution.history import ExecutionHistory, history_path
 from agentls.execution.records import RunRecord
 from agentls.execution.tool_loop import ToolPlan
 from agentls.loop_lag import LoopLag
 from agentls.metrics import Metrics
-from agentls.requests import HistoryListArgs, RunArgs
+from agentls.requests import EditsApplyArgs, HistoryListArgs, RunArgs
+from agentls.tools.edits import EditState, content_hash
 from agentls.tools.toolbox import Toolbox, granted_groups
 from agentls.workspace.cache import FileCache
 from agentls.workspace.index import WorkspaceIndex
@@ -65,6 +66,16 @@ class NoBuffers:
     def open_paths(self) -> list[Path]:
         """Nothing is open."""
         return []
+
+
+@dataclass(frozen=True)
+class EditBatch:
+    """Edits of one run checked against the current files, ready for ``workspace/applyEdit``."""
+
+    run_id: str
+    agent: str
+    edits: list[dict[str, Any]]
+    """The edits' protocol form (``ProposedEdit.to_dict``), in the order they were proposed."""
 
 
 @dataclass(frozen=True)
@@ -444,6 +455,89 @@ class AgentService:
         if record is None:
             raise UnknownRun(run_id)
         return record.to_dict()
+
+    async def edits_to_apply(self, args: EditsApplyArgs, buffers: BufferSource) -> EditBatch:
+        """``agentls.edits.apply``, first half: the edits to send, checked against the files now.
+
+        Each edit's file is read again the way tools read it (unsaved buffer over disk); one whose
+        text no longer hashes to the edit's ``base`` (or a new file that now exists) is refused
+        with ``EditConflict`` naming the file, so an edit is never applied to different text.
+
+        Raises:
+            UnknownRun: no such run in history.
+            InvalidArguments: an edit id the run does not have.
+            EditConflict: an edit already applied or discarded, or whose file changed.
+        """
+        record = self.history.get(args.id)
+        if record is None:
+            raise UnknownRun(args.id)
+        by_id = {e.get("id"): e for e in record.edits}
+        if args.edits is None:
+            chosen = [e for e in record.edits if e.get("state") == "proposed"]
+            if not chosen:
+                raise EditConflict(f"run {args.id} has no proposed edits to apply")
+        else:
+            unknown = [i for i in args.edits if i not in by_id]
+            if unknown:
+                known = ", ".join(str(i) for i in by_id) or "none"
+                raise InvalidArguments(
+                    "edits", f"run {args.id} has no edit {unknown[0]!r} (its edits: {known})"
+                )
+            chosen = [by_id[i] for i in args.edits]
+        for edit in chosen:
+            if edit.get("state") != "proposed":
+                raise EditConflict(f"edit {edit['id']} was already {edit.get('state')}")
+        paths = [self.roots.resolve(str(edit["uri"])) for edit in chosen]
+        reader = Toolbox(
+            frozenset(),
+            roots=self.roots,
+            index=self.index,
+            cache=self.cache,
+            buffers=buffers,
+            scanner=self.builder.secrets,
+            max_file_bytes=self.settings.limits.max_file_bytes,
+            max_result_bytes=0,
+        )
+        current = await reader.read_texts(paths)
+        for edit, path in zip(chosen, paths, strict=True):
+            now = current[path]
+            if edit.get("create"):
+                if now != "missing":
+                    raise EditConflict(
+                        f"{edit['path']} exists now; edit {edit['id']} would have created it. "
+                        "Run the agent again."
+                    )
+            elif isinstance(now, str) or content_hash(now.text) != edit.get("base"):
+                raise EditConflict(
+                    f"{edit['path']} changed since edit {edit['id']} was proposed; it was not "
+                    "applied. Run the agent again."
+                )
+        return EditBatch(record.id, record.agent, chosen)
+
+    def edits_settled(self, run_id: str, edit_ids: Sequence[str], state: EditState) -> int:
+        """Record that edits were applied or discarded; returns how many changed state."""
+        record = self.history.get(run_id)
+        if record is None:
+            raise UnknownRun(run_id)
+        wanted = set(edit_ids)
+        changed = 0
+        edits = []
+        for edit in record.edits:
+            if edit.get("id") in wanted and edit.get("state") == "proposed":
+                edit = {**edit, "state": state}
+                changed += 1
+            edits.append(edit)
+        if changed:
+            self.history.add(replace(record, edits=edits))
+        return changed
+
+    def edits_discard(self, run_id: str) -> dict[str, Any]:
+        """``agentls.edits.discard``: every proposed edit of a run is marked discarded."""
+        record = self.history.get(run_id)
+        if record is None:
+            raise UnknownRun(run_id)
+        ids = [str(e.get("id")) for e in record.edits if e.get("state") == "proposed"]
+        return {"discarded": self.edits_settled(run_id, ids, "discarded")}
 
     def metrics_snapshot(self) -> dict[str, Any]:
         """``agentls.metrics``."""

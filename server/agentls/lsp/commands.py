@@ -12,11 +12,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
 from agentls import requests
 from agentls.errors import AgentlsError
 from agentls.lsp.documents import EditorBuffers
+from agentls.lsp.edits import workspace_edit
 from agentls.lsp.progress import RunProgress
 from agentls.lsp.protocol import CURRENT_COMMAND, AgentlsProtocol
 
@@ -35,6 +37,8 @@ HISTORY_LIST = "agentls.history.list"
 HISTORY_GET = "agentls.history.get"
 METRICS = "agentls.metrics"
 CACHE_CLEAR = "agentls.cache.clear"
+EDITS_APPLY = "agentls.edits.apply"
+EDITS_DISCARD = "agentls.edits.discard"
 
 SERVICE_WAIT_SECONDS = 30.0
 """A command sent right after ``initialized`` waits this long for the service to start."""
@@ -141,6 +145,41 @@ async def _cache_clear(
     return service.clear_cache()
 
 
+async def _edits_apply(
+    ls: AgentLanguageServer, service: AgentService, args: tuple[Any, ...]
+) -> Any:
+    parsed = requests.parse_edits_apply(requests.single_object(args))
+    ws = ls.client_capabilities.workspace
+    if ws is None or not ws.apply_edit:
+        raise AgentlsError(
+            "this editor does not accept workspace/applyEdit; apply the diff by hand"
+        )
+    batch = await service.edits_to_apply(parsed, EditorBuffers(ls))
+
+    def version_of(uri: str) -> int | None:
+        document = ls.workspace.text_documents.get(uri)
+        return document.version if document is not None else None
+
+    edit = workspace_edit(batch.agent, batch.edits, ls.client_capabilities, version_of)
+    label = f"agentls: {batch.agent}"
+    result = await ls.workspace_apply_edit_async(
+        types.ApplyWorkspaceEditParams(edit=edit, label=label)
+    )
+    ids = [str(e["id"]) for e in batch.edits]
+    if result.applied:
+        service.edits_settled(batch.run_id, ids, "applied")
+    answer: dict[str, Any] = {"applied": bool(result.applied), "edits": ids}
+    if result.failure_reason:
+        answer["failure_reason"] = result.failure_reason
+    return answer
+
+
+async def _edits_discard(
+    ls: AgentLanguageServer, service: AgentService, args: tuple[Any, ...]
+) -> Any:
+    return service.edits_discard(requests.parse_run_id(requests.single_object(args)))
+
+
 COMMANDS: dict[str, Handler] = {
     AGENTS_LIST: _agents_list,
     RUN: _run,
@@ -151,6 +190,8 @@ COMMANDS: dict[str, Handler] = {
     HISTORY_GET: _history_get,
     METRICS: _metrics,
     CACHE_CLEAR: _cache_clear,
+    EDITS_APPLY: _edits_apply,
+    EDITS_DISCARD: _edits_discard,
 }
 
 
