@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,10 @@ def workspace(tmp_path: Path) -> Path:
     write(root, ".agents/reader.md", "---\nname: reader\ntools: [Read]\n---\nRead.\n")
     write(root, ".agents/plain.md", "---\nname: plain\ntools: []\n---\nNo tools.\n")
     write(root, ".agents/short.md", "---\nname: short\nmax_turns: 3\n---\nShort.\n")
+    write(root, ".agents/quick.md", "---\nname: quick\ntimeout: 2\n---\nQuick.\n")
+    write(root, ".agents/small.md", "---\nname: small\nmax_context_tokens: 600\n---\nS.\n")
+    write(root, ".agents/cmd.md", "---\nname: cmd\nbackend: cmd\ntools: [Read]\n---\nC.\n")
+    write(root, "src/long.py", "".join(f"line_{n} = {n}\n" for n in range(400)))
     write(root, "src/cart.py", "def total(items):\n    return sum(items)\n")
     write(root, "src/dup.py", "x = 1\nx = 1\n")
     write(root, "src/keys.py", f"AWS_KEY = '{SECRET}'\nregion = 'eu'\n")
@@ -70,7 +75,13 @@ async def service(
         "model": provider.model,
         "max_retries": 0,
     }
-    options = {"default_backend": "fake", "backends": {"fake": backend}, "data_dir": str(tmp_path)}
+    command = {"kind": "command", "argv": [sys.executable, "-c", "print('from a command')"]}
+    options = {
+        "default_backend": "fake",
+        "backends": {"fake": backend, "cmd": command},
+        "data_dir": str(tmp_path),
+        "limits": {"max_tool_calls": 10},
+    }
     settings = load_settings([workspace], options, user_file=tmp_path / "none.toml")
     svc = AgentService(settings, [workspace], watch=False)
     await svc.start()
@@ -100,9 +111,24 @@ class Trace:
     def finished(self, record: RunRecord) -> None: ...
 
 
-async def run(svc: AgentService, agent: str = "fixer", observer: Any = None) -> dict[str, Any]:
+class Buffers(NoBuffers):
+    """Unsaved editor buffers."""
+
+    def __init__(self, texts: dict[Path, str]) -> None:
+        self.texts = texts
+
+    def text(self, path: Path) -> str | None:
+        return self.texts.get(path)
+
+    def open_paths(self) -> list[Path]:
+        return list(self.texts)
+
+
+async def run(
+    svc: AgentService, agent: str = "fixer", observer: Any = None, buffers: Any = None
+) -> dict[str, Any]:
     return await asyncio.wait_for(
-        svc.run(RunArgs(agent=agent, task="go"), NoBuffers(), observer), 60
+        svc.run(RunArgs(agent=agent, task="go"), buffers or NoBuffers(), observer), 60
     )
 
 
@@ -167,7 +193,7 @@ async def test_index_quirks_of_parallel_calls(
         (b.id, "list_files", "succeeded"),
     ]
     listed = tool_results(provider, 1)[1][1]
-    assert listed.splitlines() == ["src/cart.py", "src/dup.py", "src/keys.py"]
+    assert listed.splitlines() == ["src/cart.py", "src/dup.py", "src/keys.py", "src/long.py"]
 
 
 async def test_arguments_split_across_many_chunks(
@@ -322,3 +348,67 @@ async def test_cancel_during_a_tool_call(
     assert record is not None and record.status == "cancelled"
     assert record.tool_calls[0]["status"] == "failed"
     assert record.tool_calls[0]["summary"] == "stopped before it finished"
+
+
+async def test_the_unsaved_buffer_wins_over_the_disk(
+    service: AgentService, provider: FakeProvider, workspace: Path
+) -> None:
+    cart = (workspace / "src" / "cart.py").resolve()
+    buffers = Buffers({cart: "def total(items):\n    return 0  # unsaved\n"})
+    read = Call("read_file", {"path": "src/cart.py"})
+    edit = Call(
+        "propose_edit", {"path": "src/cart.py", "old_text": "return 0", "new_text": "return 1"}
+    )
+    provider.script(tool_calls(read, edit), stream("ok"))
+    result = await run(service, buffers=buffers)
+    assert "return 0  # unsaved" in tool_results(provider, 1)[0][1]
+    assert [e["old_text"] for e in result["edits"]] == ["return 0"]
+
+
+async def test_tool_calls_beyond_the_limit_are_refused_to_the_model(
+    service: AgentService, provider: FakeProvider
+) -> None:
+    provider.script(
+        tool_calls(*(Call("list_files", {}) for _ in range(6))),
+        tool_calls(*(Call("list_files", {}) for _ in range(6))),
+        stream("done"),
+    )
+    result = await run(service)
+    assert result["status"] == "succeeded", result
+    assert [c["status"] for c in result["tool_calls"]] == ["succeeded"] * 10 + ["refused"] * 2
+    assert "limit of 10 tool calls" in tool_results(provider, 2)[-1][1]
+
+
+async def test_tool_results_count_toward_the_context_budget(
+    service: AgentService, provider: FakeProvider
+) -> None:
+    first = Call("read_file", {"path": "src/long.py"})
+    second = Call("read_file", {"path": "src/long.py", "offset": 200})
+    provider.script(tool_calls(first), tool_calls(second), stream("done"))
+    result = await run(service, agent="small")
+    assert result["status"] == "succeeded", result
+    cut = tool_results(provider, 1)[0][1]
+    assert cut.endswith("[cut: the context budget is used up]\n")
+    assert len(cut.encode()) < 600 * 4
+    assert "context budget is used up" in tool_results(provider, 2)[-1][1]
+
+
+async def test_the_run_timeout_covers_the_whole_loop(
+    service: AgentService, provider: FakeProvider
+) -> None:
+    provider.script(tool_calls(Call("list_files", {})), stall(after=1))
+    result = await run(service, agent="quick")
+    assert result["status"] == "timed_out", result
+    assert result["output"] == "Hello"
+    assert [c["status"] for c in result["tool_calls"]] == ["succeeded"]
+    assert result["turns"] == 2
+
+
+async def test_command_backends_stay_single_shot_with_a_note(
+    service: AgentService, provider: FakeProvider
+) -> None:
+    result = await run(service, agent="cmd")
+    assert result["status"] == "succeeded", result
+    assert result["output"].strip() == "from a command"
+    assert result["notes"] == ["backend 'cmd' runs a command, single-shot: tools are not offered"]
+    assert provider.requests == []

@@ -194,6 +194,7 @@ async def _execute(
     """Run one turn's calls: reads concurrently, edits in order; results in the calls' order."""
     toolbox = plan.toolbox
     outcomes: dict[int, ToolOutcome] = {}
+    done: set[int] = set()
     reads: list[tuple[int, ToolCall]] = []
     edits: list[tuple[int, ToolCall]] = []
     for i, call in enumerate(calls):
@@ -204,12 +205,13 @@ async def _execute(
                 "answer with what you have",
                 f"refused: tool call limit ({plan.max_tool_calls}) reached",
             )
-            _report(plan, call, outcomes[i], 0.0, sink, started=False)
         else:
             (edits if call.name == PROPOSE_EDIT else reads).append((i, call))
 
-    async def run(i: int, call: ToolCall) -> None:
+    for _, call in sorted(reads + edits, key=lambda pair: pair[0]):  # the model's order
         sink.tool_started(call, toolbox.describe(call))
+
+    async def run(i: int, call: ToolCall) -> None:
         began = time.monotonic()
         try:
             outcome = await toolbox.call(call)
@@ -217,12 +219,16 @@ async def _execute(
             logger.exception("tool %s failed", call.name)
             outcome = ToolOutcome("failed", "error: the tool failed", f"{call.name} failed")
         outcomes[i] = outcome
+        done.add(i)
         _report(plan, call, outcome, time.monotonic() - began, sink)
 
     if reads:
         await asyncio.gather(*(run(i, call) for i, call in reads))
     for i, call in edits:
         await run(i, call)
+    for i, call in enumerate(calls):
+        if i not in done:
+            _report(plan, call, outcomes[i], 0.0, sink, started=False)
     return [outcomes[i] for i in range(len(calls))]
 
 
