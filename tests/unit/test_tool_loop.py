@@ -259,6 +259,13 @@ async def test_proposed_edit_is_in_the_result_and_never_written(
     assert first["state"] == "proposed" and first["base"].startswith("sha256:")
     assert "-    return sum(items)\n+    return sum(items, 0.0)\n" in first["diff"]
     assert result["edits"][1]["create"] is True
+    near_secret = Call(
+        "propose_edit", {"path": "src/keys.py", "old_text": "region = 'eu'", "new_text": "r = 1"}
+    )
+    provider.script(tool_calls(near_secret), stream("ok"))
+    result = await run(service)
+    [edit] = result["edits"]
+    assert "-region = 'eu'" in edit["diff"] and SECRET not in json.dumps(result)
     assert (workspace / "src/cart.py").read_text() == "def total(items):\n    return sum(items)\n"
     assert not (workspace / "src/new.py").exists()
 

@@ -15,6 +15,7 @@ cut at ``max_result_bytes``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -491,6 +492,8 @@ class Toolbox:
         )
         if isinstance(edit, str):
             raise _Refusal(edit)
+        # The diff's context lines come from the real file: redacted like everything shown.
+        edit = dataclasses.replace(edit, diff=self._redact(edit.diff))
         self._edits.append(edit)
         verb = "creating" if edit.create else "to"
         return ToolOutcome(
