@@ -422,8 +422,8 @@ class AgentService:
         )
         plan = ToolPlan(
             toolbox,
-            max_turns=agent.max_turns or extra_turns or limits.max_turns,
-            max_tool_calls=limits.max_tool_calls,
+            max_turns=max(1, agent.max_turns or extra_turns or limits.max_turns),
+            max_tool_calls=max(0, limits.max_tool_calls),
             budget_bytes=0,
             bytes_per_token=1.0,
             on_tools_unsupported=lambda: self._no_tools.add(key),

@@ -169,7 +169,8 @@ def _messages(request: BackendRequest) -> list[dict[str, Any]]:
     messages.append({"role": "user", "content": request.user})
     for item in request.transcript:
         if isinstance(item, AssistantTurn):
-            message: dict[str, Any] = {"role": "assistant", "content": item.text or None}
+            # "" rather than null: local servers' chat templates choke on a null content
+            message: dict[str, Any] = {"role": "assistant", "content": item.text}
             if item.tool_calls:
                 message["tool_calls"] = [
                     {

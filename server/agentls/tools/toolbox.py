@@ -37,6 +37,8 @@ from agentls.workspace.roots import WorkspaceRoots
 
 ToolStatus = Literal["succeeded", "refused", "failed"]
 
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
 GROUPS: tuple[str, ...] = ("read", "search", "edit")
 """The tool groups agentls offers."""
 
@@ -368,7 +370,7 @@ class Toolbox:
             raise _Refusal(f"{shown_path} {_REASONS.get(got, got)}")
         offset = _positive(args.get("offset"), "offset", 1)
         limit = _positive(args.get("limit"), "limit", DEFAULT_READ_LINES)
-        lines = got.shown.splitlines()
+        lines = _lines(got.shown)
         total = len(lines)
         first = min(offset, total + 1)
         chosen = lines[first - 1 : first - 1 + limit]
@@ -512,12 +514,20 @@ def _grep(
     """Matching lines (redacted text only), at most ``limit``; runs in a worker thread."""
     hits: list[tuple[str, int, str]] = []
     for shown, file in files:
-        for n, line in enumerate(file.shown.splitlines(), start=1):
+        for n, line in enumerate(_lines(file.shown), start=1):
             if search(line):
                 hits.append((shown, n, line))
                 if len(hits) >= limit:
                     return hits
     return hits
+
+
+def _lines(text: str) -> list[str]:
+    """The lines of a text as LSP counts them (CR, LF, CRLF; not form feeds or U+2028)."""
+    lines = _LINE_BREAK.split(text)
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
 
 
 def _refused(message: str) -> ToolOutcome:
