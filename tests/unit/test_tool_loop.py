@@ -219,12 +219,13 @@ async def test_refusals_are_answered_to_the_model(
         Call("read_file", {"path": "build/out.txt"}),
         Call("run_shell", {"cmd": "rm -rf /"}),
         Call("propose_edit", {"path": "src/dup.py", "old_text": "x = 1\n", "new_text": "y\n"}),
+        Call("propose_edit", {"path": "src/big.py", "old_text": "", "new_text": "x" * 1_100_000}),
     ]
-    provider.script(tool_calls(*calls), stream("Sorry."))
+    provider.script(tool_calls(*calls, arg_piece=65536), stream("Sorry."))
     result = await run(service)
     assert result["status"] == "succeeded", result
     statuses = [c["status"] for c in result["tool_calls"]]
-    assert statuses == ["failed"] + ["refused"] * 7
+    assert statuses == ["failed"] + ["refused"] * 8
     answers = [content for _, content in tool_results(provider, 1)]
     assert "not valid JSON" in answers[0]
     assert "secret" in answers[1]
@@ -234,6 +235,7 @@ async def test_refusals_are_answered_to_the_model(
     assert ".gitignore" in answers[5]
     assert "no tool named 'run_shell'" in answers[6]
     assert "occurs 2 times" in answers[7]
+    assert "new_text is larger than the file size limit" in answers[8]
     sent = json.dumps([r.json for r in provider.requests])
     assert "hunter2" not in sent and "outside the workspace\\n" not in sent
     assert result["edits"] == []

@@ -473,6 +473,8 @@ class Toolbox:
         old_text, new_text = args.get("old_text"), args.get("new_text")
         if not isinstance(old_text, str) or not isinstance(new_text, str):
             raise _Refusal("old_text and new_text must be strings")
+        if len(new_text.encode("utf-8", "replace")) > self._max_file_bytes:
+            raise _Refusal("new_text is larger than the file size limit")
         path, got = await self._one(args.get("path"))
         shown_path = self._roots.display(path)
         text: str | None
