@@ -52,6 +52,8 @@ MAX_MATCHES = 200
 """Matching lines ``search`` shows at most."""
 MAX_SEARCHED_FILES = 5000
 """Files one ``search`` reads at most (the rest is reported as not searched)."""
+SEARCH_BATCH = 256
+"""Files ``search`` reads per turn of the event loop."""
 MAX_PATTERN_CHARS = 500
 MATCH_LINE_CHARS = 240
 """A matching line is shown up to this many characters."""
@@ -294,17 +296,24 @@ class Toolbox:
 
     # -- the one way to the workspace ------------------------------------------------------------
 
-    async def read_texts(self, paths: Sequence[Path]) -> dict[Path, FileText | str]:
+    async def read_texts(
+        self, paths: Sequence[Path], *, listed: bool = False
+    ) -> dict[Path, FileText | str]:
         """Files as tools see them, or why each may not be shown (an ``_REASONS`` key).
 
         MERGE(sec-files): this is the one function to switch to the safe reader. Until then it
         takes attached context's path: the index's verdict, the unsaved buffer over the disk, the
         file cache and loader, the secret scanner.
+
+        Args:
+            paths: realpaths.
+            listed: the paths are the index's usable entries (as the context builder's globs
+                are), so its verdict stands; otherwise each path is judged now.
         """
         out: dict[Path, FileText | str] = {}
         from_disk: list[Path] = []
         for path in paths:
-            reason: str | None = self._index.exclusion(path)
+            reason: str | None = None if listed else self._index.exclusion(path)
             text = None
             if reason in (None, "missing", "too_large"):
                 text = self._buffers.text(path)
@@ -446,9 +455,19 @@ class Toolbox:
             raise _Refusal(f"not a valid regular expression: {e}") from None
         entries = self._entries(args.get("glob"))
         searched = [e for e in entries if e.size <= self._max_file_bytes][:MAX_SEARCHED_FILES]
-        texts = await self.read_texts([e.path for e in searched])
-        files = [(self._roots.display(p), t) for p, t in texts.items() if isinstance(t, FileText)]
-        hits = await asyncio.to_thread(_grep, files, compiled.search, MAX_MATCHES + 1)
+        texts: dict[Path, FileText | str] = {}
+        for start in range(0, len(searched), SEARCH_BATCH):  # the loop stays free between batches
+            batch = [e.path for e in searched[start : start + SEARCH_BATCH]]
+            texts.update(await self.read_texts(batch, listed=True))
+            await asyncio.sleep(0)
+        display = self._roots.display_rel
+        files = []
+        for entry in searched:
+            text = texts[entry.path]
+            if isinstance(text, FileText):
+                files.append((display(entry.folder, entry.rel), text))
+        literal = None if regex else pattern
+        hits = await asyncio.to_thread(_grep, files, compiled.search, literal, MAX_MATCHES + 1)
         lines: list[str] = []
         used = 0
         reads: dict[str, dict[str, Any]] = {}
@@ -458,8 +477,8 @@ class Toolbox:
                 break
             lines.append(piece)
             used += len(piece.encode("utf-8", "replace"))
-            entry = reads.setdefault(shown, _manifest_read(shown, 0, 0, ()))
-            entry["bytes"] += len(piece.encode("utf-8", "replace"))
+            row = reads.setdefault(shown, _manifest_read(shown, 0, 0, ()))
+            row["bytes"] += len(piece.encode("utf-8", "replace"))
         body = "".join(lines) or "(no matches)\n"
         if len(lines) < len(hits):
             body += f"[only the first {len(lines)} matches shown; narrow the pattern or glob]\n"
@@ -511,11 +530,20 @@ class Toolbox:
 
 
 def _grep(
-    files: list[tuple[str, FileText]], search: Callable[[str], Any], limit: int
+    files: list[tuple[str, FileText]],
+    search: Callable[[str], Any],
+    literal: str | None,
+    limit: int,
 ) -> list[tuple[str, int, str]]:
-    """Matching lines (redacted text only), at most ``limit``; runs in a worker thread."""
+    """Matching lines (redacted text only), at most ``limit``; runs in a worker thread.
+
+    A literal pattern first looks through the whole text (one C-speed scan): most files have no
+    match and are never split into lines.
+    """
     hits: list[tuple[str, int, str]] = []
     for shown, file in files:
+        if literal is not None and literal not in file.shown:
+            continue
         for n, line in enumerate(_lines(file.shown), start=1):
             if search(line):
                 hits.append((shown, n, line))
