@@ -130,6 +130,8 @@ class AgentService:
         """Set by the adapter: a workspace ``agentls.toml`` changed (reload the settings)."""
         self.is_open_in_editor: Callable[[Path], bool] = lambda path: False
         """Set by the adapter: whether the editor holds an unsaved buffer for a path."""
+        self._applying: set[tuple[str, str]] = set()
+        """(run, edit) pairs sent in a ``workspace/applyEdit`` that has not been answered yet."""
         self._no_tools: set[tuple[str, str | None]] = set()
         """(backend, model) pairs whose provider said the model cannot call tools."""
         self._scan_task: asyncio.Task[None] | None = None
@@ -487,6 +489,8 @@ class AgentService:
         for edit in chosen:
             if edit.get("state") != "proposed":
                 raise EditConflict(f"edit {edit['id']} was already {edit.get('state')}")
+            if (record.id, edit.get("id")) in self._applying:
+                raise EditConflict(f"edit {edit['id']} is being applied by another request")
         paths = [self.roots.resolve(str(edit["uri"])) for edit in chosen]
         reader = Toolbox(
             frozenset(),
@@ -512,10 +516,19 @@ class AgentService:
                     f"{edit['path']} changed since edit {edit['id']} was proposed; it was not "
                     "applied. Run the agent again."
                 )
+        # Held until edits_settled: a second request must not apply the same edit to new text.
+        self._applying.update((record.id, str(edit["id"])) for edit in chosen)
         return EditBatch(record.id, record.agent, chosen)
 
-    def edits_settled(self, run_id: str, edit_ids: Sequence[str], state: EditState) -> int:
-        """Record that edits were applied or discarded; returns how many changed state."""
+    def edits_settled(self, run_id: str, edit_ids: Sequence[str], state: EditState | None) -> int:
+        """Record that edits were applied or discarded (None: neither, the client declined).
+
+        Always called after ``edits_to_apply``, which holds the edits until then. Returns how many
+        edits changed state.
+        """
+        self._applying.difference_update((run_id, i) for i in edit_ids)
+        if state is None:
+            return 0
         record = self.history.get(run_id)
         if record is None:
             raise UnknownRun(run_id)

@@ -3,6 +3,7 @@ pytest-lsp client that answers ``workspace/applyEdit`` by writing the edit to di
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,17 @@ class EditingClient:
 
     def __init__(self) -> None:
         self.received: list[types.ApplyWorkspaceEditParams] = []
+        self.gate: asyncio.Event | None = None
+        """When set, the editor waits for it before answering (a user in the preview)."""
+        self.asked = asyncio.Event()
+
+    async def answer(
+        self, params: types.ApplyWorkspaceEditParams
+    ) -> types.ApplyWorkspaceEditResult:
+        self.asked.set()
+        if self.gate is not None:
+            await self.gate.wait()
+        return self.apply(params)
 
     def apply(self, params: types.ApplyWorkspaceEditParams) -> types.ApplyWorkspaceEditResult:
         self.received.append(params)
@@ -77,7 +89,11 @@ async def tool_session(
     options = {"default_backend": "fake", "backends": {"fake": backend}}
     async with open_session(workspace, init_options=options) as s:
         editor = EditingClient()
-        s.client.feature(types.WORKSPACE_APPLY_EDIT)(lambda ls, params: editor.apply(params))
+
+        async def on_apply_edit(ls: Any, params: types.ApplyWorkspaceEditParams) -> Any:
+            return await editor.answer(params)
+
+        s.client.feature(types.WORKSPACE_APPLY_EDIT)(on_apply_edit)
         yield s, editor
 
 
@@ -176,3 +192,22 @@ async def test_an_edit_to_a_changed_file_is_refused(
     with pytest.raises(JsonRpcException) as unknown:
         await session.command("agentls.edits.apply", {"id": result["id"], "edits": ["e9"]})
     assert unknown.value.code == -32602 and "no edit 'e9'" in str(unknown.value)
+
+
+async def test_an_edit_is_sent_once_while_the_editor_is_deciding(
+    tool_session: tuple[Session, EditingClient], provider: FakeProvider
+) -> None:
+    session, editor = tool_session
+    propose = Call("propose_edit", {"path": "src/util.py", "old_text": "42", "new_text": "43"})
+    provider.script(tool_calls(propose), stream("Done."))
+    result = await session.command("agentls.run", {"agent": "fixer", "task": "fix"})
+    editor.gate = asyncio.Event()
+    first = asyncio.ensure_future(session.command("agentls.edits.apply", {"id": result["id"]}))
+    await asyncio.wait_for(editor.asked.wait(), 30)
+    with pytest.raises(JsonRpcException) as second:
+        await asyncio.wait_for(session.command("agentls.edits.apply", {"id": result["id"]}), 30)
+    assert second.value.code == -32602 and "being applied" in str(second.value)
+    editor.gate.set()
+    assert (await asyncio.wait_for(first, 30))["applied"] is True
+    assert len(editor.received) == 1
+    assert (session.root / "src" / "util.py").read_text().endswith("return 43\n")

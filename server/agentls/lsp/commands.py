@@ -160,15 +160,18 @@ async def _edits_apply(
         document = ls.workspace.text_documents.get(uri)
         return document.version if document is not None else None
 
-    edit = workspace_edit(batch.agent, batch.edits, ls.client_capabilities, version_of)
-    label = f"agentls: {batch.agent}"
-    result = await ls.workspace_apply_edit_async(
-        types.ApplyWorkspaceEditParams(edit=edit, label=label)
-    )
     ids = [str(e["id"]) for e in batch.edits]
-    if result.applied:
-        service.edits_settled(batch.run_id, ids, "applied")
-    answer: dict[str, Any] = {"applied": bool(result.applied), "edits": ids}
+    applied = False
+    try:
+        edit = workspace_edit(batch.agent, batch.edits, ls.client_capabilities, version_of)
+        label = f"agentls: {batch.agent}"
+        result = await ls.workspace_apply_edit_async(
+            types.ApplyWorkspaceEditParams(edit=edit, label=label)
+        )
+        applied = bool(result.applied)
+    finally:
+        service.edits_settled(batch.run_id, ids, "applied" if applied else None)
+    answer: dict[str, Any] = {"applied": applied, "edits": ids}
     if result.failure_reason:
         answer["failure_reason"] = result.failure_reason
     return answer
