@@ -44,6 +44,7 @@ def workspace(tmp_path: Path) -> Path:
     write(root, ".agents/quick.md", "---\nname: quick\ntimeout: 2\n---\nQuick.\n")
     write(root, ".agents/small.md", "---\nname: small\nmax_context_tokens: 600\n---\nS.\n")
     write(root, ".agents/cmd.md", "---\nname: cmd\nbackend: cmd\ntools: [Read]\n---\nC.\n")
+    write(root, ".agents/nt.md", "---\nname: nt\nbackend: notools\n---\nN.\n")
     write(root, "src/long.py", "".join(f"line_{n} = {n}\n" for n in range(400)))
     write(root, "src/cart.py", "def total(items):\n    return sum(items)\n")
     write(root, "src/dup.py", "x = 1\nx = 1\n")
@@ -78,7 +79,7 @@ async def service(
     command = {"kind": "command", "argv": [sys.executable, "-c", "print('from a command')"]}
     options = {
         "default_backend": "fake",
-        "backends": {"fake": backend, "cmd": command},
+        "backends": {"fake": backend, "cmd": command, "notools": {**backend, "tools": False}},
         "data_dir": str(tmp_path),
         "limits": {"max_tool_calls": 10},
     }
@@ -421,3 +422,12 @@ async def test_command_backends_stay_single_shot_with_a_note(
     assert result["output"].strip() == "from a command"
     assert result["notes"] == ["backend 'cmd' runs a command, single-shot: tools are not offered"]
     assert provider.requests == []
+
+
+async def test_a_backend_with_tools_false_is_never_offered_tools(
+    service: AgentService, provider: FakeProvider
+) -> None:
+    result = await run(service, agent="nt")
+    assert result["status"] == "succeeded" and result["turns"] == 1
+    assert result["notes"] == ["backend 'notools' sets tools = false: ran without tools"]
+    assert "tools" not in provider.requests[0].json

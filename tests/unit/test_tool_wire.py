@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from agentls.agents.definition import AgentDefinition
 from agentls.backends.anthropic import AnthropicBackend, MessageStreamDecoder
 from agentls.backends.base import (
     AssistantTurn,
@@ -21,6 +23,7 @@ from agentls.backends.http import SseEvent
 from agentls.backends.openai import ChatStreamDecoder, OpenAIBackend
 from agentls.config import BackendConfig
 from agentls.tools.edits import content_hash, position, propose
+from agentls.tools.toolbox import granted_groups
 
 
 def openai_feed(*deltas: dict[str, Any], finish: str = "tool_calls") -> list[BackendEvent]:
@@ -163,3 +166,21 @@ def test_proposals_refuse_what_cannot_apply_cleanly() -> None:
     assert "not found" in str(
         propose("e3", path="f", uri="u", text=text, old_text="zz", new_text="x", pending=[])
     )
+
+
+@pytest.mark.parametrize(
+    ("tools", "groups"),
+    [
+        (None, {"read", "search", "edit"}),  # no tools key: every group
+        ((), set()),  # tools: []
+        (("Read", "Grep", "Bash(git diff:*)"), {"read", "search"}),
+        (("Glob", "LS", "MultiEdit", "WebFetch", "Agent(worker)"), {"search", "edit"}),
+        (("read", "search", "edit/editFiles", "execute", "web", "mcp"), {"read", "search", "edit"}),
+        (("codebase", "fetch"), set()),  # Copilot names agentls does not offer
+    ],
+)
+def test_granted_groups_from_claude_and_copilot_names(
+    tools: tuple[str, ...] | None, groups: set[str]
+) -> None:
+    agent = AgentDefinition(name="a", source=Path("/ws/.agents/a.md"), body="", tools=tools)
+    assert granted_groups(agent) == groups
