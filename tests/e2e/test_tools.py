@@ -211,3 +211,37 @@ async def test_an_edit_is_sent_once_while_the_editor_is_deciding(
     assert (await asyncio.wait_for(first, 30))["applied"] is True
     assert len(editor.received) == 1
     assert (session.root / "src" / "util.py").read_text().endswith("return 43\n")
+
+
+async def test_an_edit_to_an_open_buffer_targets_that_buffer_and_its_version(
+    tool_session: tuple[Session, EditingClient], provider: FakeProvider, client_name: str
+) -> None:
+    session, editor = tool_session
+    alias = session.root / "src" / "alias.py"  # the editor opened the file through a symlink
+    alias.symlink_to(session.root / "src" / "app.py")
+    unsaved = "def main():\n    return 'unsaved text'\n"
+    session.client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(
+                uri=alias.as_uri(), language_id="python", version=7, text=unsaved
+            )
+        )
+    )
+    propose = Call(
+        "propose_edit",
+        {"path": "src/app.py", "old_text": "'unsaved text'", "new_text": "'saved'"},
+    )
+    provider.script(tool_calls(propose), stream("Done."))
+    result = await session.command("agentls.run", {"agent": "fixer", "task": "fix"})
+    [edit] = result["edits"]  # computed against the buffer, not the disk
+    assert edit["range"]["start"] == {"line": 1, "character": 11}
+    applied = await session.command("agentls.edits.apply", {"id": result["id"]})
+    assert applied["applied"] is True
+    [sent] = editor.received
+    if client_name == "visual-studio-code":
+        [doc_edit] = sent.edit.document_changes or []
+        assert isinstance(doc_edit, types.TextDocumentEdit)
+        assert doc_edit.text_document.uri == alias.as_uri()
+        assert doc_edit.text_document.version == 7
+    else:
+        assert list(sent.edit.changes or {}) == [alias.as_uri()]

@@ -17,7 +17,7 @@ from pygls.exceptions import JsonRpcException
 
 from agentls import requests
 from agentls.errors import AgentlsError
-from agentls.lsp.documents import EditorBuffers
+from agentls.lsp.documents import EditorBuffers, uri_to_path
 from agentls.lsp.edits import workspace_edit
 from agentls.lsp.progress import RunProgress
 from agentls.lsp.protocol import CURRENT_COMMAND, AgentlsProtocol
@@ -154,16 +154,23 @@ async def _edits_apply(
         raise AgentlsError(
             "this editor does not accept workspace/applyEdit; apply the diff by hand"
         )
-    batch = await service.edits_to_apply(parsed, EditorBuffers(ls))
+    buffers = EditorBuffers(ls)
+    batch = await service.edits_to_apply(parsed, buffers)
 
     def version_of(uri: str) -> int | None:
         document = ls.workspace.text_documents.get(uri)
         return document.version if document is not None else None
 
+    def editor_uri(uri: str) -> str:
+        """An open file by the URI the editor knows it by (so its buffer is the one edited)."""
+        path = uri_to_path(uri)
+        return (buffers.uri_of(path) if path is not None else None) or uri
+
     ids = [str(e["id"]) for e in batch.edits]
     applied = False
     try:
-        edit = workspace_edit(batch.agent, batch.edits, ls.client_capabilities, version_of)
+        edits = [{**e, "uri": editor_uri(str(e["uri"]))} for e in batch.edits]
+        edit = workspace_edit(batch.agent, edits, ls.client_capabilities, version_of)
         label = f"agentls: {batch.agent}"
         result = await ls.workspace_apply_edit_async(
             types.ApplyWorkspaceEditParams(edit=edit, label=label)
