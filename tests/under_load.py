@@ -3,11 +3,11 @@
     .venv/bin/python -m tests.under_load [--rounds 3] [--hogs N] [-- PYTEST ARGS...]
 
 A test that passes only on a quiet machine fails CI on a shared one, so this is how the suite is
-checked for flakiness: it starts ``--hogs`` processes (default: one per core) that spin on the CPU
-at normal priority, runs ``python -m pytest -q`` (plus the given arguments) ``--rounds`` times, stops
-the hogs, and prints one line per round with pytest's summary and the time it took. It exits 0 only
-if every round passed. The hogs end with this process, even if it is killed: each one watches its
-parent and exits when it is gone.
+checked for flakiness: it starts ``--hogs`` processes (default: one per core) that spin on the
+CPU at normal priority, runs ``python -m pytest -q`` (plus the given arguments) ``--rounds`` times,
+stops the hogs, and prints one line per round with pytest's summary and the time it took. It exits
+0 only if every round passed. The hogs end with this process, even if it is killed: each one
+watches its parent and exits when it is gone.
 """
 
 from __future__ import annotations
@@ -83,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
             results.append((done.returncode, summary, took))
             print(f"round {round_no}: exit {done.returncode}, {summary} ({took:.0f} s)", flush=True)
             if done.returncode != 0:
-                failed = [ln for ln in done.stdout.splitlines() if ln.startswith(("FAILED", "ERROR"))]
+                failed = [
+                    ln for ln in done.stdout.splitlines() if ln.startswith(("FAILED", "ERROR"))
+                ]
                 print("\n".join(failed[:20]) or done.stdout[-3000:], flush=True)
     finally:
         _stop(hogs)

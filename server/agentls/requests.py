@@ -17,6 +17,10 @@ from agentls.errors import InvalidArguments
 MAX_TASK_CHARS = 1_000_000
 """A task longer than this is refused; it would not fit any model's context anyway."""
 
+MAX_FILES = 1_000
+"""The most entries ``files`` may list. Each is resolved and judged on the event loop; 400,000 of
+them took 39 s and starved every other request. Globs are the way to attach many files."""
+
 
 @dataclass(frozen=True)
 class Position:
@@ -66,6 +70,19 @@ class EditsApplyArgs:
 
 RUN_STATUSES = ("succeeded", "failed", "cancelled", "timed_out")
 
+MEMORY_ACTIONS = ("start", "snapshot", "stop")
+MEMORY_TOP_MAX = 200
+
+
+@dataclass(frozen=True)
+class MemoryProfileArgs:
+    """``agentls.memory.profile``."""
+
+    action: str
+    """``start``, ``snapshot`` or ``stop``."""
+    top: int = 20
+    """Rows in each list of a snapshot (1 to ``MEMORY_TOP_MAX``)."""
+
 
 def single_object(arguments: Sequence[Any] | None, *, optional: bool = False) -> dict[str, Any]:
     """The one object argument of a command (``[]`` or no arguments is ``{}`` when optional)."""
@@ -103,6 +120,8 @@ def parse_run(raw: Mapping[str, Any], *, dry_run_allowed: bool = True) -> RunArg
     files = raw.get("files")
     if files is None:
         file_list: tuple[str, ...] = ()
+    elif isinstance(files, list) and len(files) > MAX_FILES:
+        raise InvalidArguments("files", f"at most {MAX_FILES:,} entries, got {len(files):,}")
     elif isinstance(files, list) and all(isinstance(f, str) and f for f in files):
         file_list = tuple(files)
     else:
@@ -153,6 +172,18 @@ def parse_history_list(raw: Mapping[str, Any]) -> HistoryListArgs:
     if status is not None and status not in RUN_STATUSES:
         raise InvalidArguments("status", f"expected one of {', '.join(RUN_STATUSES)}")
     return HistoryListArgs(limit, _str(raw, "agent"), status)
+
+
+def parse_memory_profile(raw: Mapping[str, Any]) -> MemoryProfileArgs:
+    """``agentls.memory.profile``: ``{action, top?}``."""
+    _no_unknown(raw, {"action", "top"})
+    action = _str(raw, "action", required=True)
+    if action not in MEMORY_ACTIONS:
+        raise InvalidArguments("action", f"expected one of {', '.join(MEMORY_ACTIONS)}")
+    top = raw.get("top", 20)
+    if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= MEMORY_TOP_MAX:
+        raise InvalidArguments("top", f"expected an integer from 1 to {MEMORY_TOP_MAX}")
+    return MemoryProfileArgs(action, top)
 
 
 def parse_empty(raw: Mapping[str, Any]) -> None:

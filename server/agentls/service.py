@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -20,13 +21,23 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from agentls.agents.definition import AgentDefinition, is_definition_path
-from agentls.agents.registry import AgentRegistry
+import orjson
+
+from agentls.agents.definition import AgentDefinition
+from agentls.agents.locations import LOCATION_ROOTS, is_definition_path, may_hold_definitions
+from agentls.agents.registry import AgentRegistry, scan_folder
 from agentls.backends.base import BackendError, BackendRequest
 from agentls.backends.factory import BackendFactory
+from agentls.backends.models import ModelChoice, resolve_model
 from agentls.calibration import FILE_NAME as CALIBRATION_FILE
 from agentls.calibration import Calibration, Estimate
-from agentls.config import WORKSPACE_CONFIG_NAME, BackendConfig, Settings, default_data_dir
+from agentls.config import (
+    WORKSPACE_CONFIG_NAME,
+    BackendConfig,
+    Settings,
+    default_data_dir,
+    with_child_limits,
+)
 from agentls.context.builder import (
     BufferSource,
     ContextBuilder,
@@ -37,12 +48,13 @@ from agentls.context.builder import (
 from agentls.context.tokens import bytes_within
 from agentls.errors import EditConflict, InvalidArguments, UnknownRun
 from agentls.execution.engine import ExecutionEngine, RunJob, RunObserver
-from agentls.execution.history import ExecutionHistory, history_path
+from agentls.execution.history import EXPIRY_INTERVAL_SECONDS, ExecutionHistory, history_path
 from agentls.execution.records import RunRecord
 from agentls.execution.tool_loop import ToolPlan
 from agentls.loop_lag import LoopLag
+from agentls.memory_profile import MemoryProfiler
 from agentls.metrics import Metrics
-from agentls.requests import EditsApplyArgs, HistoryListArgs, RunArgs
+from agentls.requests import EditsApplyArgs, HistoryListArgs, MemoryProfileArgs, RunArgs
 from agentls.tools.edits import EditState, content_hash
 from agentls.tools.toolbox import Toolbox, granted_groups
 from agentls.workspace.cache import FileCache
@@ -88,6 +100,8 @@ class RunPlan:
     estimate: Estimate
     refusal: str | None
     """Why the run may not start (it is recorded as failed with this error); None if it may."""
+    choice: ModelChoice
+    """The effective model and why (``model_source``), for the result's model fields."""
 
 
 class AgentService:
@@ -100,17 +114,20 @@ class AgentService:
         """The workspace folders (realpaths); the only judge of what is inside."""
         limits = settings.limits
         self.index = WorkspaceIndex(self.roots, max_file_bytes=limits.max_file_bytes)
-        self.cache = FileCache(max_bytes=limits.cache_max_bytes)
+        self.cache = FileCache(max_bytes=limits.cache_max_bytes, folders=lambda: self.roots.folders)
         self.registry = AgentRegistry()
         self.builder = ContextBuilder(
             self.roots, self.index, self.cache, max_file_bytes=limits.max_file_bytes
         )
         self.metrics = Metrics()
         self.loop_lag = LoopLag()
+        self.memory = MemoryProfiler()
+        """``tracemalloc`` on demand (``agentls.memory.profile``); off until asked."""
         self.history = ExecutionHistory(
             self._history_file(),
             max_entries=limits.history_max_entries,
             max_bytes=limits.history_max_bytes,
+            max_age_days=limits.history_max_age_days,
         )
         self.engine = ExecutionEngine(
             max_concurrent=limits.max_concurrent_runs,
@@ -136,6 +153,13 @@ class AgentService:
         """(backend, model) pairs whose provider said the model cannot call tools."""
         self._scan_task: asyncio.Task[None] | None = None
         self._watch_task: asyncio.Task[None] | None = None
+        self._expiry_task: asyncio.Task[None] | None = None
+        self._model_memo: dict[tuple[str | None, str | None], ModelChoice] = {}
+        self._models_for: Settings | None = None
+        """The settings ``_model_memo`` was computed for."""
+        self._listed: tuple[int, Settings, tuple[Path, ...], dict[str, Any]] | None = None
+        """The last ``agents.list`` answer and what it was built from (registry version,
+        settings, folders): a warm list is a lookup, and the LSP layer encodes it as is."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -147,19 +171,32 @@ class AgentService:
     async def start(self) -> None:
         """Load agents, open history, start the scan and the watcher; does not wait for the scan."""
         self.loop_lag.start()
-        self.history.open()
-        changed: set[Path] = set()
-        for folder in self.roots.folders:
-            changed |= self.registry.load_folder(folder)
-        changed |= self.registry.set_backends(
+        await asyncio.to_thread(self.history.open)  # reads the whole file once: not on the loop
+        # the cross-file rules first, while the registry is empty: loading applies them once
+        changed = self.registry.set_backends(
             self.settings.backends.keys(), self.settings.default_backend
         )
+        changed |= self.registry.set_model_check(self._model_note)
+        for folder in self.roots.folders:
+            # Walking and reading the definitions touches the disk: a worker thread does it.
+            changed |= self.registry.apply_scan(await asyncio.to_thread(scan_folder, folder))
         self.on_problems_changed(changed | set(self.registry.files()))
         if self._watch and self.roots.folders:
             self.watcher = Watcher(self.roots.folders, self.files_changed)
             # The watcher proves itself live only after a quiet interval; commands need not wait.
             self._watch_task = asyncio.create_task(self._start_watcher(), name="agentls-watch")
         self._scan_task = asyncio.create_task(self._scan_and_warm(), name="agentls-scan")
+        if self.settings.limits.history_max_age_days:
+            self._expiry_task = asyncio.create_task(self._expire_history(), name="agentls-expiry")
+
+    async def _expire_history(self) -> None:
+        """Drop runs past ``history_max_age_days`` every hour (``open`` did it at start)."""
+        while True:
+            await asyncio.sleep(EXPIRY_INTERVAL_SECONDS)
+            try:
+                self.history.prune_expired()
+            except Exception:  # prune_expired degrades itself; never let the timer die
+                logger.exception("could not prune the history")
 
     async def _scan_and_warm(self) -> None:
         """Index the folders, then load their files into the cache so the first run is warm.
@@ -188,6 +225,8 @@ class AgentService:
         """Cancel runs, stop watching, close history and backends. Safe to call twice."""
         self.loop_lag.stop()
         await self.engine.shutdown(timeout=1.0)
+        if self.memory.tracing:
+            self.memory.stop()
         if self._watch_task is not None and not self._watch_task.done():
             self._watch_task.cancel()
         if self.watcher is not None:
@@ -195,6 +234,8 @@ class AgentService:
             self.watcher = None
         if self._scan_task is not None and not self._scan_task.done():
             self._scan_task.cancel()
+        if self._expiry_task is not None:
+            self._expiry_task.cancel()
         await self.index.close()
         await self.backends.aclose()
         self.calibration.flush()
@@ -209,7 +250,7 @@ class AgentService:
         for folder in old - new:
             changed |= self.registry.remove_folder(folder)
         for folder in new - old:
-            changed |= self.registry.load_folder(folder)
+            changed |= self.registry.apply_scan(await asyncio.to_thread(scan_folder, folder))
         changed |= self.registry.set_backends(
             self.settings.backends.keys(), self.settings.default_backend
         )
@@ -221,6 +262,7 @@ class AgentService:
     def update_settings(self, settings: Settings) -> None:
         """New configuration: backends and trust apply to the next run; limits at restart."""
         self.settings = settings
+        # the registry's model check reads self.settings, so this refresh applies [models] too
         changed = self.registry.set_backends(settings.backends.keys(), settings.default_backend)
         self.on_problems_changed(changed)
 
@@ -232,10 +274,14 @@ class AgentService:
         self.index.note_changes(paths)
         problems: set[Path] = set()
         config_changed = False
+        linked: set[Path] = set()
         for path in paths:
             # A storm (a checkout of thousands of files) comes as one batch on the loop: skip
             # the paths that cannot be configuration or agents before any path arithmetic.
-            if path.name != WORKSPACE_CONFIG_NAME and _DEFINITION_ROOTS.isdisjoint(path.parts):
+            if path.name != WORKSPACE_CONFIG_NAME and LOCATION_ROOTS.isdisjoint(path.parts):
+                # a folder that a definition location links to holds definitions too
+                if path.suffix in ("", ".md") and self.registry.follows(path):
+                    linked.add(path)
                 continue
             folder = self.roots.folder_of(path)
             if folder is None:
@@ -243,9 +289,12 @@ class AgentService:
             rel = path.relative_to(folder).as_posix()
             if rel == WORKSPACE_CONFIG_NAME:
                 config_changed = True
-            elif _may_hold_definitions(rel) and not self.is_open_in_editor(path):
+            elif may_hold_definitions(rel) and not self.is_open_in_editor(path):
                 # a moved or deleted folder is reported once; update() rescans for it
                 problems |= self.registry.update(path, None)
+        if linked:
+            # one rescan per folder for the whole batch, however many files the storm touched
+            problems |= self.registry.rescan_following(linked)
         if problems:
             self.on_problems_changed(problems)
         if config_changed:
@@ -261,22 +310,86 @@ class AgentService:
     # -- commands ----------------------------------------------------------------------------
 
     def list_agents(self) -> dict[str, Any]:
-        """``agentls.agents.list``."""
+        """``agentls.agents.list``: ``model`` is what a run asks for (``model_source`` says why).
+
+        The answer is built once per state of the registry, settings and folders; callers must
+        not change it.
+        """
+        cached = self._listed
+        if (
+            cached is not None
+            and cached[0] == self.registry.version
+            and cached[1] is self.settings
+            and cached[2] == self.roots.folders
+        ):
+            return cached[3]
         agents = []
+        display = self._display_function()
         for entry in self.registry.agents():
-            d = entry.to_dict(self.roots.display)
+            d = entry.to_dict(display)
             d["uri"] = entry.source.as_uri()
+            if entry.definition is not None:
+                choice = self.model_for(entry.definition)
+                d["model"] = choice.model
+                d["model_requested"] = choice.requested
+                d["model_source"] = choice.source
+            else:
+                d["model_requested"] = None
+                d["model_source"] = None
             agents.append(d)
-        return {"agents": agents}
+        answer = {"agents": agents}
+        self._listed = (self.registry.version, self.settings, self.roots.folders, answer)
+        return answer
+
+    def _display_function(self) -> Callable[[Path], str]:
+        """``roots.display`` for definition files, by string slicing (pathlib's ``relative_to``
+        costs more than the rest of a 1,000-agent list) when the paths allow it."""
+        folders = self.roots.folders
+        if len(folders) != 1 or os.sep != "/":
+            return self.roots.display
+        prefix = str(folders[0]).rstrip("/") + "/"
+
+        def display(path: Path) -> str:
+            text = str(path)
+            return text[len(prefix) :] if text.startswith(prefix) else self.roots.display(path)
+
+        return display
+
+    def model_for(self, agent: AgentDefinition) -> ModelChoice:
+        """The model ``agent`` runs on with its backend, by the ``[models]`` rules.
+
+        Memoised per (model, backend) for the current settings: a collection of 1,000 agents
+        names a handful of models, and the registry asks at every refresh.
+        """
+        settings = self.settings
+        if self._models_for is not settings:
+            self._model_memo.clear()
+            self._models_for = settings
+        key = (agent.model, agent.backend)
+        choice = self._model_memo.get(key)
+        if choice is None:
+            config = settings.backend(agent.backend)
+            choice = resolve_model(agent.model, config, settings.models)
+            self._model_memo[key] = choice
+        return choice
+
+    def _model_note(self, agent: AgentDefinition) -> str | None:
+        """The registry's hint for a model that is not sent as written."""
+        return self.model_for(agent).note
 
     async def preview(self, args: RunArgs, buffers: BufferSource) -> dict[str, Any]:
-        """``agentls.context.preview``: the exact prompt and manifest, no backend contacted."""
+        """``agentls.context.preview``: the exact prompt and manifest, no backend contacted.
+
+        The prompt comes already encoded as JSON (an ``orjson.Fragment``, encoded once per
+        assembly): a repeated preview of an unchanged workspace copies it into the answer
+        instead of decoding and encoding megabytes again. Serialize the result with orjson.
+        """
         settings = self.settings
         agent = self.registry.get(args.agent)
         estimate = self._estimate(agent, settings.backend(agent.backend))
         context = await self._build(agent, args, buffers, estimate, settings)
         return {
-            "prompt": context.prompt,
+            "prompt": orjson.Fragment(context.prompt_json),
             "manifest": _manifest(context, estimate),
             "token_estimate": estimate.to_dict(),
         }
@@ -298,13 +411,18 @@ class AgentService:
             record = ExecutionEngine.record(job, "succeeded", duration_ms=duration)
             return {
                 **record.to_dict(),
+                **_model_fields(plan.choice),
                 "prompt": plan.context.prompt,
                 "dry_run": True,
                 "token_estimate": plan.estimate.to_dict(),
             }
         if plan.refusal is not None:
             record = self.engine.refuse(job, plan.refusal, observer)
-            return {**record.to_dict(), "token_estimate": plan.estimate.to_dict()}
+            return {
+                **record.to_dict(),
+                **_model_fields(plan.choice),
+                "token_estimate": plan.estimate.to_dict(),
+            }
         handle = self.engine.submit(job, observer)
         try:
             record = await asyncio.shield(handle.wait())
@@ -319,7 +437,11 @@ class AgentService:
             estimate = self.calibration.observe(
                 plan.config.name, job.model, prompt_bytes, prompt_tokens
             )
-        return {**record.to_dict(), "token_estimate": estimate.to_dict()}
+        return {
+            **record.to_dict(),
+            **_model_fields(plan.choice),
+            "token_estimate": estimate.to_dict(),
+        }
 
     async def _plan(self, args: RunArgs, buffers: BufferSource) -> RunPlan:
         """Everything a run is, decided from one snapshot of the settings and the folders.
@@ -332,19 +454,21 @@ class AgentService:
         agent = self.registry.get(args.agent)
         started = time.time()
         config = settings.backend(agent.backend)
-        model = agent.model or (config.model if config else None)
+        choice = self.model_for(agent)
+        model = choice.model
         estimate = self._estimate(agent, config)
         context = await self._build(agent, args, buffers, estimate, settings)
         run_id = uuid.uuid4().hex[:12]
         workspace = str(folders[0]) if folders else None
         refusal = None if args.dry_run else self._refusal(agent, config, settings, folders)
+        limits = settings.limits
         backend = None
         if refusal is None and config is not None and not args.dry_run:
+            config = with_child_limits(config, limits)
             try:
                 backend = self.backends.get(config)
             except BackendError as e:
                 refusal = e.message
-        limits = settings.limits
         tools, notes = (
             (None, ()) if backend is None else self._tools(agent, config, model, buffers, settings)
         )
@@ -368,8 +492,8 @@ class AgentService:
                 run_id=run_id,
                 system=context.system,
                 user=context.user,
-                model=agent.model,
-                cwd=str(self.roots.folder_of(agent.source) or workspace or "."),
+                model=model,
+                cwd=None if config is None else self._child_cwd(agent, config, settings),
             ),
             timeout=agent.timeout or limits.run_timeout,
             max_output_bytes=limits.max_output_bytes,
@@ -379,7 +503,7 @@ class AgentService:
             tools=tools,
             notes=notes,
         )
-        return RunPlan(job, config, context, estimate, refusal)
+        return RunPlan(job, config, context, estimate, refusal, choice)
 
     def _tools(
         self,
@@ -409,9 +533,6 @@ class AgentService:
                 "earlier run): ran without them",
             )
         limits = settings.limits
-        extra_turns = agent.extra.get("maxTurns")  # Claude Code's spelling
-        if isinstance(extra_turns, bool) or not isinstance(extra_turns, int) or extra_turns < 1:
-            extra_turns = None
         toolbox = Toolbox(
             groups,
             roots=self.roots,
@@ -424,7 +545,7 @@ class AgentService:
         )
         plan = ToolPlan(
             toolbox,
-            max_turns=max(1, agent.max_turns or extra_turns or limits.max_turns),
+            max_turns=max(1, agent.max_turns or limits.max_turns),
             max_tool_calls=max(0, limits.max_tool_calls),
             budget_bytes=0,
             bytes_per_token=1.0,
@@ -443,7 +564,7 @@ class AgentService:
             "index": self.index.stats(),
             "trusted": self.settings.trusted,
             "folders": [str(f) for f in self.roots.folders],
-            "config_problems": list(self.settings.problems),
+            "config_problems": [*self.settings.problems, *map(str, self.settings.ignored)],
         }
 
     def history_list(self, args: HistoryListArgs) -> dict[str, Any]:
@@ -562,6 +683,14 @@ class AgentService:
             loop=self.loop_lag.snapshot(),
         )
 
+    async def memory_profile(self, args: MemoryProfileArgs) -> dict[str, Any]:
+        """``agentls.memory.profile``: start, snapshot or stop tracing allocations."""
+        if args.action == "start":
+            return await self.memory.start()
+        if args.action == "stop":
+            return self.memory.stop()
+        return await self.memory.snapshot(args.top)
+
     def clear_cache(self) -> dict[str, Any]:
         """``agentls.cache.clear``."""
         return {"cleared": self.cache.clear()}
@@ -572,7 +701,7 @@ class AgentService:
         """The bytes-per-token ratio for the backend and model this agent runs on."""
         if config is None:
             return self.calibration.estimate(None, None)
-        return self.calibration.estimate(config.name, agent.model or config.model)
+        return self.calibration.estimate(config.name, self.model_for(agent).model)
 
     async def _build(
         self,
@@ -606,6 +735,7 @@ class AgentService:
             max_files=agent.max_files or limits.max_files,
             max_context_tokens=agent.max_context_tokens or limits.max_context_tokens,
             bytes_per_token=estimate.bytes_per_token,
+            max_prompt_bytes=limits.max_prompt_bytes,
         )
 
     @staticmethod
@@ -633,6 +763,20 @@ class AgentService:
             )
         return None
 
+    def _child_cwd(
+        self, agent: AgentDefinition, config: BackendConfig, settings: Settings
+    ) -> str | None:
+        """The working directory of a ``command`` child: the agent's workspace folder only when
+        the workspace is trusted (by the run's ``settings``) and the backend says
+        ``cwd = "workspace"``; else None, a neutral empty folder (the repository then reaches the
+        child only through the prompt)."""
+        if not settings.trusted or config.cwd != "workspace":
+            return None
+        folder = self.roots.folder_of(agent.source) or (
+            self.roots.folders[0] if self.roots.folders else None
+        )
+        return str(folder) if folder is not None else None
+
     def _run_finished(self, record: RunRecord) -> None:
         """Every finished run passes here once: history, then metrics."""
         try:
@@ -643,19 +787,25 @@ class AgentService:
 
 
 def _manifest(context: ContextResult, estimate: Estimate) -> list[dict[str, Any]]:
-    """The manifest in protocol form; each entry says whether its token figure is calibrated."""
+    """The manifest in protocol form: the files, then the agent's definition (source ``agent``);
+    each entry says whether its token figure is calibrated."""
     entries = []
-    for m in context.manifest:
+    rows = (
+        context.manifest if context.definition is None else [*context.manifest, context.definition]
+    )
+    for m in rows:
         d = m.to_dict()
         d["calibrated"] = estimate.calibrated
         entries.append(d)
     return entries
 
 
-_DEFINITION_DIRS = (".agents", ".claude", ".claude/agents", ".github", ".github/agents")
-_DEFINITION_ROOTS = frozenset({".agents", ".claude", ".github"})
-
-
-def _may_hold_definitions(rel: str) -> bool:
-    """A definition file, or a folder whose move or deletion changes the definitions."""
-    return is_definition_path(rel) or rel in _DEFINITION_DIRS or rel.startswith(".agents/")
+def _model_fields(choice: ModelChoice) -> dict[str, Any]:
+    """What a run result says about its model besides ``model``: what the file asked, and why."""
+    fields: dict[str, Any] = {
+        "model_requested": choice.requested,
+        "model_source": choice.source,
+    }
+    if choice.note is not None:
+        fields["model_note"] = choice.note
+    return fields

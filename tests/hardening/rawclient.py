@@ -326,7 +326,7 @@ class RawServer:
     def problems(
         self, *, canaries: tuple[str, ...] = (), allow_unanswered: bool = False
     ) -> list[str]:
-        """Violations of the global invariants (hardening notes §4), as messages."""
+        """Violations of the global invariants (docs/reliability.md, section 2), as messages."""
         found: list[str] = []
         if self.frames.violations:
             found.append(f"stdout pollution: {self.frames.violations[:3]!r}")

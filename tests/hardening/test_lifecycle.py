@@ -1,6 +1,6 @@
-"""Catalogue §4.3 (L1-L5) and F7: cancellation, shutdown, exit codes, and a client that vanishes.
+"""Catalogue L1-L5 and F7: cancellation, shutdown, exit codes, and a client that vanishes.
 
-Pass criteria from the hardening notes: a cancel is answered -32800 within 200 ms and the run's
+Pass criteria (docs/reliability.md): a cancel is answered -32800 within 200 ms and the run's
 process group is gone within 1 s; ``shutdown`` with runs in flight answers within 1 s; ``exit``
 gives 0 after ``shutdown`` and 1 without; stdin EOF, a dead client process or SIGTERM end the
 server within the bound, with every child process gone and history kept.

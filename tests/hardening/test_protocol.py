@@ -1,4 +1,4 @@
-"""Catalogue §4.1 (P1-P7): bad input at the stdio boundary. The server stays up, answers every
+"""Catalogue P1-P7: bad input at the stdio boundary. The server stays up, answers every
 request exactly once with the right JSON-RPC code, never shows exception text, and the session
 goes on. Each test ends by checking the global invariants and a clean shutdown (exit code 0)."""
 

@@ -270,6 +270,18 @@ async def test_sigterm_ignoring_child_is_killed_after_the_grace(tmp_path: Path) 
     await assert_gone_within(pids, 10.0)
 
 
+async def test_a_sigterm_ignoring_grandchild_is_killed_after_the_grace(tmp_path: Path) -> None:
+    """asyncio kills the direct child when its transport closes; only the group's SIGKILL after
+    the grace reaches a grandchild that ignores SIGTERM."""
+    pidfile = tmp_path / "pids"
+    stream = backend(*argv("ignore-term-family", str(pidfile))).stream(request())
+    await asyncio.wait_for(stream.__anext__(), 10)
+    pids = await read_pids(pidfile)
+    assert len(pids) == 2
+    await stream.aclose()  # type: ignore[attr-defined]
+    await assert_gone_within(pids, 10.0)
+
+
 async def test_grandchild_holding_stdout_does_not_hang_the_run() -> None:
     started = time.monotonic()
     out = await asyncio.wait_for(collect(backend(*argv("orphan-stdout")), request()), 10)
@@ -351,7 +363,8 @@ async def test_factory_reuses_an_instance_while_the_config_is_unchanged(
     assert changed is not first
     await asyncio.sleep(0)  # the replaced instance is closed in the background
     assert closed == ["local"]
-    assert await collect(changed, request()) == os.getcwd()  # the new config is the one used
+    # the new config is the one used (no cwd given: a neutral folder, not ours)
+    assert Path(await collect(changed, request())).name.startswith("agentls-run-")
 
     await factory.aclose()
     assert sorted(closed) == ["local", "local", "other"]

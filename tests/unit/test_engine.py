@@ -194,6 +194,22 @@ async def test_output_cap_never_splits_a_character() -> None:
     assert record.output == "aéé"  # 5 bytes: the next "é" would need 7
 
 
+async def test_empty_chunks_take_no_seq_number() -> None:
+    """Observers get ``seq`` 0, 1, 2... with no gap and no empty piece, whatever the backend yields
+    (an empty delta: a provider's keep-alive, a role-only chunk)."""
+    log: list[tuple[str, Any]] = []
+    engine = ExecutionEngine(max_concurrent=1, max_queued=1)
+    backend = ScriptedBackend(
+        [TextDelta(""), TextDelta("a"), TextDelta(""), TextDelta(""), TextDelta("b"), TextDelta("")]
+    )
+    handle = engine.submit(job(backend), Recorder(log))
+    record = await handle.wait()
+    assert record.status == "succeeded" and record.output == "ab"
+    outputs = [e[1] for e in log if e[0] == "output"]
+    assert [(seq, text) for _, seq, text in outputs] == [(0, "a"), (1, "b")]
+    assert handle.output_chars == 2
+
+
 async def test_usage_reports_are_merged() -> None:
     engine = ExecutionEngine(max_concurrent=1, max_queued=1)
     backend = ScriptedBackend(
@@ -274,14 +290,14 @@ async def test_cancel_a_queued_run_it_never_starts() -> None:
     await asyncio.sleep(0.3)
     assert engine.get(queued.id) is queued and queued.status == "queued"
     assert engine.cancel(queued.id) is True
-    record = await queued.wait()
+    record = await asyncio.wait_for(queued.wait(), 10)  # a hang bound, not a timing
     assert record.status == "cancelled" and record.output == "" and record.duration_ms == 0
     assert ("started", queued.id) not in recorder.log
     assert engine.cancel(queued.id) is False  # already finished
     assert engine.cancel("no-such-run") is False
     assert first.status == "running"
     assert engine.cancel(first.id)
-    first_record = await first.wait()
+    first_record = await asyncio.wait_for(first.wait(), 10)
     assert first_record.status == "cancelled" and first_record.output == "partial\n"
     assert [r.id for r in finished] == [queued.id, first.id]
 
@@ -295,6 +311,47 @@ async def test_cancel_right_after_submit() -> None:
     assert record.status == "cancelled"
     assert finished == [record]
     assert engine.active() == []
+
+
+class SlowCleanup:
+    """A backend whose cleanup takes a while (closing a stream, waiting for a process to exit)."""
+
+    name = "slow-cleanup"
+
+    def __init__(self) -> None:
+        self.cleanup_started = asyncio.Event()
+        self.release = asyncio.Event()
+        self.cleaned = False
+
+    async def stream(self, request: BackendRequest) -> AsyncIterator[BackendEvent]:
+        try:
+            yield TextDelta("partial")
+            await asyncio.Event().wait()  # until cancelled
+        finally:
+            self.cleanup_started.set()
+            await self.release.wait()
+            self.cleaned = True
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_a_second_cancel_does_not_interrupt_the_backends_cleanup() -> None:
+    engine = ExecutionEngine(max_concurrent=1, max_queued=1)
+    backend = SlowCleanup()
+    handle = engine.submit(job(backend))
+    for _ in range(1000):
+        if handle.output_chars:
+            break
+        await asyncio.sleep(0)
+    assert engine.cancel(handle.id)
+    await asyncio.wait_for(backend.cleanup_started.wait(), 10)
+    assert engine.cancel(handle.id)  # an impatient user clicks again while the run stops
+    await asyncio.sleep(0)
+    backend.release.set()
+    record = await asyncio.wait_for(handle.wait(), 10)
+    assert record.status == "cancelled" and record.output == "partial"
+    assert backend.cleaned, "the second cancel interrupted the backend's cleanup"
 
 
 async def test_cancel_a_running_run_kills_its_process_group(tmp_path: Path) -> None:
@@ -342,7 +399,8 @@ async def test_shutdown_cancels_everything_and_refuses_new_runs(tmp_path: Path) 
     started = time.monotonic()
     await engine.shutdown(timeout=20.0)
     assert time.monotonic() - started < 15  # ended by the kill, not by the wait's bound
-    assert [(await h.wait()).status for h in [*running, queued]] == ["cancelled"] * 3
+    records = [await asyncio.wait_for(h.wait(), 10) for h in [*running, queued]]  # hang bound
+    assert [r.status for r in records] == ["cancelled"] * 3
     assert all(is_gone(p) for p in pids)
     with pytest.raises(AgentlsError, match="shutting down"):
         engine.submit(job(command("hang")))
@@ -381,3 +439,64 @@ async def test_refused_runs_are_recorded_and_observed_without_starting() -> None
     assert recorded == [record]
     assert observer.log == [("finished", record)]
     assert engine.active() == []
+
+
+async def test_secrets_in_the_output_are_redacted_and_counted_in_the_record() -> None:
+    """A key the model repeats (split over chunks, as providers stream) never reaches history."""
+    key = "AIza" + "SyD4v7Qx2Lm9Pk3Rt8Wn5Hb1Jc6Fg0Ze4Ua"
+    url = "postgres://app:" + "s3cr3t-Pa55" + "@db/app"
+    pieces = ["I found ", key[:10], key[10:] + "\n", f"and {url[:20]}", url[20:] + " ok"]
+    log: list[tuple[str, Any]] = []
+    stored: list[RunRecord] = []
+    engine = ExecutionEngine(max_concurrent=1, max_queued=1, on_finished=stored.append)
+    backend = ScriptedBackend([TextDelta(p) for p in pieces])
+    record = await engine.submit(job(backend), Recorder(log)).wait()
+    assert record.status == "succeeded"
+    assert key not in record.output and "s3cr3t-Pa55" not in record.output
+    assert record.output == (
+        "I found [REDACTED:google_api_key]\nand postgres://app:[REDACTED:url_password]@db/app ok"
+    )
+    assert record.output_secrets == [
+        {"line": 1, "kind": "google_api_key"},
+        {"line": 2, "kind": "url_password"},
+    ]
+    assert stored == [record] and record.to_dict()["output_secrets"] == record.output_secrets
+    # The editor saw the pieces as they came (it is the user's own screen).
+    assert "".join(e[1][2] for e in log if e[0] == "output") == "".join(pieces)
+
+
+async def test_clean_output_is_stored_as_it_came() -> None:
+    engine = ExecutionEngine(max_concurrent=1, max_queued=1)
+    text = "token = tokenizer.next_token()\nsee https://example.com/a@b\n"
+    record = await engine.submit(job(ScriptedBackend([TextDelta(text)]))).wait()
+    assert record.output == text and record.output_secrets == []
+
+
+async def test_a_long_output_is_scanned_off_the_loop_and_still_redacted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past INLINE_SCAN_CHARS the scan runs in a thread; the record is the same either way."""
+    import threading
+
+    from agentls.execution import engine as engine_module
+
+    threads: list[str] = []
+    real = engine_module.redact_text
+
+    def spy(text: str, marker: str | None = None) -> Any:
+        threads.append(threading.current_thread().name)
+        return real(text, marker)
+
+    monkeypatch.setattr(engine_module, "redact_text", spy)
+    key = "AIza" + "SyD4v7Qx2Lm9Pk3Rt8Wn5Hb1Jc6Fg0Ze4Ua"
+    filler = "word " * (engine_module.INLINE_SCAN_CHARS // 5 + 10)
+    pieces = [filler, f"\nleaked {key}\n", filler]
+    engine = ExecutionEngine(max_concurrent=1, max_queued=1)
+    handle = engine.submit(job(ScriptedBackend([TextDelta(p) for p in pieces])))
+    record = await handle.wait()
+    assert record.status == "succeeded"
+    assert key not in record.output and "leaked [REDACTED:google_api_key]" in record.output
+    assert record.output_secrets == [{"line": 2, "kind": "google_api_key"}]
+    assert len(record.output) == len("".join(pieces)) - len(key) + len("[REDACTED:google_api_key]")
+    assert engine.cancel(handle.id) is False
+    assert len(threads) == 1 and threads[0] != threading.main_thread().name

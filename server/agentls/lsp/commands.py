@@ -39,6 +39,7 @@ METRICS = "agentls.metrics"
 CACHE_CLEAR = "agentls.cache.clear"
 EDITS_APPLY = "agentls.edits.apply"
 EDITS_DISCARD = "agentls.edits.discard"
+MEMORY_PROFILE = "agentls.memory.profile"
 
 SERVICE_WAIT_SECONDS = 30.0
 """A command sent right after ``initialized`` waits this long for the service to start."""
@@ -190,6 +191,12 @@ async def _edits_discard(
     return service.edits_discard(requests.parse_run_id(requests.single_object(args)))
 
 
+async def _memory_profile(
+    ls: AgentLanguageServer, service: AgentService, args: tuple[Any, ...]
+) -> Any:
+    return await service.memory_profile(requests.parse_memory_profile(requests.single_object(args)))
+
+
 COMMANDS: dict[str, Handler] = {
     AGENTS_LIST: _agents_list,
     RUN: _run,
@@ -202,6 +209,7 @@ COMMANDS: dict[str, Handler] = {
     CACHE_CLEAR: _cache_clear,
     EDITS_APPLY: _edits_apply,
     EDITS_DISCARD: _edits_discard,
+    MEMORY_PROFILE: _memory_profile,
 }
 
 

@@ -2,23 +2,26 @@
 
 Open buffers are owned by pygls' ``Workspace`` (it applies didOpen/didChange before our handlers
 run); ``EditorBuffers`` only reads them for the context builder, so unsaved text wins over disk.
-Agent-definition problems are published from one function, ``publish_problems``.
+Agent-definition problems are published from one function, ``publish_problems``; the keys of an
+untrusted workspace's ``agentls.toml`` that were ignored, from ``publish_ignored_settings``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 from lsprotocol import types
 from pygls.uris import from_fs_path, to_fs_path
 from pygls.workspace.position_codec import PositionCodec
 
-from agentls.agents.definition import Problem
-
 if TYPE_CHECKING:
+    from agentls.agents.definition import Problem
+    from agentls.config import IgnoredSetting
     from agentls.lsp.server import AgentLanguageServer
 
 _SEVERITY = {
@@ -105,24 +108,84 @@ def to_diagnostic(problem: Problem, lines: Sequence[str], codec: PositionCodec) 
     )
 
 
+PUBLISH_BATCH = 100
+"""Files published per loop turn: a collection of 1,000 agents loading must not hold up the
+requests (the first ``agents.list``) queued behind its diagnostics."""
+
+
 def publish_problems(ls: AgentLanguageServer, paths: set[Path]) -> None:
-    """Publish the current problems of each definition file (an empty list clears them)."""
+    """Publish the current problems of each definition file (an empty list clears them).
+
+    Beyond ``PUBLISH_BATCH`` files the rest follow in later loop turns. Each publish reads the
+    problems when it is sent, so a later change to a file is never overtaken by a stale batch.
+    Positions are converted against the open buffer, or else against the text the registry
+    parsed. Never against pygls' own fallback, which reads the whole file from disk on the event
+    loop with no size or type check (a FIFO there hung the server; a 400 MB file was read).
+    """
+    ordered = sorted(paths)
+    _publish(ls, ordered[:PUBLISH_BATCH])
+    if len(ordered) > PUBLISH_BATCH:
+        rest = set(ordered[PUBLISH_BATCH:])
+        asyncio.get_running_loop().call_soon(publish_problems, ls, rest)
+
+
+def _publish(ls: AgentLanguageServer, paths: list[Path]) -> None:
     service = ls.service
     if service is None:
         return
-    for path in sorted(paths):
+    documents = ls.workspace.text_documents
+    codec = ls.workspace.position_codec
+    for path in paths:
         uri = from_fs_path(str(path)) or path.as_uri()
         problems = service.registry.problems(path)
-        document = ls.workspace.get_text_document(uri)
         lines: Sequence[str] = ()
         if problems:
-            try:
+            document = documents.get(unquote(uri))
+            if document is not None:
                 lines = document.lines
-            except (OSError, UnicodeDecodeError):  # deleted or unreadable: positions as they are
-                lines = ()
+            else:
+                text = service.registry.text(path)
+                lines = tuple(text.splitlines(True)) if text else ()
         ls.text_document_publish_diagnostics(
             types.PublishDiagnosticsParams(
                 uri=uri,
-                diagnostics=[to_diagnostic(p, lines, document.position_codec) for p in problems],
+                diagnostics=[to_diagnostic(p, lines, codec) for p in problems],
             )
         )
+
+
+def open_text(ls: AgentLanguageServer, uri: str) -> str | None:
+    """The text of a document the editor has open; None when it is not open.
+
+    ``Workspace.get_text_document`` would make up a document for an unknown URI whose text is
+    read from disk on first use, unchecked; this never touches the disk.
+    """
+    document = ls.workspace.text_documents.get(unquote(uri))
+    return None if document is None else document.source
+
+
+def publish_ignored_settings(
+    ls: AgentLanguageServer, ignored: Sequence[IgnoredSetting], previous: set[Path]
+) -> set[Path]:
+    """A warning per ignored key on its ``agentls.toml`` (first line: the file is not read again
+    for positions); files in ``previous`` that have none left get an empty list. Returns the
+    files that now carry warnings."""
+    by_file: dict[Path, list[types.Diagnostic]] = {}
+    for item in ignored:
+        by_file.setdefault(item.file, []).append(
+            types.Diagnostic(
+                range=types.Range(
+                    start=types.Position(line=0, character=0),
+                    end=types.Position(line=1, character=0),
+                ),
+                message=f"{item.key} ignored: {item.reason}",
+                severity=types.DiagnosticSeverity.Warning,
+                source="agentls",
+            )
+        )
+    for path in sorted(previous | by_file.keys()):
+        uri = from_fs_path(str(path)) or path.as_uri()
+        ls.text_document_publish_diagnostics(
+            types.PublishDiagnosticsParams(uri=uri, diagnostics=by_file.get(path, []))
+        )
+    return set(by_file)

@@ -25,6 +25,7 @@ from typing import Any, Literal
 import orjson
 
 from agentls.agents.definition import AgentDefinition
+from agentls.agents.tools import OFFERED_GROUPS
 from agentls.backends.base import ToolCall, ToolSpec
 from agentls.context.builder import BufferSource
 from agentls.context.secrets import Finding, SecretScanner
@@ -39,7 +40,7 @@ ToolStatus = Literal["succeeded", "refused", "failed"]
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
-GROUPS: tuple[str, ...] = ("read", "search", "edit")
+GROUPS: tuple[str, ...] = OFFERED_GROUPS
 """The tool groups agentls offers."""
 
 READ_FILE, LIST_FILES, SEARCH, PROPOSE_EDIT = "read_file", "list_files", "search", "propose_edit"
@@ -60,37 +61,18 @@ MATCH_LINE_CHARS = 240
 ARGUMENT_CHARS = 200
 """How much of each argument the run's trace keeps."""
 
-# MERGE(agentfiles): this mapping and ``granted_groups`` give way to the definition's normalised
-# ``tool_groups`` when that branch lands; nothing else here reads ``AgentDefinition.tools``.
-_GROUP_OF: dict[str, str] = {
-    "read": "read",
-    "grep": "search",
-    "glob": "search",
-    "ls": "search",
-    "search": "search",
-    "edit": "edit",
-    "multiedit": "edit",
-    "write": "edit",
-}
-
-
 def granted_groups(agent: AgentDefinition) -> frozenset[str]:
     """The tool groups an agent may use, from its ``tools`` front matter.
 
     No ``tools`` key: every group (they are all safe, as Claude Code grants every tool when
-    ``tools`` is left out); ``tools: []``: none. Claude Code's ``Read``, ``Grep``/``Glob``/``LS``,
-    ``Edit``/``MultiEdit``/``Write`` and the lower-case group names count; anything else
-    (``Bash``, ``WebFetch``, MCP tools...) is never granted.
+    ``tools`` is left out); ``tools: []``: none. Otherwise the groups of ``GROUPS`` among the
+    definition's normalised ``tool_groups`` (``agents.tools``: Claude Code's and Copilot's names);
+    the rest (``execute``, ``web``, MCP tools...) is never granted, and the definition has a hint
+    saying so.
     """
     if agent.tools is None:
         return frozenset(GROUPS)
-    groups = set()
-    for name in agent.tools:
-        base = name.split("(", 1)[0].split("/", 1)[0].strip().lower()
-        group = _GROUP_OF.get(base)
-        if group is not None:
-            groups.add(group)
-    return frozenset(groups)
+    return frozenset(agent.tool_groups).intersection(GROUPS)
 
 
 _SPECS: dict[str, tuple[str, ToolSpec]] = {
@@ -301,9 +283,11 @@ class Toolbox:
     ) -> dict[Path, FileText | str]:
         """Files as tools see them, or why each may not be shown (an ``_REASONS`` key).
 
-        MERGE(sec-files): this is the one function to switch to the safe reader. Until then it
-        takes attached context's path: the index's verdict, the unsaved buffer over the disk, the
-        file cache and loader, the secret scanner.
+        Attached context's path: the index's verdict, the unsaved buffer over the disk, then the
+        file cache and loader, which open every file through the safe reader
+        (``workspace.reader.read_regular``) judged against the workspace folders at the read
+        (outside them or deny-listed: refused even if the index's verdict is stale), and the
+        secret scanner.
 
         Args:
             paths: realpaths.
