@@ -18,7 +18,6 @@ from pygls.exceptions import JsonRpcException
 from agentls import requests
 from agentls.errors import AgentlsError
 from agentls.lsp.documents import EditorBuffers, uri_to_path
-from agentls.lsp.edits import workspace_edit
 from agentls.lsp.progress import RunProgress
 from agentls.lsp.protocol import CURRENT_COMMAND, AgentlsProtocol
 
@@ -149,6 +148,8 @@ async def _cache_clear(
 async def _edits_apply(
     ls: AgentLanguageServer, service: AgentService, args: tuple[Any, ...]
 ) -> Any:
+    from agentls.lsp.edits import workspace_edit  # not needed to answer initialize
+
     parsed = requests.parse_edits_apply(requests.single_object(args))
     ws = ls.client_capabilities.workspace
     if ws is None or not ws.apply_edit:
