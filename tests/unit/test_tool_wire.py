@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agentls.agents.definition import AgentDefinition
+from agentls.agents.definition import parse_agent
 from agentls.backends.anthropic import AnthropicBackend, MessageStreamDecoder
 from agentls.backends.base import (
     AssistantTurn,
@@ -176,11 +176,15 @@ def test_proposals_refuse_what_cannot_apply_cleanly() -> None:
         (("Read", "Grep", "Bash(git diff:*)"), {"read", "search"}),
         (("Glob", "LS", "MultiEdit", "WebFetch", "Agent(worker)"), {"search", "edit"}),
         (("read", "search", "edit/editFiles", "execute", "web", "mcp"), {"read", "search", "edit"}),
-        (("codebase", "fetch"), set()),  # Copilot names agentls does not offer
+        (("codebase", "fetch", "TodoWrite"), {"search"}),  # Copilot's codebase is search
+        (("WebFetch", "mcp__github__search", "github/*"), set()),  # nothing agentls offers
     ],
 )
 def test_granted_groups_from_claude_and_copilot_names(
     tools: tuple[str, ...] | None, groups: set[str]
 ) -> None:
-    agent = AgentDefinition(name="a", source=Path("/ws/.agents/a.md"), body="", tools=tools)
+    """Through the parser, so the definition's normalised ``tool_groups`` is what is granted."""
+    front = "" if tools is None else f"tools: {list(tools)!r}\n"
+    agent, problems = parse_agent(f"---\ndescription: d\n{front}---\nbody\n", Path("/ws/a.md"))
+    assert agent is not None, problems
     assert granted_groups(agent) == groups
