@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -431,3 +432,24 @@ async def test_a_backend_with_tools_false_is_never_offered_tools(
     assert result["status"] == "succeeded" and result["turns"] == 1
     assert result["notes"] == ["backend 'notools' sets tools = false: ran without tools"]
     assert "tools" not in provider.requests[0].json
+
+
+async def test_a_listed_file_moved_out_by_a_folder_link_is_refused_at_the_read(
+    service: AgentService, provider: FakeProvider, workspace: Path
+) -> None:
+    """``search`` takes the index's list on trust; the read itself (the safe reader, judged
+    against the workspace folders) still refuses a file whose folder became a link out of them."""
+    elsewhere = workspace.parent / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "cart.py").write_text("outside the workspace\n", encoding="utf-8")
+    shutil.rmtree(workspace / "src")
+    (workspace / "src").symlink_to(elsewhere)  # the index is not told (no watcher)
+    pattern = "outside the workspace|name: fixer"
+    provider.script(tool_calls(Call("search", {"pattern": pattern, "regex": True})), stream("."))
+    result = await run(service)
+    assert result["status"] == "succeeded", result
+    assert [c["status"] for c in result["tool_calls"]] == ["succeeded"]
+    ((_, answer),) = tool_results(provider, 1)
+    assert answer == ".agents/fixer.md:2: name: fixer\n"  # the rest was searched
+    tool_rows = [m["path"] for m in result["manifest"] if m["source"] == "tool"]
+    assert tool_rows == [".agents/fixer.md"]
