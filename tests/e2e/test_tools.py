@@ -79,7 +79,8 @@ def _offset(text: str, pos: types.Position) -> int:
 async def tool_session(
     open_session: SessionFactory, workspace: Path, provider: FakeProvider
 ) -> AsyncIterator[tuple[Session, EditingClient]]:
-    write(workspace, ".claude/agents/fixer.md", "---\nname: fixer\ntools: Read, Edit\n---\nFix.\n")
+    fixer = "---\nname: fixer\ndescription: Fixes code.\ntools: Read, Edit\n---\nFix.\n"
+    write(workspace, ".claude/agents/fixer.md", fixer)  # Claude Code needs a description
     backend: dict[str, Any] = {
         "kind": provider.kind,
         "base_url": provider.base_url,
