@@ -756,7 +756,9 @@ class _FrontMatter:
         names, why = read_tools(value)
         if why is not None:
             self.problems.append(
-                self.span(node).problem(f"tools: {why}; agentls ignores what it cannot read", "hint")
+                self.span(node).problem(
+                    f"tools: {why}; agentls ignores what it cannot read", "hint"
+                )
             )
         missing = [g for g in tool_groups(names) if g not in OFFERED_GROUPS]
         if missing:

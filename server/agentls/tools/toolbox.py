@@ -61,6 +61,7 @@ MATCH_LINE_CHARS = 240
 ARGUMENT_CHARS = 200
 """How much of each argument the run's trace keeps."""
 
+
 def granted_groups(agent: AgentDefinition) -> frozenset[str]:
     """The tool groups an agent may use, from its ``tools`` front matter.
 
