@@ -75,6 +75,8 @@ class BackendConfig:
     max_retries: int = 2
     retry_after_cap: float = 30.0
     anthropic_version: str = "2023-06-01"
+    tools: bool = True
+    """Whether the model may be offered tools (``false``: runs are single-shot, with a note)."""
     cwd: CwdMode = "workspace"
     """``command`` backends: ``"workspace"`` runs the program in the agent's workspace folder when
     that workspace is trusted (a neutral empty folder otherwise); ``"neutral"`` always uses a
@@ -109,6 +111,12 @@ class Limits:
     """Seconds; default for agents that do not set ``timeout``."""
     max_output_bytes: int = 8 * 1024 * 1024
     """A run's output beyond this is cut and the run fails."""
+    max_turns: int = 20
+    """Model turns a tool-using run may take; default for agents that do not set ``max_turns``."""
+    max_tool_calls: int = 64
+    """Tool calls one run may make; later calls are answered with a refusal."""
+    max_tool_result_bytes: int = 32 * 1024
+    """Bytes of one tool result the model receives (the rest is cut, with a note)."""
     max_prompt_bytes: int | None = None
     """The expanded prompt (body with its variables filled in, plus the task) must stay under
     this many bytes, or the request fails before the prompt is built. None sizes it from each
@@ -508,6 +516,9 @@ def _backend(name: str, raw: Any, origin: Origin, problems: list[str]) -> Backen
         problems.append(f"{where}.headers: expected a table of strings")
         return None
     values["headers"] = dict(headers)
+    if not isinstance(values.get("tools", True), bool):
+        problems.append(f"{where}.tools: expected a boolean")
+        values.pop("tools")
     values["name"] = name
     values["origin"] = origin
     backend: BackendConfig | None = _dataclass_from(BackendConfig, values, where, problems)

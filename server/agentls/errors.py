@@ -89,5 +89,11 @@ class UnknownRun(AgentlsError):
         super().__init__(f"no run with id {run_id!r}")
 
 
+class EditConflict(AgentlsError):
+    """A proposed edit cannot be applied as proposed (its file changed, or it was settled)."""
+
+    code = INVALID_PARAMS
+
+
 class Overloaded(AgentlsError):
     """The run queue is full; the client may retry later."""

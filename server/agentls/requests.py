@@ -60,6 +60,14 @@ class HistoryListArgs:
     status: str | None = None
 
 
+@dataclass(frozen=True)
+class EditsApplyArgs:
+    """``agentls.edits.apply``: a run's edits, all of its proposed ones or those named."""
+
+    id: str
+    edits: tuple[str, ...] | None = None
+
+
 RUN_STATUSES = ("succeeded", "failed", "cancelled", "timed_out")
 
 MEMORY_ACTIONS = ("start", "snapshot", "stop")
@@ -139,6 +147,19 @@ def parse_run_id(raw: Mapping[str, Any]) -> str:
     run_id = _str(raw, "id", required=True)
     assert run_id is not None
     return run_id
+
+
+def parse_edits_apply(raw: Mapping[str, Any]) -> EditsApplyArgs:
+    """``agentls.edits.apply``: ``{id, edits?: [edit ids]}``."""
+    _no_unknown(raw, {"id", "edits"})
+    run_id = _str(raw, "id", required=True)
+    assert run_id is not None
+    edits = raw.get("edits")
+    if edits is None:
+        return EditsApplyArgs(run_id)
+    if not isinstance(edits, list) or not edits or not all(isinstance(e, str) and e for e in edits):
+        raise InvalidArguments("edits", "expected a non-empty list of edit ids")
+    return EditsApplyArgs(run_id, tuple(dict.fromkeys(edits)))
 
 
 def parse_history_list(raw: Mapping[str, Any]) -> HistoryListArgs:

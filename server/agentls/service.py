@@ -17,6 +17,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,14 +45,18 @@ from agentls.context.builder import (
     ContextResult,
     Selection,
 )
-from agentls.errors import UnknownRun
+from agentls.context.tokens import bytes_within
+from agentls.errors import EditConflict, InvalidArguments, UnknownRun
 from agentls.execution.engine import ExecutionEngine, RunJob, RunObserver
 from agentls.execution.history import EXPIRY_INTERVAL_SECONDS, ExecutionHistory, history_path
 from agentls.execution.records import RunRecord
+from agentls.execution.tool_loop import ToolPlan
 from agentls.loop_lag import LoopLag
 from agentls.memory_profile import MemoryProfiler
 from agentls.metrics import Metrics
-from agentls.requests import HistoryListArgs, MemoryProfileArgs, RunArgs
+from agentls.requests import EditsApplyArgs, HistoryListArgs, MemoryProfileArgs, RunArgs
+from agentls.tools.edits import EditState, content_hash
+from agentls.tools.toolbox import Toolbox, granted_groups
 from agentls.workspace.cache import FileCache
 from agentls.workspace.index import WorkspaceIndex
 from agentls.workspace.roots import WorkspaceRoots
@@ -73,6 +78,30 @@ class NoBuffers:
     def open_paths(self) -> list[Path]:
         """Nothing is open."""
         return []
+
+
+@dataclass(frozen=True)
+class EditBatch:
+    """Edits of one run checked against the current files, ready for ``workspace/applyEdit``."""
+
+    run_id: str
+    agent: str
+    edits: list[dict[str, Any]]
+    """The edits' protocol form (``ProposedEdit.to_dict``), in the order they were proposed."""
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """One run as decided before it starts: the job, and what its result needs besides."""
+
+    job: RunJob
+    config: BackendConfig | None
+    context: ContextResult
+    estimate: Estimate
+    refusal: str | None
+    """Why the run may not start (it is recorded as failed with this error); None if it may."""
+    choice: ModelChoice
+    """The effective model and why (``model_source``), for the result's model fields."""
 
 
 class AgentService:
@@ -118,6 +147,10 @@ class AgentService:
         """Set by the adapter: a workspace ``agentls.toml`` changed (reload the settings)."""
         self.is_open_in_editor: Callable[[Path], bool] = lambda path: False
         """Set by the adapter: whether the editor holds an unsaved buffer for a path."""
+        self._applying: set[tuple[str, str]] = set()
+        """(run, edit) pairs sent in a ``workspace/applyEdit`` that has not been answered yet."""
+        self._no_tools: set[tuple[str, str | None]] = set()
+        """(backend, model) pairs whose provider said the model cannot call tools."""
         self._scan_task: asyncio.Task[None] | None = None
         self._watch_task: asyncio.Task[None] | None = None
         self._expiry_task: asyncio.Task[None] | None = None
@@ -351,9 +384,10 @@ class AgentService:
         assembly): a repeated preview of an unchanged workspace copies it into the answer
         instead of decoding and encoding megabytes again. Serialize the result with orjson.
         """
+        settings = self.settings
         agent = self.registry.get(args.agent)
-        estimate = self._estimate(agent)
-        context = await self._build(agent, args, buffers, estimate)
+        estimate = self._estimate(agent, settings.backend(agent.backend))
+        context = await self._build(agent, args, buffers, estimate, settings)
         return {
             "prompt": orjson.Fragment(context.prompt_json),
             "manifest": _manifest(context, estimate),
@@ -363,104 +397,161 @@ class AgentService:
     async def run(
         self, args: RunArgs, buffers: BufferSource, observer: RunObserver | None = None
     ) -> dict[str, Any]:
-        """``agentls.run``: build the context, run on the backend, record the run.
+        """``agentls.run``: plan the run, run it on the backend, record it.
 
         Argument errors and unknown agents raise (the request fails); everything that goes wrong
         once a run exists (untrusted backend, missing program, provider errors, timeouts) is a
         ``failed``/``timed_out`` run in the result and in history. Cancelling the awaiting task
         cancels the run, which is recorded as ``cancelled`` before the cancellation propagates.
         """
-        agent = self.registry.get(args.agent)
-        started = time.time()
-        config = self.settings.backend(agent.backend)
-        choice = self.model_for(agent)
-        model = choice.model
-        estimate = self._estimate(agent)
-        context = await self._build(agent, args, buffers, estimate)
-        manifest = _manifest(context, estimate)
-        run_id = uuid.uuid4().hex[:12]
-        workspace = str(self.roots.folders[0]) if self.roots.folders else None
+        plan = await self._plan(args, buffers)
+        job = plan.job
         if args.dry_run:
-            record = RunRecord(
-                id=run_id,
-                agent=agent.name,
-                task=args.task,
-                status="succeeded",
-                output="",
-                started_at=started,
-                duration_ms=round((time.time() - started) * 1000, 3),
-                backend=config.name if config else None,
-                model=model,
-                manifest=manifest,
-                workspace=workspace,
-            )
+            duration = round((time.time() - job.started_at) * 1000, 3)
+            record = ExecutionEngine.record(job, "succeeded", duration_ms=duration)
             return {
                 **record.to_dict(),
-                **_model_fields(choice),
-                "prompt": context.prompt,
+                **_model_fields(plan.choice),
+                "prompt": plan.context.prompt,
                 "dry_run": True,
-                "token_estimate": estimate.to_dict(),
+                "token_estimate": plan.estimate.to_dict(),
             }
-        refusal = self._refusal(agent, config)
+        if plan.refusal is not None:
+            record = self.engine.refuse(job, plan.refusal, observer)
+            return {
+                **record.to_dict(),
+                **_model_fields(plan.choice),
+                "token_estimate": plan.estimate.to_dict(),
+            }
+        handle = self.engine.submit(job, observer)
+        try:
+            record = await asyncio.shield(handle.wait())
+        except asyncio.CancelledError:
+            self.engine.cancel(job.id)
+            await handle.wait()
+            raise
+        estimate = plan.estimate
+        prompt_tokens = handle.first_prompt_tokens  # later turns' prompts are not this one
+        if record.status == "succeeded" and prompt_tokens and plan.config is not None:
+            prompt_bytes = len(plan.context.prompt_bytes)
+            estimate = self.calibration.observe(
+                plan.config.name, job.model, prompt_bytes, prompt_tokens
+            )
+        return {
+            **record.to_dict(),
+            **_model_fields(plan.choice),
+            "token_estimate": estimate.to_dict(),
+        }
+
+    async def _plan(self, args: RunArgs, buffers: BufferSource) -> RunPlan:
+        """Everything a run is, decided from one snapshot of the settings and the folders.
+
+        The settings may be replaced while the context is built (a configuration reload); the
+        run keeps the ones it started with, so its backend, limits and estimate agree.
+        """
+        settings = self.settings
+        folders = self.roots.folders
+        agent = self.registry.get(args.agent)
+        started = time.time()
+        config = settings.backend(agent.backend)
+        choice = self.model_for(agent)
+        model = choice.model
+        estimate = self._estimate(agent, config)
+        context = await self._build(agent, args, buffers, estimate, settings)
+        run_id = uuid.uuid4().hex[:12]
+        workspace = str(folders[0]) if folders else None
+        refusal = None if args.dry_run else self._refusal(agent, config, settings, folders)
+        limits = settings.limits
         backend = None
-        if refusal is None and config is not None:
-            config = with_child_limits(config, self.settings.limits)
+        if refusal is None and config is not None and not args.dry_run:
+            config = with_child_limits(config, limits)
             try:
                 backend = self.backends.get(config)
             except BackendError as e:
                 refusal = e.message
-        if backend is None or config is None:
-            record = ExecutionEngine.failed_record(
-                id=run_id,
-                agent=agent.name,
-                task=args.task,
-                error=refusal or "no backend",
-                backend=config.name if config else agent.backend,
-                model=model,
-                manifest=manifest,
-                workspace=workspace,
-                started_at=started,
+        tools, notes = (
+            (None, ()) if backend is None else self._tools(agent, config, model, buffers, settings)
+        )
+        if tools is not None:
+            budget = bytes_within(
+                agent.max_context_tokens or limits.max_context_tokens, estimate.bytes_per_token
             )
-            self._run_finished(record)
-            if observer is not None:
-                observer.finished(record)
-            return {
-                **record.to_dict(),
-                **_model_fields(choice),
-                "token_estimate": estimate.to_dict(),
-            }
-        limits = self.settings.limits
+            tools = replace(
+                tools,
+                budget_bytes=max(0, budget - len(context.prompt_bytes)),
+                bytes_per_token=estimate.bytes_per_token,
+            )
         job = RunJob(
             id=run_id,
             agent=agent.name,
             task=args.task,
             backend=backend,
-            backend_name=config.name,
+            backend_name=config.name if config else agent.backend,
             model=model,
             request=BackendRequest(
                 run_id=run_id,
                 system=context.system,
                 user=context.user,
                 model=model,
-                cwd=self._child_cwd(agent, config),
+                cwd=None if config is None else self._child_cwd(agent, config, settings),
             ),
             timeout=agent.timeout or limits.run_timeout,
             max_output_bytes=limits.max_output_bytes,
-            manifest=manifest,
+            manifest=_manifest(context, estimate),
             workspace=workspace,
+            started_at=started,
+            tools=tools,
+            notes=notes,
         )
-        handle = self.engine.submit(job, observer)
-        try:
-            record = await asyncio.shield(handle.wait())
-        except asyncio.CancelledError:
-            self.engine.cancel(run_id)
-            await handle.wait()
-            raise
-        prompt_tokens = (record.usage or {}).get("prompt_tokens")
-        if record.status == "succeeded" and prompt_tokens:
-            prompt_bytes = len(context.prompt_bytes)
-            estimate = self.calibration.observe(config.name, model, prompt_bytes, prompt_tokens)
-        return {**record.to_dict(), **_model_fields(choice), "token_estimate": estimate.to_dict()}
+        return RunPlan(job, config, context, estimate, refusal, choice)
+
+    def _tools(
+        self,
+        agent: AgentDefinition,
+        config: BackendConfig | None,
+        model: str | None,
+        buffers: BufferSource,
+        settings: Settings,
+    ) -> tuple[ToolPlan | None, tuple[str, ...]]:
+        """The tool loop's plan for a run (None: single-shot) and the notes that explain why not.
+
+        Tools are offered by the HTTP backends only, to a model not known to refuse them.
+        """
+        groups = granted_groups(agent)
+        if not groups or config is None:
+            return None, ()
+        asked = bool(agent.tools)
+        if config.kind == "command":
+            note = f"backend {config.name!r} runs a command, single-shot: tools are not offered"
+            return None, (note,) if asked else ()
+        if not config.tools:
+            return None, (f"backend {config.name!r} sets tools = false: ran without tools",)
+        key = (config.name, model)
+        if key in self._no_tools:
+            return None, (
+                f"model {model!r} on backend {config.name!r} does not support tools (found on an "
+                "earlier run): ran without them",
+            )
+        limits = settings.limits
+        toolbox = Toolbox(
+            groups,
+            roots=self.roots,
+            index=self.index,
+            cache=self.cache,
+            buffers=buffers,
+            scanner=self.builder.secrets,
+            max_file_bytes=limits.max_file_bytes,
+            max_result_bytes=limits.max_tool_result_bytes,
+        )
+        plan = ToolPlan(
+            toolbox,
+            max_turns=max(1, agent.max_turns or limits.max_turns),
+            max_tool_calls=max(0, limits.max_tool_calls),
+            budget_bytes=0,
+            bytes_per_token=1.0,
+            on_tools_unsupported=lambda: self._no_tools.add(key),
+        )
+        return plan, ()
 
     def cancel(self, run_id: str) -> dict[str, Any]:
         """``agentls.runs.cancel``: True when a queued or running run was cancelled."""
@@ -488,6 +579,100 @@ class AgentService:
             raise UnknownRun(run_id)
         return record.to_dict()
 
+    async def edits_to_apply(self, args: EditsApplyArgs, buffers: BufferSource) -> EditBatch:
+        """``agentls.edits.apply``, first half: the edits to send, checked against the files now.
+
+        Each edit's file is read again the way tools read it (unsaved buffer over disk); one whose
+        text no longer hashes to the edit's ``base`` (or a new file that now exists) is refused
+        with ``EditConflict`` naming the file, so an edit is never applied to different text.
+
+        Raises:
+            UnknownRun: no such run in history.
+            InvalidArguments: an edit id the run does not have.
+            EditConflict: an edit already applied or discarded, or whose file changed.
+        """
+        record = self.history.get(args.id)
+        if record is None:
+            raise UnknownRun(args.id)
+        by_id = {e.get("id"): e for e in record.edits}
+        if args.edits is None:
+            chosen = [e for e in record.edits if e.get("state") == "proposed"]
+            if not chosen:
+                raise EditConflict(f"run {args.id} has no proposed edits to apply")
+        else:
+            unknown = [i for i in args.edits if i not in by_id]
+            if unknown:
+                known = ", ".join(str(i) for i in by_id) or "none"
+                raise InvalidArguments(
+                    "edits", f"run {args.id} has no edit {unknown[0]!r} (its edits: {known})"
+                )
+            chosen = [by_id[i] for i in args.edits]
+        for edit in chosen:
+            if edit.get("state") != "proposed":
+                raise EditConflict(f"edit {edit['id']} was already {edit.get('state')}")
+            if (record.id, edit.get("id")) in self._applying:
+                raise EditConflict(f"edit {edit['id']} is being applied by another request")
+        paths = [self.roots.resolve(str(edit["uri"])) for edit in chosen]
+        reader = Toolbox(
+            frozenset(),
+            roots=self.roots,
+            index=self.index,
+            cache=self.cache,
+            buffers=buffers,
+            scanner=self.builder.secrets,
+            max_file_bytes=self.settings.limits.max_file_bytes,
+            max_result_bytes=0,
+        )
+        current = await reader.read_texts(paths)
+        for edit, path in zip(chosen, paths, strict=True):
+            now = current[path]
+            if edit.get("create"):
+                if now != "missing":
+                    raise EditConflict(
+                        f"{edit['path']} exists now; edit {edit['id']} would have created it. "
+                        "Run the agent again."
+                    )
+            elif isinstance(now, str) or content_hash(now.text) != edit.get("base"):
+                raise EditConflict(
+                    f"{edit['path']} changed since edit {edit['id']} was proposed; it was not "
+                    "applied. Run the agent again."
+                )
+        # Held until edits_settled: a second request must not apply the same edit to new text.
+        self._applying.update((record.id, str(edit["id"])) for edit in chosen)
+        return EditBatch(record.id, record.agent, chosen)
+
+    def edits_settled(self, run_id: str, edit_ids: Sequence[str], state: EditState | None) -> int:
+        """Record that edits were applied or discarded (None: neither, the client declined).
+
+        Always called after ``edits_to_apply``, which holds the edits until then. Returns how many
+        edits changed state.
+        """
+        self._applying.difference_update((run_id, i) for i in edit_ids)
+        if state is None:
+            return 0
+        record = self.history.get(run_id)
+        if record is None:
+            raise UnknownRun(run_id)
+        wanted = set(edit_ids)
+        changed = 0
+        edits = []
+        for edit in record.edits:
+            if edit.get("id") in wanted and edit.get("state") == "proposed":
+                edit = {**edit, "state": state}
+                changed += 1
+            edits.append(edit)
+        if changed:
+            self.history.add(replace(record, edits=edits))
+        return changed
+
+    def edits_discard(self, run_id: str) -> dict[str, Any]:
+        """``agentls.edits.discard``: every proposed edit of a run is marked discarded."""
+        record = self.history.get(run_id)
+        if record is None:
+            raise UnknownRun(run_id)
+        ids = [str(e.get("id")) for e in record.edits if e.get("state") == "proposed"]
+        return {"discarded": self.edits_settled(run_id, ids, "discarded")}
+
     def metrics_snapshot(self) -> dict[str, Any]:
         """``agentls.metrics``."""
         return self.metrics.snapshot(
@@ -512,15 +697,19 @@ class AgentService:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _estimate(self, agent: AgentDefinition) -> Estimate:
+    def _estimate(self, agent: AgentDefinition, config: BackendConfig | None) -> Estimate:
         """The bytes-per-token ratio for the backend and model this agent runs on."""
-        config = self.settings.backend(agent.backend)
         if config is None:
             return self.calibration.estimate(None, None)
         return self.calibration.estimate(config.name, self.model_for(agent).model)
 
     async def _build(
-        self, agent: AgentDefinition, args: RunArgs, buffers: BufferSource, estimate: Estimate
+        self,
+        agent: AgentDefinition,
+        args: RunArgs,
+        buffers: BufferSource,
+        estimate: Estimate,
+        settings: Settings,
     ) -> ContextResult:
         active = self.roots.resolve(args.uri) if args.uri else None
         files = tuple(self.roots.resolve(f) for f in args.files)
@@ -532,7 +721,7 @@ class AgentService:
             )
         if self.index.state != "ready":
             await self.index.wait_ready(timeout=INDEX_WAIT_SECONDS)
-        limits = self.settings.limits
+        limits = settings.limits
         return await self.builder.build(
             agent,
             ContextRequest(
@@ -549,7 +738,13 @@ class AgentService:
             max_prompt_bytes=limits.max_prompt_bytes,
         )
 
-    def _refusal(self, agent: AgentDefinition, config: BackendConfig | None) -> str | None:
+    @staticmethod
+    def _refusal(
+        agent: AgentDefinition,
+        config: BackendConfig | None,
+        settings: Settings,
+        folders: Sequence[Path],
+    ) -> str | None:
         """Why this agent may not run now, as a message that says what to do; None if it may."""
         if config is None:
             if agent.backend:
@@ -558,8 +753,8 @@ class AgentService:
                 "no backend configured: set default_backend and [backends.NAME] in agentls.toml "
                 "or ~/.config/agentls/config.toml"
             )
-        if config.origin == "workspace" and not self.settings.trusted:
-            folder = self.roots.folders[0] if self.roots.folders else "this workspace"
+        if config.origin == "workspace" and not settings.trusted:
+            folder = folders[0] if folders else "this workspace"
             return (
                 f"backend {config.name!r} is defined by the workspace's agentls.toml, and the "
                 "workspace is not trusted. Trust it in your editor (VS Code: Workspace Trust; "
@@ -568,11 +763,14 @@ class AgentService:
             )
         return None
 
-    def _child_cwd(self, agent: AgentDefinition, config: BackendConfig) -> str | None:
+    def _child_cwd(
+        self, agent: AgentDefinition, config: BackendConfig, settings: Settings
+    ) -> str | None:
         """The working directory of a ``command`` child: the agent's workspace folder only when
-        the workspace is trusted and the backend says ``cwd = "workspace"``; else None, a
-        neutral empty folder (the repository then reaches the child only through the prompt)."""
-        if not self.settings.trusted or config.cwd != "workspace":
+        the workspace is trusted (by the run's ``settings``) and the backend says
+        ``cwd = "workspace"``; else None, a neutral empty folder (the repository then reaches the
+        child only through the prompt)."""
+        if not settings.trusted or config.cwd != "workspace":
             return None
         folder = self.roots.folder_of(agent.source) or (
             self.roots.folders[0] if self.roots.folders else None

@@ -1,6 +1,8 @@
 """``agentls run``: one agent run from a terminal, through the same service the server uses.
 
-Output streams to stdout as the backend produces it; the run's status and any error go to stderr.
+Output streams to stdout as the backend produces it; the run's status and any error go to stderr,
+as do the tool calls as they end, the run's notes, and its proposed edits as unified diffs (nothing
+is written).
 ``--json`` prints only the final result object (the same shape as ``agentls.run``) on stdout.
 Exit codes: 0 succeeded, 1 failed / cancelled / timed out, 2 bad arguments or unknown agent.
 """
@@ -30,6 +32,11 @@ class _TerminalOutput:
         if self._enabled:
             sys.stdout.write(text)
             sys.stdout.flush()
+
+    def tool_call(self, run_id: str, event: dict[str, Any]) -> None:
+        """What the agent does goes to stderr, beside the status (stdout is the answer)."""
+        if self._enabled and event.get("status") != "started":
+            sys.stderr.write(f"agentls: [{event.get('tool')}] {event.get('summary')}\n")
 
     def finished(self, record: RunRecord) -> None:
         """End the output with a newline when the model did not."""
@@ -102,10 +109,23 @@ async def _run(folder: Path, raw: dict[str, Any], *, as_json: bool, trust: bool)
         sys.stdout.write(result["prompt"])
         sys.stdout.write("\n")
         _manifest_to_stderr(result["manifest"])
+    else:
+        for note in result.get("notes") or ():
+            sys.stderr.write(f"agentls: note: {note}\n")
+        _edits_to_stderr(result.get("edits") or [])
     if result["status"] != "succeeded":
         sys.stderr.write(f"agentls: run {result['id']} {result['status']}: {result.get('error')}\n")
         return 1
     return 0
+
+
+def _edits_to_stderr(edits: list[dict[str, Any]]) -> None:
+    """Proposed edits as unified diffs: nothing was written (``git apply`` reads them)."""
+    if not edits:
+        return
+    sys.stderr.write(f"\n--- {len(edits)} proposed edit(s), not written ---\n")
+    for edit in edits:
+        sys.stderr.write(edit["diff"])
 
 
 def _manifest_to_stderr(manifest: list[dict[str, Any]]) -> None:

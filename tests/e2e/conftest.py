@@ -60,6 +60,7 @@ def open_session(tmp_path: Path, client_name: str) -> SessionFactory:
         client.feature("agentls/runStarted")(lambda ls, p: recorded.started.append(p._asdict()))
         client.feature("agentls/output")(lambda ls, p: recorded.output.append(p._asdict()))
         client.feature("agentls/runFinished")(lambda ls, p: recorded.finished.append(p._asdict()))
+        client.feature("agentls/toolCall")(lambda ls, p: recorded.tool_calls.append(p._asdict()))
         options = {"trusted": trusted, **(init_options or {})}
         await client.initialize_session(
             types.InitializeParams(

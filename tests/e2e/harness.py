@@ -25,6 +25,7 @@ class Recorded:
     started: list[dict[str, Any]] = field(default_factory=list)
     output: list[dict[str, Any]] = field(default_factory=list)
     finished: list[dict[str, Any]] = field(default_factory=list)
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
 
 
 def write(root: Path, rel: str, text: str) -> Path:

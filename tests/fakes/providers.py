@@ -10,9 +10,17 @@ Each server runs its own event loop in a daemon thread on an ephemeral port, so 
 while the code under test blocks or is cancelled, and a server subprocess (end-to-end tests) can
 reach it as well as in-process tests. Tests script the next answers with ``script(...)`` (the
 ``Reply`` helpers below: ``stream``, ``trickle``, ``status``, ``reset_before``, ``reset_during``,
-``cut_short``, ``stall``, ``provider_error``, ``raw``, ``oversize``); when the script is empty a
-normal answer is given. Every request is recorded (``requests``), and a client that drops the
-connection before its answer is complete is noticed (``disconnects``, ``wait_disconnect``).
+``cut_short``, ``stall``, ``provider_error``, ``raw``, ``oversize``, ``tool_calls``); when the
+script is empty a normal answer is given.
+
+``tool_calls(Call(...), ...)`` answers with tool calls in each API's streaming form, with the
+quirks of real servers on request: ``quirk="ollama"`` (every parallel call ``index: 0``, each
+whole in one chunk), ``quirk="no_index"`` (no ``index`` at all, as some Gemini-compatible servers),
+``arg_piece=N`` (arguments split into N-character chunks). A request that answers tool calls the
+way the real API would refuse (a call without its result, results without ``tools``) gets a 400.
+
+Every request is recorded (``requests``), and a client that drops the connection before its answer
+is complete is noticed (``disconnects``, ``wait_disconnect``).
 """
 
 from __future__ import annotations
@@ -77,6 +85,38 @@ class Reply:
     """Bytes to send for ``oversize``."""
     hold: float = 30.0
     """Seconds a stall lasts if the client does not give up first."""
+    calls: tuple[Call, ...] = ()
+    """Tool calls the answer makes (after its text chunks)."""
+    quirk: Literal["standard", "ollama", "no_index"] = "standard"
+    arg_piece: int = 0
+    """When > 0, each call's arguments are sent in chunks of this many characters."""
+
+
+_call_ids = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Call:
+    """A scripted tool call; ``arguments`` is sent as written (it may be malformed JSON)."""
+
+    name: str
+    arguments: str | dict[str, Any] = "{}"
+    id: str = field(default_factory=lambda: f"call_{next(_call_ids)}")
+
+    @property
+    def arguments_text(self) -> str:
+        return self.arguments if isinstance(self.arguments, str) else json.dumps(self.arguments)
+
+
+def tool_calls(
+    *calls: Call,
+    text: tuple[str, ...] = (),
+    quirk: Literal["standard", "ollama", "no_index"] = "standard",
+    arg_piece: int = 0,
+    usage: tuple[int, int] = DEFAULT_USAGE,
+) -> Reply:
+    """An answer that calls tools: optional text chunks first, then ``calls``."""
+    return Reply(chunks=text, calls=calls, quirk=quirk, arg_piece=arg_piece, usage=usage)
 
 
 def stream(*chunks: str, usage: tuple[int, int] = DEFAULT_USAGE, delay: float = 0.0) -> Reply:
@@ -415,6 +455,9 @@ class _Exchange:
         if self.provider.strict_models and body.get("model") != self.provider.model:
             message = f"The model `{body.get('model')}` does not exist or you do not have access"
             return 404, _error(kind, "not_found_error", message)
+        problem = _unanswered_calls(kind, body)
+        if problem is not None:
+            return 400, _error(kind, "invalid_request_error", problem)
         return None
 
     # -- answers ----------------------------------------------------------------------------------
@@ -540,6 +583,39 @@ def _sse(data: Any, event: str | None = None) -> bytes:
     return f"{head}data: {text}\n\n".encode()
 
 
+def _unanswered_calls(kind: ProviderKind, body: dict[str, Any]) -> str | None:
+    """What the real API says of a conversation whose tool calls are not answered in order."""
+    messages = body["messages"]
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") != "assistant":
+            continue
+        if kind == "openai":
+            ids = [c.get("id") for c in message.get("tool_calls") or ()]
+            answered = []
+            for later in messages[i + 1 :]:
+                if later.get("role") != "tool":
+                    break
+                answered.append(later.get("tool_call_id"))
+            if ids and answered != ids:
+                return (
+                    f"tool_calls {ids} must be followed by tool messages answering each: {answered}"
+                )
+        else:
+            content = message.get("content")
+            blocks = content if isinstance(content, list) else []
+            ids = [b.get("id") for b in blocks if b.get("type") == "tool_use"]
+            if not ids:
+                continue
+            if not body.get("tools"):
+                return "Requests which include `tool_use` blocks must define tools."
+            nxt = messages[i + 1] if i + 1 < len(messages) else {}
+            results = nxt.get("content") if nxt.get("role") == "user" else None
+            got = [b.get("tool_use_id") for b in results or () if isinstance(b, dict)]
+            if got != ids:
+                return f"tool_use ids {ids} were found without tool_result blocks: {got}"
+    return None
+
+
 def _error(kind: ProviderKind, error_type: str, message: str) -> dict[str, Any]:
     if kind == "anthropic":
         return {"type": "error", "error": {"type": error_type, "message": message}}
@@ -568,7 +644,9 @@ def _openai_events(
 
     preamble = [chunk({"role": "assistant", "content": ""})]
     texts = [chunk({"content": text}) for text in reply.chunks]
-    ending = [chunk({}, "stop")]
+    for n, call in enumerate(reply.calls):
+        texts.extend(chunk({"tool_calls": [p]}) for p in _openai_call_pieces(reply, n, call))
+    ending = [chunk({}, "tool_calls" if reply.calls else "stop")]
     if include_usage:
         prompt, completion = reply.usage
         ending.append(
@@ -589,6 +667,34 @@ def _openai_events(
         )
     ending.append(_sse("[DONE]"))
     return preamble, texts, ending
+
+
+def _split(text: str, piece: int) -> list[str]:
+    if piece <= 0 or not text:
+        return [text]
+    return [text[i : i + piece] for i in range(0, len(text), piece)]
+
+
+def _openai_call_pieces(reply: Reply, n: int, call: Call) -> list[dict[str, Any]]:
+    """One call as ``delta.tool_calls[]`` pieces, with the scripted server's quirks."""
+    args = call.arguments_text
+    if reply.quirk == "ollama":  # whole, and every parallel call says index 0
+        return [
+            {
+                "index": 0,
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": args},
+            }
+        ]
+    index = {} if reply.quirk == "no_index" else {"index": n}
+    first = {**index, "id": call.id, "type": "function", "function": {"name": call.name}}
+    pieces = _split(args, reply.arg_piece)
+    if reply.arg_piece <= 0:
+        first["function"]["arguments"] = args
+        return [first]
+    first["function"]["arguments"] = ""
+    return [first, *({**index, "function": {"arguments": p}} for p in pieces)]
 
 
 def _anthropic_events(
@@ -628,12 +734,35 @@ def _anthropic_events(
         )
         for text in reply.chunks
     ]
-    ending = [
-        _sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
+    block_stop = _sse({"type": "content_block_stop", "index": 0}, "content_block_stop")
+    ending = [] if reply.calls else [block_stop]
+    if reply.calls:
+        texts.append(block_stop)
+    for n, call in enumerate(reply.calls, start=1):
+        start = {"type": "tool_use", "id": call.id, "name": call.name, "input": {}}
+        texts.append(
+            _sse(
+                {"type": "content_block_start", "index": n, "content_block": start},
+                "content_block_start",
+            )
+        )
+        for piece in _split(call.arguments_text, reply.arg_piece):
+            delta = {"type": "input_json_delta", "partial_json": piece}
+            texts.append(
+                _sse(
+                    {"type": "content_block_delta", "index": n, "delta": delta},
+                    "content_block_delta",
+                )
+            )
+        texts.append(_sse({"type": "content_block_stop", "index": n}, "content_block_stop"))
+    ending += [
         _sse(
             {
                 "type": "message_delta",
-                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "delta": {
+                    "stop_reason": "tool_use" if reply.calls else "end_turn",
+                    "stop_sequence": None,
+                },
                 "usage": {"output_tokens": completion},
             },
             "message_delta",
@@ -646,6 +775,7 @@ def _anthropic_events(
 __all__ = [
     "DEFAULT_CHUNKS",
     "DEFAULT_USAGE",
+    "Call",
     "FakeProvider",
     "RecordedRequest",
     "Reply",
@@ -658,5 +788,6 @@ __all__ = [
     "stall",
     "status",
     "stream",
+    "tool_calls",
     "trickle",
 ]

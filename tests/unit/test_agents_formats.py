@@ -138,22 +138,22 @@ def test_claude_code_keys(registry: tuple[AgentRegistry, Path]) -> None:
     assert reviewer.backend is None  # the default backend
     assert reviewer.extra == {"color": "purple"}
     assert reviewer.body.startswith("\nYou are a senior code reviewer")
-    (hint,) = reg.problems(root / ".claude/agents/code-reviewer.md")
+    tools_hint, hint = reg.problems(root / ".claude/agents/code-reviewer.md")
     assert hint.line == 5 and "'color' belongs to another tool's agent format" in hint.message
+    # Bash is read (group execute) but never granted: said on the tools line
+    assert tools_hint.line == 3 and "agentls has no execute tools" in tools_hint.message
 
     debugger = reg.get("debugger")
     assert "<example>" in debugger.description
     assert debugger.tools == ("Read", "Edit", "Bash(npm test:*)", "Agent(worker, researcher)")
     assert debugger.model == "sonnet"
-    assert debugger.extra == {
-        "permissionMode": "acceptEdits",
-        "maxTurns": 20,
-        "skills": ["api-conventions"],
-    }
+    assert debugger.extra == {"permissionMode": "acceptEdits", "skills": ["api-conventions"]}
+    assert debugger.max_turns == 20  # Claude Code's maxTurns is agentls' max_turns
     hints = {p.line: p.message for p in reg.problems(root / ".claude/agents/debugger.md")}
     assert debugger.tool_groups == ("read", "edit", "execute", "agent")
     # the model is mapped by the configuration, not by the file (test_agents_models.py)
-    assert set(hints) == {5, 6, 7}
+    assert set(hints) == {3, 5, 7}  # tools (execute, agent not offered), permissionMode, skills
+    assert "agentls has no execute, agent tools" in hints[3]
 
 
 def test_copilot_keys(registry: tuple[AgentRegistry, Path]) -> None:
@@ -166,7 +166,7 @@ def test_copilot_keys(registry: tuple[AgentRegistry, Path]) -> None:
     assert architect.body.startswith("# API Architect mode instructions")
     assert architect.tool_groups == ("search", "edit", "web")
     hinted = {p.line for p in reg.problems(architect.source)}
-    assert hinted == {5, 6, 7}  # argument-hint, target, handoffs
+    assert hinted == {3, 5, 6, 7}  # tools (fetch: web), argument-hint, target, handoffs
 
     planner = reg.get("planner")  # no name: the stem without ".agent"
     assert planner.model == "GPT-5 (copilot)"

@@ -34,7 +34,7 @@ from tests.fakes.providers import (
 )
 
 from agentls.backends.anthropic import AnthropicBackend
-from agentls.backends.base import BackendError, BackendEvent, BackendRequest, TextDelta, Usage
+from agentls.backends.base import BackendError, BackendEvent, BackendRequest, Stop, TextDelta, Usage
 from agentls.backends.http import HttpOptions
 from agentls.config import BackendConfig
 
@@ -80,8 +80,9 @@ async def backend(fake: FakeProvider) -> AsyncIterator[AnthropicBackend]:
 
 
 async def run(backend: AnthropicBackend, request: BackendRequest = REQUEST) -> list[BackendEvent]:
+    """The text and usage events (``Stop``, how the turn ended, is ``test_tool_wire``'s matter)."""
     async with contextlib.aclosing(backend.stream(request)) as events:
-        return [event async for event in events]
+        return [event async for event in events if not isinstance(event, Stop)]
 
 
 def texts(events: list[BackendEvent]) -> list[str]:

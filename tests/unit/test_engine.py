@@ -11,6 +11,7 @@ import logging
 import sys
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -425,21 +426,19 @@ async def test_active_lists_queued_and_running_runs() -> None:
     await engine.shutdown()
 
 
-def test_failed_record_for_runs_refused_before_starting() -> None:
-    record = ExecutionEngine.failed_record(
-        id="r9",
-        agent="reviewer",
-        task="t",
-        error="backend 'x' is not trusted",
-        backend="x",
-        model="m",
-        manifest=[{"path": "a"}],
-        workspace="/ws",
-        started_at=5.0,
-    )
+async def test_refused_runs_are_recorded_and_observed_without_starting() -> None:
+    recorded: list[RunRecord] = []
+    engine = ExecutionEngine(max_concurrent=1, max_queued=0, on_finished=recorded.append)
+    observer = Recorder()
+    refused = replace(job(None), started_at=5.0)
+    record = engine.refuse(refused, "backend 'x' is not trusted", observer)
     assert record.status == "failed" and record.error == "backend 'x' is not trusted"
     assert (record.started_at, record.duration_ms, record.output) == (5.0, 0.0, "")
-    assert record.manifest == [{"path": "a"}] and record.workspace == "/ws"
+    assert record.manifest == [{"path": "a.py", "status": "included"}]
+    assert record.workspace == "/ws"
+    assert recorded == [record]
+    assert observer.log == [("finished", record)]
+    assert engine.active() == []
 
 
 async def test_secrets_in_the_output_are_redacted_and_counted_in_the_record() -> None:

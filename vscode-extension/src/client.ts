@@ -28,6 +28,7 @@ import { errorMessage, log } from "./log";
 import {
   Notifications,
   type OutputParams,
+  type ToolCallParams,
   type RunFinishedParams,
   type RunStartedParams,
 } from "./protocol";
@@ -83,12 +84,15 @@ export class ServerClient implements vscode.Disposable {
   private readonly stateEmitter = new vscode.EventEmitter<ServerState>();
   private readonly runStartedEmitter = new vscode.EventEmitter<RunStartedParams>();
   private readonly outputEmitter = new vscode.EventEmitter<OutputParams>();
+  private readonly toolCallEmitter = new vscode.EventEmitter<ToolCallParams>();
   private readonly runFinishedEmitter = new vscode.EventEmitter<RunFinishedParams>();
 
   /** Fires when the server starts, stops or fails; views refresh on "running". */
   readonly onDidChangeState = this.stateEmitter.event;
   readonly onRunStarted = this.runStartedEmitter.event;
   readonly onOutput = this.outputEmitter.event;
+  /** A tool call of a run started or ended (`agentls/toolCall`). */
+  readonly onToolCall = this.toolCallEmitter.event;
   readonly onRunFinished = this.runFinishedEmitter.event;
 
   get state(): ServerState {
@@ -184,6 +188,7 @@ export class ServerClient implements vscode.Disposable {
     this.stateEmitter.dispose();
     this.runStartedEmitter.dispose();
     this.outputEmitter.dispose();
+    this.toolCallEmitter.dispose();
     this.runFinishedEmitter.dispose();
   }
 
@@ -305,6 +310,7 @@ export class ServerClient implements vscode.Disposable {
     this.clientDisposables.push(
       client.onNotification(Notifications.runStarted, (p: RunStartedParams) => this.runStartedEmitter.fire(p)),
       client.onNotification(Notifications.output, (p: OutputParams) => this.outputEmitter.fire(p)),
+      client.onNotification(Notifications.toolCall, (p: ToolCallParams) => this.toolCallEmitter.fire(p)),
       client.onNotification(Notifications.runFinished, (p: RunFinishedParams) => this.runFinishedEmitter.fire(p)),
     );
     return client;

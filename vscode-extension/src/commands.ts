@@ -11,6 +11,7 @@ import * as vscode from "vscode";
 import { agentPicks } from "./agentsModel";
 import type { ServerClient } from "./client";
 import type { DocumentStore } from "./documents";
+import { applyEdits, offerEdits } from "./edits";
 import { historyPicks } from "./historyModel";
 import { errorMessage } from "./log";
 import { renderMemorySnapshot, renderMetrics, renderPreview, renderRun } from "./outputDocument";
@@ -185,6 +186,9 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
     if (options.dryRun === true) args.dry_run = true;
     const result = await runs.run(args);
     historyView.refresh();
+    if (result !== undefined && (result.edits ?? []).length > 0) {
+      void offerEdits(server, result).then(() => historyView.refresh());
+    }
     return result;
   }
 
@@ -202,6 +206,17 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
   }
 
   return [
+    // `{id, edits?}`: apply a run's proposed edits (used by tests and keybindings; the run's
+    // notification offers the same).
+    vscode.commands.registerCommand(
+      "agentls.applyEdits",
+      guarded(async (arg?: { id?: string; edits?: string[] }) => {
+        if (typeof arg?.id !== "string") {
+          throw new Error("agentls.applyEdits needs {id}: the run whose edits to apply.");
+        }
+        return applyEdits(server, arg.id, arg.edits);
+      }),
+    ),
     vscode.commands.registerCommand(
       "agentls.runAgent",
       guarded(async (arg?: unknown, all?: unknown) => {

@@ -15,7 +15,15 @@ import {
   statusLabel,
   tableCell,
 } from "./format";
-import type { ContextPreviewResult, ManifestEntry, MemorySite, MemorySnapshot, RunResult } from "./protocol";
+import type {
+  ContextPreviewResult,
+  ManifestEntry,
+  MemorySite,
+  MemorySnapshot,
+  ProposedEdit,
+  RunResult,
+  ToolCallTrace,
+} from "./protocol";
 
 /** Output chunks of one run, in `seq` order. */
 export class OutputAssembler {
@@ -62,6 +70,8 @@ export interface RunView {
   streamed: string;
   /** Shown instead of a result when the request itself failed (server gone, bad arguments). */
   requestError?: string;
+  /** Tool calls announced so far (`agentls/toolCall`), by call id, in the order they started. */
+  tools?: Map<string, Pick<ToolCallTrace, "tool" | "status" | "summary">>;
 }
 
 /** The Markdown of a run's document. */
@@ -78,6 +88,9 @@ export function renderRun(view: RunView): string {
     return lines.join("\n");
   }
   if (!result) {
+    if (view.tools !== undefined && view.tools.size > 0) {
+      lines.push(renderToolCalls([...view.tools.values()]), "");
+    }
     lines.push("---", "", view.streamed, "");
     return lines.join("\n");
   }
@@ -95,6 +108,15 @@ export function renderRun(view: RunView): string {
   }
   if (result.error) {
     lines.push(`> **Error:** ${result.error}`, "");
+  }
+  for (const note of result.notes ?? []) {
+    lines.push(`> **Note:** ${note}`, "");
+  }
+  if ((result.tool_calls ?? []).length > 0) {
+    lines.push(renderToolCalls(result.tool_calls ?? []), "");
+  }
+  if ((result.edits ?? []).length > 0) {
+    lines.push(renderEdits(result.edits ?? []), "");
   }
   lines.push("---", "", `*${runFooter(result)}*`, "");
   if (result.manifest.length > 0) {
@@ -120,6 +142,30 @@ export function runFooter(result: RunResult): string {
   }
   parts.push(`run ${result.id}`);
   return parts.join(" · ");
+}
+
+/** What the agent did: one line per tool call, with its outcome. */
+export function renderToolCalls(calls: readonly Pick<ToolCallTrace, "tool" | "status" | "summary">[]): string {
+  const rows = ["## Tool calls", ""];
+  for (const c of calls) {
+    const mark = c.status === "succeeded" ? "✓" : c.status === "started" ? "…" : "✗";
+    rows.push(`- ${mark} \`${c.tool}\` ${c.summary}`);
+  }
+  return rows.join("\n");
+}
+
+/** The proposed edits: one diff per edit, with its state (nothing is written until applied). */
+export function renderEdits(edits: readonly ProposedEdit[]): string {
+  const rows = [
+    "## Proposed edits",
+    "",
+    "Nothing has been written: accept or discard them from the run's notification (VS Code shows a preview first).",
+    "",
+  ];
+  for (const e of edits) {
+    rows.push(`### ${e.id}: ${e.path} (${e.state})`, "", fenced(e.diff, "diff"), "");
+  }
+  return rows.join("\n");
 }
 
 /** The manifest as a table: every file considered, with what happened to it and why. */

@@ -17,6 +17,8 @@ export const Commands = {
   historyGet: "agentls.history.get",
   metrics: "agentls.metrics",
   cacheClear: "agentls.cache.clear",
+  editsApply: "agentls.edits.apply",
+  editsDiscard: "agentls.edits.discard",
   memoryProfile: "agentls.memory.profile",
 } as const;
 
@@ -25,6 +27,7 @@ export const Notifications = {
   runStarted: "agentls/runStarted",
   output: "agentls/output",
   runFinished: "agentls/runFinished",
+  toolCall: "agentls/toolCall",
 } as const;
 
 export type RunStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled" | "timed_out";
@@ -100,6 +103,32 @@ export interface Usage {
   completion_tokens?: number | null;
 }
 
+export type ToolCallStatus = "started" | "succeeded" | "refused" | "failed";
+
+/** One entry of a run's `tool_calls`. */
+export interface ToolCallTrace {
+  call_id: string;
+  tool: string;
+  arguments?: unknown;
+  status: ToolCallStatus;
+  summary: string;
+  duration_ms?: number;
+}
+
+/** An edit the model proposed; the server never writes it. */
+export interface ProposedEdit {
+  id: string;
+  path: string;
+  uri: string;
+  range: Range;
+  old_text: string;
+  new_text: string;
+  diff: string;
+  base: string;
+  create?: boolean;
+  state: "proposed" | "applied" | "discarded";
+}
+
 /** The result of `agentls.run`, and the full record `agentls.history.get` returns. */
 export interface RunResult {
   id: string;
@@ -118,6 +147,28 @@ export interface RunResult {
   output_secrets?: SecretFinding[];
   /** Dry runs only: the exact prompt a real run would send. */
   prompt?: string;
+  turns?: number;
+  tool_calls?: ToolCallTrace[];
+  edits?: ProposedEdit[];
+  notes?: string[];
+}
+
+export interface EditsApplyResult {
+  applied: boolean;
+  edits: string[];
+  failure_reason?: string;
+}
+
+export interface EditsDiscardResult {
+  discarded: number;
+}
+
+export interface ToolCallParams {
+  id: string;
+  call_id: string;
+  tool: string;
+  status: ToolCallStatus;
+  summary: string;
 }
 
 export interface ContextPreviewResult {

@@ -24,6 +24,7 @@ import {
   type RunResult,
   type RunStartedParams,
   type RunsCancelResult,
+  type ToolCallParams,
 } from "./protocol";
 
 /** Runs of this window remembered by id (to reopen their live document); older ones are forgotten. */
@@ -55,6 +56,7 @@ export class RunController implements vscode.Disposable {
     this.disposables = [
       server.onRunStarted((p) => this.started(p)),
       server.onOutput((p) => this.output(p)),
+      server.onToolCall((p) => this.toolCall(p)),
       server.onRunFinished((p) => this.finished(p)),
       server.onDidChangeState((state) => {
         if (state !== "running" && this.live.size > 0) {
@@ -184,6 +186,16 @@ export class RunController implements vscode.Disposable {
       run.view.streamed = run.output.text;
       this.documents.set(run.uri, renderRun(run.view));
     }
+  }
+
+  private toolCall(p: ToolCallParams): void {
+    const run = this.tracked.get(p.id);
+    if (run === undefined || run.view.result !== undefined) {
+      return;
+    }
+    run.view.tools ??= new Map();
+    run.view.tools.set(p.call_id, { tool: p.tool, status: p.status, summary: p.summary });
+    this.documents.set(run.uri, renderRun(run.view));
   }
 
   private finished(p: RunFinishedParams): void {

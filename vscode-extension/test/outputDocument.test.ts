@@ -114,6 +114,42 @@ test("metrics are laid out as tables of flattened keys", () => {
   assert.ok(md.includes("## cache\n\n| Metric | Value |"));
 });
 
+test("a running document lists the tool calls announced so far", () => {
+  const tools = new Map([["c1", { tool: "read_file", status: "started" as const, summary: "reading src/app.py" }]]);
+  const md = renderRun({ agent: "fixer", task: "fix", streamed: "", tools });
+  assert.ok(md.includes("## Tool calls"));
+  assert.ok(md.includes("… `read_file` reading src/app.py"));
+});
+
+test("a finished run shows its notes, tool calls and proposed edits as diffs", () => {
+  const md = renderRun({
+    agent: "fixer",
+    task: "fix",
+    streamed: "",
+    result: result({
+      notes: ["backend 'x' sets tools = false: ran without tools"],
+      tool_calls: [{ call_id: "c1", tool: "read_file", status: "refused", summary: "refused: .env is a secret file" }],
+      edits: [
+        {
+          id: "e1",
+          path: "src/app.py",
+          uri: "file:///ws/src/app.py",
+          range: { start: { line: 1, character: 0 }, end: { line: 1, character: 4 } },
+          old_text: "old",
+          new_text: "new",
+          diff: "--- a/src/app.py\n+++ b/src/app.py\n@@ -1 +1 @@\n-old\n+new\n",
+          base: "sha256:00",
+          state: "proposed",
+        },
+      ],
+    }),
+  });
+  assert.ok(md.includes("> **Note:** backend 'x' sets tools = false"));
+  assert.ok(md.includes("✗ `read_file` refused: .env is a secret file"));
+  assert.ok(md.includes("### e1: src/app.py (proposed)"));
+  assert.ok(md.includes("```diff\n--- a/src/app.py"));
+});
+
 const SNAPSHOT: MemorySnapshot = {
   tracing: true,
   snapshot: 2,

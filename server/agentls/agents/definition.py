@@ -32,7 +32,7 @@ from agentls.agents.locations import (
     format_of,
     is_definition_path,
 )
-from agentls.agents.tools import read_tools, tool_groups
+from agentls.agents.tools import OFFERED_GROUPS, read_tools, tool_groups
 
 __all__ = [
     "DEFINITION_GLOBS",
@@ -92,10 +92,15 @@ class AgentDefinition:
     max_context_tokens: int | None = None
     timeout: float | None = None
     output: str = "markdown"
-    tools: tuple[str, ...] = ()
-    """The tool names as the file gives them (any shape read to names); agentls runs no tools."""
+    tools: tuple[str, ...] | None = None
+    """The tool names as the file gives them (any shape read to names); None when the file has no
+    ``tools`` key (every tool group agentls offers), ``()`` for ``tools: []`` (none). See
+    ``agentls.tools.toolbox.granted_groups``."""
     tool_groups: tuple[str, ...] = ()
-    """``tools`` mapped to canonical groups (``agents.tools.GROUPS``)."""
+    """``tools`` mapped to canonical groups (``agents.tools.GROUPS``); ``()`` without ``tools``."""
+    max_turns: int | None = None
+    """Model turns a tool-using run may take (``max_turns``, or Claude Code's ``maxTurns``); None
+    leaves it to ``limits.max_turns``."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Unknown front-matter keys, kept and reported as hints."""
     body_line: int = 0
@@ -135,8 +140,12 @@ KNOWN_KEYS: tuple[str, ...] = (
     "timeout",
     "output",
     "tools",
+    "max_turns",
 )
 """Front-matter keys agentls reads. Anything else is kept in ``extra`` and reported as a hint."""
+
+KEY_ALIASES: dict[str, str] = {"maxTurns": "max_turns"}
+"""Other formats' spellings of keys agentls reads (Claude Code's ``maxTurns``)."""
 
 FOREIGN_KEYS: frozenset[str] = frozenset(
     {
@@ -144,7 +153,6 @@ FOREIGN_KEYS: frozenset[str] = frozenset(
         "color",
         "disallowedTools",
         "permissionMode",
-        "maxTurns",
         "skills",
         "hooks",
         "mcpServers",
@@ -560,6 +568,7 @@ class _FrontMatter:
             if not isinstance(key, str):
                 self.error(key_node, f"keys must be plain names, not {_kind(key)}")
                 continue
+            key = KEY_ALIASES.get(key, key)
             if key in seen:
                 first = self.position(seen[key].start_mark.index)[0]
                 self.error(key_node, f"duplicate key {key!r} (first set on line {first + 1})")
@@ -589,7 +598,7 @@ class _FrontMatter:
             extra=extra,
             body_line=body_line,
             format=self.format,
-            tool_groups=tool_groups(fields.get("tools", ())),
+            tool_groups=tool_groups(fields.get("tools") or ()),
             **{k: v for k, v in fields.items() if k != "name"},
         )
         return ParseResult(
@@ -723,6 +732,9 @@ class _FrontMatter:
     def _check_max_context_tokens(self, node: yaml.Node, value: Any) -> int | None:
         return self._positive_int(node, value, "max_context_tokens")
 
+    def _check_max_turns(self, node: yaml.Node, value: Any) -> int | None:
+        return self._positive_int(node, value, "max_turns")
+
     def _check_timeout(self, node: yaml.Node, value: Any) -> float | None:
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.error(node, f"timeout must be a positive number of seconds, not {_kind(value)}")
@@ -745,7 +757,15 @@ class _FrontMatter:
         if why is not None:
             self.problems.append(
                 self.span(node).problem(
-                    f"tools: {why}; agentls ignores what it cannot read (it runs no tools yet)",
+                    f"tools: {why}; agentls ignores what it cannot read", "hint"
+                )
+            )
+        missing = [g for g in tool_groups(names) if g not in OFFERED_GROUPS]
+        if missing:
+            self.problems.append(
+                self.span(node).problem(
+                    f"tools: agentls has no {', '.join(missing)} tools; the agent runs without "
+                    "them (agentls offers read, search and edit)",
                     "hint",
                 )
             )

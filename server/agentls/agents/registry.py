@@ -92,7 +92,7 @@ class AgentEntry:
             "description": d.description if d else "",
             "backend": d.backend if d else None,
             "model": d.model if d else None,
-            "tools": list(d.tools) if d else [],
+            "tools": list(d.tools or ()) if d else [],
             "tool_groups": list(d.tool_groups) if d else [],
             "inputs": [{"name": n, "placeholder": p} for n, p in d.inputs] if d else [],
             "format": self.format,

@@ -2,11 +2,11 @@
 
 Claude Code writes ``tools: Read, Grep, Bash(npm test:*), Agent(a, b)``; Copilot writes
 ``tools: ['codebase', 'edit/editFiles', 'github/*']``; other tools write a mapping of names to
-booleans. agentls runs no tools yet, so nothing here can make an agent invalid: ``read_tools``
-returns the names it could read and, for a shape it could not, a sentence for a hint.
-``tool_groups`` maps names to the groups ``read``, ``search``, ``edit``, ``execute``, ``web``,
-``agent``, ``todo`` and ``mcp`` (MCP servers' tools), which is what ``agents.list`` shows and what
-a later change will grant.
+booleans. Nothing here can make an agent invalid: ``read_tools`` returns the names it could read
+and, for a shape it could not, a sentence for a hint. ``tool_groups`` maps names to the groups
+``read``, ``search``, ``edit``, ``execute``, ``web``, ``agent``, ``todo`` and ``mcp`` (MCP servers'
+tools), which is what ``agents.list`` shows; a run is granted those of ``OFFERED_GROUPS`` among
+them (``agentls.tools.toolbox.granted_groups``).
 """
 
 from __future__ import annotations
@@ -16,6 +16,9 @@ from collections.abc import Iterable, Mapping
 
 GROUPS: tuple[str, ...] = ("read", "search", "edit", "execute", "web", "agent", "todo", "mcp")
 """The canonical groups, in the order ``tool_groups`` lists them."""
+
+OFFERED_GROUPS: tuple[str, ...] = ("read", "search", "edit")
+"""The groups agentls has tools for (``agentls.tools.toolbox``); the others are never granted."""
 
 _NAMES: dict[str, str] = {
     # Claude Code

@@ -12,7 +12,19 @@ import logging
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from agentls.backends.base import BackendError, BackendEvent, BackendRequest, TextDelta, Usage
+import orjson
+
+from agentls.backends.base import (
+    AssistantTurn,
+    BackendError,
+    BackendEvent,
+    BackendRequest,
+    Stop,
+    TextDelta,
+    ToolCall,
+    ToolResult,
+    Usage,
+)
 from agentls.backends.http import (
     HttpOptions,
     SseEvent,
@@ -47,12 +59,19 @@ class MessageStreamDecoder:
     whoever keeps the last one has the full figure. ``message_stop`` ends the answer; an ``error``
     event (``overloaded_error``...) ends the run. Unknown events are ignored, as Anthropic's
     versioning policy asks of clients.
+
+    A tool call is a ``tool_use`` content block: ``content_block_start`` names it, its input
+    arrives as ``input_json_delta.partial_json`` pieces, ``content_block_stop`` completes it (a call
+    is emitted then). ``message_delta``'s ``stop_reason`` says how the turn ended.
     """
 
     def __init__(self) -> None:
         """Nothing seen yet."""
         self.complete = False
         self._prompt_tokens: int | None = None
+        self._calls: dict[int, tuple[str, str, list[str]]] = {}
+        """``tool_use`` blocks being assembled, by block index: ``(id, name, json pieces)``."""
+        self._stop: Stop | None = None
 
     def feed(self, event: SseEvent) -> list[BackendEvent]:
         """The text and usage one event carries."""
@@ -65,6 +84,30 @@ class MessageStreamDecoder:
             text = delta.get("text")
             if delta.get("type") == "text_delta" and isinstance(text, str) and text:
                 return [TextDelta(text)]
+            call = self._calls.get(data.get("index"))  # type: ignore[arg-type]
+            partial = delta.get("partial_json")
+            if delta.get("type") == "input_json_delta" and call and isinstance(partial, str):
+                call[2].append(partial)
+            return []
+        if kind == "content_block_start":
+            block = data.get("content_block")
+            index = data.get("index")
+            if isinstance(block, dict) and block.get("type") == "tool_use":
+                if not isinstance(index, int):
+                    malformed("a tool_use block without an index", event)
+                call_id, name = block.get("id"), block.get("name")
+                start = block.get("input")
+                pieces = [orjson.dumps(start).decode()] if isinstance(start, dict) and start else []
+                self._calls[index] = (
+                    call_id if isinstance(call_id, str) and call_id else f"toolu_{index}",
+                    name if isinstance(name, str) else "",
+                    pieces,
+                )
+            return []
+        if kind == "content_block_stop":
+            done = self._calls.pop(data.get("index"), None)  # type: ignore[arg-type]
+            if done is not None:
+                return [ToolCall(done[0], done[1], "".join(done[2]))]
             return []
         if kind == "message_start":
             message = data.get("message")
@@ -76,8 +119,11 @@ class MessageStreamDecoder:
         if kind == "message_delta":
             usage = data.get("usage")
             delta = data.get("delta")
-            if isinstance(delta, dict) and delta.get("stop_reason") == "max_tokens":
+            reason = delta.get("stop_reason") if isinstance(delta, dict) else None
+            if reason == "max_tokens":
                 logger.info("the answer was cut at max_tokens (stop_reason=max_tokens)")
+            if isinstance(reason, str):
+                self._stop = Stop(_STOP_REASONS.get(reason, "end"))
             if isinstance(usage, dict):
                 if token_count(usage.get("input_tokens")) is not None:
                     self._prompt_tokens = _prompt_tokens(usage)
@@ -90,9 +136,62 @@ class MessageStreamDecoder:
             return []
         if kind == "message_stop":
             self.complete = True
-        elif kind == "error":
+            return [self._stop or Stop("end")]
+        if kind == "error":
             raise BackendError(f"the provider reported an error: {error_text(data)}")
         return []
+
+
+_STOP_REASONS: dict[str, Any] = {"tool_use": "tool_calls", "max_tokens": "length"}
+"""``stop_reason`` values with a meaning of their own; the others end the answer."""
+
+
+def _messages(request: BackendRequest) -> list[dict[str, Any]]:
+    """The conversation in Messages form: the user message, then the transcript.
+
+    A turn's tool results go back as one user message of ``tool_result`` blocks. A call whose
+    arguments were not a JSON object is replayed with an empty input (its result says why).
+    """
+    messages: list[dict[str, Any]] = [{"role": "user", "content": request.user}]
+    results: list[dict[str, Any]] = []
+    for item in request.transcript:
+        if isinstance(item, AssistantTurn):
+            if results:
+                messages.append({"role": "user", "content": results})
+                results = []
+            blocks: list[dict[str, Any]] = []
+            if item.text:
+                blocks.append({"type": "text", "text": item.text})
+            for call in item.tool_calls:
+                blocks.append(
+                    {
+                        "type": "tool_use",
+                        "id": call.call_id,
+                        "name": call.name,
+                        "input": _input(call),
+                    }
+                )
+            messages.append({"role": "assistant", "content": blocks})
+        elif isinstance(item, ToolResult):
+            result: dict[str, Any] = {
+                "type": "tool_result",
+                "tool_use_id": item.call_id,
+                "content": item.content,
+            }
+            if item.is_error:
+                result["is_error"] = True
+            results.append(result)
+    if results:
+        messages.append({"role": "user", "content": results})
+    return messages
+
+
+def _input(call: ToolCall) -> dict[str, Any]:
+    try:
+        value = orjson.loads(call.arguments or "{}")
+    except orjson.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _prompt_tokens(usage: dict[str, Any]) -> int | None:
@@ -128,9 +227,14 @@ class AnthropicBackend:
         body: dict[str, Any] = {
             "model": require_model(self.config, request),
             "max_tokens": self.config.max_tokens or DEFAULT_MAX_TOKENS,
-            "messages": [{"role": "user", "content": request.user}],
+            "messages": _messages(request),
             "stream": True,
         }
+        if request.tools:
+            body["tools"] = [
+                {"name": t.name, "description": t.description, "input_schema": t.parameters}
+                for t in request.tools
+            ]
         if request.system.strip():
             body["system"] = request.system
         if self.config.temperature is not None:

@@ -39,7 +39,13 @@ import httpx
 import orjson
 
 from agentls import __version__
-from agentls.backends.base import BackendError, BackendEvent, BackendRequest, TextDelta
+from agentls.backends.base import (
+    BackendError,
+    BackendEvent,
+    BackendRequest,
+    TextDelta,
+    ToolsUnsupported,
+)
 from agentls.config import BackendConfig
 from agentls.redaction import scrub
 
@@ -318,7 +324,7 @@ class StreamingClient:
                 async for event in events:
                     yield event
         except BackendError as e:
-            raise BackendError(scrub(e.message, secrets)) from None
+            raise type(e)(scrub(e.message, secrets)) from None  # the kind (ToolsUnsupported) too
         finally:
             self._streaming -= 1
             if self._close_requested and self._streaming == 0:
@@ -342,7 +348,7 @@ class StreamingClient:
                 async with self._client().stream(
                     "POST", url, content=payload, headers=headers
                 ) as response:
-                    await self._check_response(response, host)
+                    await self._check_response(response, host, asks_tools=bool(body.get("tools")))
                     answered = True
                     frames = _Body(self._options)
                     events = decoder()
@@ -388,8 +394,15 @@ class StreamingClient:
         ceiling = min(self._options.backoff_max, self._options.backoff_base * 2**attempt)
         return self._random.uniform(0.0, ceiling)
 
-    async def _check_response(self, response: httpx.Response, host: str) -> None:
-        """Raise for an answer that is not a stream: retryable for 429/5xx, final otherwise."""
+    async def _check_response(
+        self, response: httpx.Response, host: str, *, asks_tools: bool = False
+    ) -> None:
+        """Raise for an answer that is not a stream: retryable for 429/5xx, final otherwise.
+
+        A request with tools that the server refuses because the model cannot call tools (Ollama:
+        "... does not support tools"; llama.cpp without ``--jinja``) raises ``ToolsUnsupported``,
+        never retried: the tool loop asks again without tools.
+        """
         status = response.status_code
         if 200 <= status < 300:
             mime = response.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -401,6 +414,8 @@ class StreamingClient:
                 )
             return
         detail = describe_body(await self._read_capped(response), self._options)
+        if asks_tools and 400 <= status < 600 and _NO_TOOLS.search(detail):
+            raise ToolsUnsupported(f"HTTP {status} from {host}: {detail}")
         error = BackendError(f"HTTP {status} from {host}: {detail}{self._hint(status)}")
         if status == 429 or 500 <= status < 600:
             delay = retry_after(response.headers)
@@ -570,6 +585,13 @@ def retry_after(headers: httpx.Headers) -> float | None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
+
+_NO_TOOLS = re.compile(
+    r"(?i)(does ?n[o']t support|not support(ed)?|unsupported|no support|requires? --jinja)"
+    r".{0,60}\btools?\b|\btools?\b.{0,60}(not supported|unsupported|not available|--jinja)"
+    r"|--enable-auto-tool-choice"
+)
+"""How servers say a model cannot call tools (Ollama, llama.cpp, vLLM without a tool parser)."""
 
 _TAG = re.compile(r"<[^>]{0,200}>")
 _SPACE = re.compile(r"\s+")

@@ -14,7 +14,19 @@ import logging
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from agentls.backends.base import BackendError, BackendEvent, BackendRequest, TextDelta, Usage
+import orjson
+
+from agentls.backends.base import (
+    AssistantTurn,
+    BackendError,
+    BackendEvent,
+    BackendRequest,
+    Stop,
+    TextDelta,
+    ToolCall,
+    ToolResult,
+    Usage,
+)
 from agentls.backends.http import (
     HttpOptions,
     SseEvent,
@@ -44,11 +56,21 @@ class ChatStreamDecoder:
     without ``[DONE]``). ``usage`` arrives in its own chunk with an empty ``choices`` list, after
     the finish reason, because the request asks for ``stream_options.include_usage``. Some servers
     (vLLM, OpenRouter) report a failure inside the stream as ``{"error": {...}}``.
+
+    Tool calls come as ``choices[0].delta.tool_calls[]`` pieces and are assembled here, then
+    emitted whole at the finish reason. A piece with an ``id`` not seen before starts a call (Ollama
+    numbers every parallel call ``index: 0``, each arriving whole with its own id); a piece without
+    an ``id`` continues the call with its ``index``, or the latest call when it has no ``index``
+    (some Gemini-compatible servers omit it), unless it names a function where that call already
+    has a name (a name only comes in a call's first piece). Arguments are concatenated as text;
+    a server that sends them as an object has them serialised.
     """
 
     def __init__(self) -> None:
         """Nothing seen yet."""
         self.complete = False
+        self._calls: list[dict[str, Any]] = []
+        """Calls being assembled: ``{"id", "index", "name", "args": [str]}`` in arrival order."""
 
     def feed(self, event: SseEvent) -> list[BackendEvent]:
         """The text and usage one chunk carries."""
@@ -74,10 +96,18 @@ class ChatStreamDecoder:
             content = delta.get("content") if isinstance(delta, dict) else None
             if isinstance(content, str) and content:
                 out.append(TextDelta(content))
-            if choice.get("finish_reason"):
+            pieces = delta.get("tool_calls") if isinstance(delta, dict) else None
+            if isinstance(pieces, list):
+                for piece in pieces:
+                    if not isinstance(piece, dict):
+                        malformed("a tool call is not an object", event)
+                    self._take(piece)
+            finish = choice.get("finish_reason")
+            if finish:
                 self.complete = True
-                if choice["finish_reason"] == "length":
+                if finish == "length":
                     logger.info("the answer was cut at max_tokens (finish_reason=length)")
+                out.extend(self._finish(finish))
         usage = chunk.get("usage")
         if isinstance(usage, dict):
             out.append(
@@ -87,6 +117,73 @@ class ChatStreamDecoder:
                 )
             )
         return out
+
+    def _take(self, piece: dict[str, Any]) -> None:
+        """Add one ``tool_calls[]`` piece to the call it belongs to."""
+        call_id = piece.get("id") if isinstance(piece.get("id"), str) and piece["id"] else None
+        index = piece.get("index") if isinstance(piece.get("index"), int) else None
+        call = None
+        if call_id is not None:
+            call = next((c for c in self._calls if c["id"] == call_id), None)
+        elif index is not None:
+            call = next((c for c in reversed(self._calls) if c["index"] == index), None)
+        elif self._calls:
+            call = self._calls[-1]
+        function = piece.get("function")
+        name = function.get("name") if isinstance(function, dict) else None
+        if call is not None and call_id is None and name and call["name"]:
+            call = None  # a name only comes in a call's first piece: this is another call
+        if call is None:
+            call = {"id": call_id, "index": index, "name": "", "args": []}
+            self._calls.append(call)
+        if not isinstance(function, dict):
+            return
+        if isinstance(name, str) and name:
+            call["name"] = name
+        args = function.get("arguments")
+        if isinstance(args, str):
+            call["args"].append(args)
+        elif isinstance(args, dict):
+            call["args"].append(orjson.dumps(args).decode())
+
+    def _finish(self, reason: str) -> list[BackendEvent]:
+        """The assembled calls, then how the turn stopped."""
+        out: list[BackendEvent] = []
+        for n, call in enumerate(self._calls, start=1):
+            call_id = call["id"] or f"call_{n}"
+            out.append(ToolCall(call_id, call["name"], "".join(call["args"])))
+        if self._calls:
+            stop = Stop("tool_calls")
+        else:
+            stop = Stop("length" if reason == "length" else "end")
+        self._calls = []
+        out.append(stop)
+        return out
+
+
+def _messages(request: BackendRequest) -> list[dict[str, Any]]:
+    """The conversation in Chat Completions form: system, user, then the transcript."""
+    messages: list[dict[str, Any]] = []
+    if request.system.strip():
+        messages.append({"role": "system", "content": request.system})
+    messages.append({"role": "user", "content": request.user})
+    for item in request.transcript:
+        if isinstance(item, AssistantTurn):
+            # "" rather than null: local servers' chat templates choke on a null content
+            message: dict[str, Any] = {"role": "assistant", "content": item.text}
+            if item.tool_calls:
+                message["tool_calls"] = [
+                    {
+                        "id": call.call_id,
+                        "type": "function",
+                        "function": {"name": call.name, "arguments": call.arguments or "{}"},
+                    }
+                    for call in item.tool_calls
+                ]
+            messages.append(message)
+        elif isinstance(item, ToolResult):
+            messages.append({"role": "tool", "tool_call_id": item.call_id, "content": item.content})
+    return messages
 
 
 class OpenAIBackend:
@@ -105,16 +202,24 @@ class OpenAIBackend:
 
     def payload(self, request: BackendRequest) -> dict[str, Any]:
         """The JSON body for ``request`` (public so a dry run or ``doctor`` can show it)."""
-        messages = []
-        if request.system.strip():
-            messages.append({"role": "system", "content": request.system})
-        messages.append({"role": "user", "content": request.user})
         body: dict[str, Any] = {
             "model": require_model(self.config, request),
-            "messages": messages,
+            "messages": _messages(request),
             "stream": True,
             "stream_options": {"include_usage": True},
         }
+        if request.tools:
+            body["tools"] = [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": tool.name,
+                        "description": tool.description,
+                        "parameters": tool.parameters,
+                    },
+                }
+                for tool in request.tools
+            ]
         if self.config.temperature is not None:
             body["temperature"] = self.config.temperature
         if self.config.max_tokens is not None:

@@ -47,6 +47,7 @@ SCENARIOS: dict[str, Scenario] = {
     "secrets": local_scenarios.scenario_secrets,
     "invalidate": local_scenarios.scenario_invalidate,
     "hit_rate": local_scenarios.scenario_hit_rate,
+    "tools": local_scenarios.scenario_tools,
     "memory": server_scenarios.scenario_memory,
     "streaming": server_scenarios.scenario_streaming,
     "registry": registry_scenarios.scenario_registry,

@@ -1,4 +1,5 @@
-"""Scenarios measured inside the bench process: loader, packing, invalidation, hit rate, secrets.
+"""Scenarios measured inside the bench process: loader, packing, invalidation, hit rate, secrets,
+tools.
 
 These drive the same service objects the server composes (``WorkspaceIndex``, ``FileCache``,
 ``load_files``, ``ContextBuilder``, ``Watcher``) on real files, without the JSON-RPC layer in the
@@ -24,6 +25,7 @@ from pathlib import Path
 import orjson
 
 from agentls.agents.definition import AgentDefinition
+from agentls.backends.base import ToolCall
 from agentls.bench.plan import BenchError, Plan
 from agentls.bench.rpc import ServerProcess
 from agentls.bench.scan_baseline import per_literal_spans
@@ -45,6 +47,7 @@ from agentls.bench.trees import (
 from agentls.context.builder import ContextBuilder, ContextRequest, ContextResult
 from agentls.context.secrets import KINDS, SecretScanner
 from agentls.service import NoBuffers
+from agentls.tools.toolbox import GROUPS, Toolbox
 from agentls.workspace.cache import FileCache
 from agentls.workspace.index import WorkspaceIndex
 from agentls.workspace.loader import CachedFile, Strategy, load_files
@@ -682,4 +685,59 @@ async def scenario_hit_rate(plan: Plan, work: Path) -> ScenarioResult:
     result.figures.append(summarise("stale files in prompts", "count", [stale], target=("<=", 0)))
     if stale:
         raise BenchError(f"{stale} stale files in prompts")
+    return result
+
+
+async def scenario_tools(plan: Plan, work: Path) -> ScenarioResult:
+    """What the tools cost the server on a warm workspace: one read, a listing, a full search.
+
+    The same ``Toolbox`` a run gets, over 2,000 files of 4 kB (300 with ``--quick``), after a scan
+    and a warm-up read; the search reads every file through the cache and the secret scanner's
+    memo and matches in a worker thread.
+    """
+    result = ScenarioResult("tools")
+    folder = _fresh_dir(work / "tools")
+    files = 300 if plan.quick else 2000
+    paths = make_tree(folder, files, 4000)
+    roots = WorkspaceRoots([folder])
+    index = WorkspaceIndex(roots, max_file_bytes=MAX_FILE)
+    cache = FileCache(max_bytes=512 << 20, workers=SERVER_WORKERS)
+    await index.scan()
+    toolbox = Toolbox(
+        frozenset(GROUPS),
+        roots=roots,
+        index=index,
+        cache=cache,
+        buffers=NoBuffers(),
+        scanner=SecretScanner(),
+        max_file_bytes=MAX_FILE,
+        max_result_bytes=32 * 1024,
+    )
+    await cache.read_many(paths, max_file_bytes=MAX_FILE)  # warm, as after the server's scan
+    target = paths[len(paths) // 2].relative_to(folder).as_posix()
+    reads: list[float] = []
+    lists: list[float] = []
+    searches: list[float] = []
+    rounds = 5 if plan.quick else 20
+    for _ in range(rounds):
+        started = time.perf_counter()
+        got = await toolbox.call(ToolCall("r", "read_file", f'{{"path": "{target}"}}'))
+        reads.append(_ms(time.perf_counter() - started))
+        if got.status != "succeeded" or "def function_" not in got.content:
+            raise BenchError(f"read_file failed: {got.summary}")
+        started = time.perf_counter()
+        got = await toolbox.call(ToolCall("l", "list_files", '{"glob": "src/**/*.py"}'))
+        lists.append(_ms(time.perf_counter() - started))
+        if got.summary != f"listed {files} files":
+            raise BenchError(f"list_files: {got.summary}")
+        started = time.perf_counter()
+        got = await toolbox.call(ToolCall("s", "search", '{"pattern": "def function_1():"}'))
+        searches.append(_ms(time.perf_counter() - started))
+        if "src/pkg0000/mod000001.py:1:" not in got.content:
+            raise BenchError(f"search missed the one match: {got.summary}")
+    await index.close()
+    result.info.update(files=files, file_bytes=4000)
+    result.figures.append(summarise("read_file (warm, 4 kB file)", "ms", reads))
+    result.figures.append(summarise(f"list_files over {files} files", "ms", lists))
+    result.figures.append(summarise(f"search over {files} files (warm)", "ms", searches))
     return result

@@ -36,10 +36,12 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from agentls.backends.base import Backend, BackendError, BackendRequest, TextDelta, Usage
+from agentls.backends.base import Backend, BackendError, BackendRequest, TextDelta, ToolCall, Usage
 from agentls.context.secrets import Finding, redact_text
 from agentls.errors import AgentlsError, Overloaded
 from agentls.execution.records import RunRecord, RunStatus
+from agentls.execution.tool_loop import ToolPlan, run_loop
+from agentls.tools.toolbox import ToolOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +60,8 @@ class RunJob:
     id: str
     agent: str
     task: str
-    backend: Backend
+    backend: Backend | None
+    """None for a run refused before it started (``ExecutionEngine.refuse``) or a dry run."""
     backend_name: str | None
     model: str | None
     request: BackendRequest
@@ -68,6 +71,13 @@ class RunJob:
     """UTF-8 bytes of output kept; more fails the run (the first ``max_output_bytes`` are kept)."""
     manifest: list[dict[str, Any]] = field(default_factory=list)
     workspace: str | None = None
+    started_at: float = field(default_factory=time.time)
+    """Unix time the run was asked for (its record's ``started_at``)."""
+    tools: ToolPlan | None = None
+    """The tool loop's plan; None: one model call without tools (``command`` backends,
+    ``tools: []``)."""
+    notes: tuple[str, ...] = ()
+    """Notes known before the run starts (tools not offered, and why)."""
 
 
 class RunObserver(Protocol):
@@ -79,6 +89,10 @@ class RunObserver(Protocol):
 
     def output(self, run_id: str, seq: int, text: str) -> None:
         """A piece of output; ``seq`` counts 0, 1, 2... per run, in order."""
+        ...
+
+    def tool_call(self, run_id: str, event: dict[str, Any]) -> None:
+        """A tool call started or ended: ``{call_id, tool, status, summary}``."""
         ...
 
     def finished(self, record: RunRecord) -> None:
@@ -101,6 +115,9 @@ class RunHandle:
         """Characters of output so far."""
         self.record: RunRecord | None = None
         """The final record, once there is one."""
+        self.first_prompt_tokens: int | None = None
+        """The prompt tokens the provider counted for the first turn (what calibration needs:
+        the prompt the context builder measured, without later turns)."""
         self._done: asyncio.Future[RunRecord] = asyncio.get_running_loop().create_future()
 
     async def wait(self) -> RunRecord:
@@ -128,6 +145,16 @@ class _Run:
         self.output_bytes = 0
         self.seq = 0
         self.usage: dict[str, int | None] | None = None
+        """Summed over the turns that are over."""
+        self.turn_usage: dict[str, int | None] | None = None
+        """The current turn's figures (providers report them piecewise)."""
+        self.turns = 0
+        self.tool_calls: list[dict[str, Any]] = []
+        self.open_calls: dict[int, int] = {}
+        """Calls started and not finished: ``id(ToolCall)`` -> index in ``tool_calls``."""
+        self.edits: list[dict[str, Any]] = []
+        self.tool_reads: list[dict[str, Any]] = []
+        self.notes: list[str] = list(job.notes)
         self.overflow: str | None = None
         """Set when the output went over the cap: the error the run fails with."""
         self.started_mono: float | None = None
@@ -237,36 +264,61 @@ class ExecutionEngine:
             if pending:
                 logger.warning("%d run(s) did not stop within %.1f s", len(pending), timeout)
 
-    @staticmethod
-    def failed_record(
-        *,
-        id: str,
-        agent: str,
-        task: str,
-        error: str,
-        backend: str | None = None,
-        model: str | None = None,
-        manifest: list[dict[str, Any]] | None = None,
-        workspace: str | None = None,
-        started_at: float | None = None,
-    ) -> RunRecord:
-        """The record of a run refused before it started (untrusted backend, unknown kind...).
+    def refuse(self, job: RunJob, error: str, observer: RunObserver | None = None) -> RunRecord:
+        """Record a run refused before it started (untrusted backend, unknown kind...).
 
-        Such runs never reach the engine but still belong in history, with the reason.
+        Such a run never takes a slot, but it is finished like any other: history and metrics
+        (``on_finished``), then the observer, with the reason as its error.
         """
+        record = self.record(job, "failed", error=error, notes=list(job.notes))
+        run = _Run(job, RunHandle(job.id, job.agent, job.started_at), observer)
+        run.finished = True
+        self._hand_out(run, record)
+        return record
+
+    @staticmethod
+    def record(
+        job: RunJob,
+        status: RunStatus,
+        *,
+        output: str = "",
+        scanned: tuple[str, tuple[Finding, ...]] | None = None,
+        error: str | None = None,
+        usage: dict[str, int | None] | None = None,
+        duration_ms: float = 0.0,
+        started_at: float | None = None,
+        tool_calls: list[dict[str, Any]] | None = None,
+        edits: list[dict[str, Any]] | None = None,
+        tool_reads: list[dict[str, Any]] | None = None,
+        turns: int = 0,
+        notes: list[str] | None = None,
+    ) -> RunRecord:
+        """The one place a run's record is built from its job and how it ended.
+
+        ``started_at`` defaults to the job's; a submitted run passes its submit time. The files
+        tools read follow the prompt's in the manifest. ``output`` is redacted here (secrets
+        never reach a record) unless ``scanned`` already holds it redacted (``_scan_output``).
+        """
+        redacted, secrets = scanned if scanned is not None else redact_text(output)
         return RunRecord(
-            id=id,
-            agent=agent,
-            task=task,
-            status="failed",
-            output="",
-            started_at=time.time() if started_at is None else started_at,
-            duration_ms=0.0,
-            backend=backend,
-            model=model,
+            id=job.id,
+            agent=job.agent,
+            task=job.task,
+            status=status,
+            output=redacted,
+            started_at=job.started_at if started_at is None else started_at,
+            duration_ms=duration_ms,
+            backend=job.backend_name,
+            model=job.model,
             error=error,
-            manifest=list(manifest or []),
-            workspace=workspace,
+            usage=usage,
+            manifest=job.manifest + tool_reads if tool_reads else job.manifest,
+            workspace=job.workspace,
+            tool_calls=tool_calls or [],
+            edits=edits or [],
+            turns=turns,
+            notes=notes or [],
+            output_secrets=[{"line": f.line, "kind": f.kind} for f in secrets],
         )
 
     # -- the life of a run ----------------------------------------------------------------------
@@ -337,15 +389,27 @@ class ExecutionEngine:
         return "succeeded", None
 
     async def _pump(self, run: _Run) -> None:
-        """Move the backend's events into the run until the stream ends or the output is full."""
-        stream = run.job.backend.stream(run.job.request)
+        """Move the backend's events into the run until the stream ends or the output is full.
+
+        A run with tools hands the conversation to the tool loop, which reports through the same
+        run (``_Sink``).
+        """
+        backend = run.job.backend
+        if backend is None:  # refused runs never reach the engine's queue
+            raise BackendError("no backend")
+        sink = _Sink(self, run)
+        if run.job.tools is not None:
+            await run_loop(backend, run.job.request, run.job.tools, sink)
+            return
+        sink.turn_started()
+        stream = backend.stream(run.job.request)
         try:
             async for event in stream:
                 if isinstance(event, TextDelta):
                     if not self._append(run, event.text):
                         break
                 elif isinstance(event, Usage):
-                    self._add_usage(run, event)
+                    sink.usage(event)
         finally:
             await _close_stream(stream)
 
@@ -377,14 +441,18 @@ class ExecutionEngine:
         return not full
 
     @staticmethod
-    def _add_usage(run: _Run, usage: Usage) -> None:
-        """Merge usage reports: providers send prompt and completion counts at different times."""
-        current = run.usage or {"prompt_tokens": None, "completion_tokens": None}
-        if usage.prompt_tokens is not None:
-            current["prompt_tokens"] = usage.prompt_tokens
-        if usage.completion_tokens is not None:
-            current["completion_tokens"] = usage.completion_tokens
-        run.usage = current
+    def _end_turn(run: _Run) -> None:
+        """Add the turn's usage to the run's: a run's usage is the sum over its turns."""
+        turn, run.turn_usage = run.turn_usage, None
+        if turn is None:
+            return
+        if run.turns == 1:
+            run.handle.first_prompt_tokens = turn["prompt_tokens"]
+        total = run.usage or {"prompt_tokens": None, "completion_tokens": None}
+        for key, value in turn.items():
+            if value is not None:
+                total[key] = (total.get(key) or 0) + value
+        run.usage = total
 
     def _leave_queue(self, run: _Run) -> None:
         if run.queued:
@@ -408,26 +476,32 @@ class ExecutionEngine:
         run.finished = True
         job = run.job
         duration = 0.0 if run.started_mono is None else time.monotonic() - run.started_mono
-        output, secrets = scanned if scanned is not None else redact_text("".join(run.chunks))
-        record = RunRecord(
-            id=job.id,
-            agent=job.agent,
-            task=job.task,
-            status=status,
-            output=output,
-            started_at=run.handle.submitted_at,
-            duration_ms=round(duration * 1000, 3),
-            backend=job.backend_name,
-            model=job.model,
+        self._end_turn(run)
+        for index in run.open_calls.values():  # cancelled or timed out while a tool ran
+            run.tool_calls[index].update(status="failed", summary="stopped before it finished")
+        record = self.record(
+            job,
+            status,
+            output="".join(run.chunks),
+            scanned=scanned,
             error=error,
             usage=run.usage,
-            manifest=job.manifest,
-            workspace=job.workspace,
-            output_secrets=[{"line": f.line, "kind": f.kind} for f in secrets],
+            duration_ms=round(duration * 1000, 3),
+            started_at=run.handle.submitted_at,
+            tool_calls=run.tool_calls,
+            edits=run.edits,
+            tool_reads=run.tool_reads,
+            turns=run.turns,
+            notes=run.notes,
         )
         run.chunks = []
         self._runs.pop(job.id, None)
-        run.handle.status = status
+        self._hand_out(run, record)
+
+    def _hand_out(self, run: _Run, record: RunRecord) -> None:
+        """A finished record goes to ``on_finished``, then to the observer, then to the handle."""
+        job = run.job
+        run.handle.status = record.status
         if self._on_finished is not None:
             try:
                 self._on_finished(record)
@@ -451,13 +525,64 @@ class ExecutionEngine:
 
     @staticmethod
     def _notify(run: _Run, event: str, *args: Any) -> None:
-        observer = run.observer
-        if observer is None:
+        method = getattr(run.observer, event, None)  # observers may not follow tool calls
+        if method is None:
             return
         try:
-            getattr(observer, event)(*args)
+            method(*args)
         except Exception:
             logger.exception("run observer failed in %s for run %s", event, run.job.id)
+
+
+class _Sink:
+    """The tool loop's view of one run (``tool_loop.LoopSink``), owned by the engine."""
+
+    def __init__(self, engine: ExecutionEngine, run: _Run) -> None:
+        self._engine = engine
+        self._run = run
+
+    def text(self, text: str) -> bool:
+        return self._engine._append(self._run, text)
+
+    def usage(self, usage: Usage) -> None:
+        """Merge a report into the turn's: providers send prompt and completion counts apart."""
+        run = self._run
+        current = run.turn_usage or {"prompt_tokens": None, "completion_tokens": None}
+        if usage.prompt_tokens is not None:
+            current["prompt_tokens"] = usage.prompt_tokens
+        if usage.completion_tokens is not None:
+            current["completion_tokens"] = usage.completion_tokens
+        run.turn_usage = current
+
+    def turn_started(self) -> None:
+        run = self._run
+        ExecutionEngine._end_turn(run)
+        run.turns += 1
+
+    def tool_started(self, call: ToolCall, summary: str) -> None:
+        run = self._run
+        run.open_calls[id(call)] = len(run.tool_calls)
+        run.tool_calls.append(
+            {"call_id": call.call_id, "tool": call.name, "status": "started", "summary": summary}
+        )
+        event = {"call_id": call.call_id, "tool": call.name, "status": "started"}
+        ExecutionEngine._notify(run, "tool_call", run.job.id, {**event, "summary": summary})
+
+    def tool_finished(self, call: ToolCall, trace: dict[str, Any], outcome: ToolOutcome) -> None:
+        run = self._run
+        index = run.open_calls.pop(id(call), None)
+        if index is None:
+            run.tool_calls.append(trace)
+        else:
+            run.tool_calls[index] = trace
+        run.tool_reads.extend(outcome.reads)
+        if outcome.edit is not None:
+            run.edits.append(outcome.edit.to_dict())
+        event = {key: trace[key] for key in ("call_id", "tool", "status", "summary")}
+        ExecutionEngine._notify(run, "tool_call", run.job.id, event)
+
+    def note(self, text: str) -> None:
+        self._run.notes.append(text)
 
 
 async def _close_stream(stream: AsyncIterator[Any]) -> None:

@@ -27,6 +27,14 @@ class RunRecord:
     usage: dict[str, int | None] | None = None
     manifest: list[dict[str, Any]] = field(default_factory=list)
     workspace: str | None = None
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    """Every tool call, in order: ``call_id, tool, arguments, status, summary, duration_ms``."""
+    edits: list[dict[str, Any]] = field(default_factory=list)
+    """Edits the model proposed (``tools.edits.ProposedEdit.to_dict``), each with its ``state``."""
+    turns: int = 0
+    """Model calls made (1 for a run without tools)."""
+    notes: list[str] = field(default_factory=list)
+    """What the user should know about how the run went (a model without tools...)."""
     output_secrets: list[dict[str, Any]] = field(default_factory=list)
     """``{"line", "kind"}`` of each secret removed from ``output`` (``context/secrets.py``): the
     output is stored and returned with ``[REDACTED:kind]`` in its place."""
@@ -40,9 +48,11 @@ class RunRecord:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def summary(self) -> dict[str, Any]:
-        """The short form for listings: no output body, no manifest."""
+        """The short form for listings: no output body, manifest, tool calls or edits (counts)."""
         d = self.to_dict()
         d.pop("manifest")
+        d["tool_call_count"] = len(d.pop("tool_calls"))
+        d["edit_count"] = len(d.pop("edits"))
         out = d.pop("output")
         d["output_preview"] = out[:200]
         d["output_chars"] = len(out)

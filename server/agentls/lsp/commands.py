@@ -12,11 +12,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
 from agentls import requests
 from agentls.errors import AgentlsError
-from agentls.lsp.documents import EditorBuffers
+from agentls.lsp.documents import EditorBuffers, uri_to_path
 from agentls.lsp.progress import RunProgress
 from agentls.lsp.protocol import CURRENT_COMMAND, AgentlsProtocol
 
@@ -35,6 +36,8 @@ HISTORY_LIST = "agentls.history.list"
 HISTORY_GET = "agentls.history.get"
 METRICS = "agentls.metrics"
 CACHE_CLEAR = "agentls.cache.clear"
+EDITS_APPLY = "agentls.edits.apply"
+EDITS_DISCARD = "agentls.edits.discard"
 MEMORY_PROFILE = "agentls.memory.profile"
 
 SERVICE_WAIT_SECONDS = 30.0
@@ -142,6 +145,53 @@ async def _cache_clear(
     return service.clear_cache()
 
 
+async def _edits_apply(
+    ls: AgentLanguageServer, service: AgentService, args: tuple[Any, ...]
+) -> Any:
+    from agentls.lsp.edits import workspace_edit  # not needed to answer initialize
+
+    parsed = requests.parse_edits_apply(requests.single_object(args))
+    ws = ls.client_capabilities.workspace
+    if ws is None or not ws.apply_edit:
+        raise AgentlsError(
+            "this editor does not accept workspace/applyEdit; apply the diff by hand"
+        )
+    buffers = EditorBuffers(ls)
+    batch = await service.edits_to_apply(parsed, buffers)
+
+    def version_of(uri: str) -> int | None:
+        document = ls.workspace.text_documents.get(uri)
+        return document.version if document is not None else None
+
+    def editor_uri(uri: str) -> str:
+        """An open file by the URI the editor knows it by (so its buffer is the one edited)."""
+        path = uri_to_path(uri)
+        return (buffers.uri_of(path) if path is not None else None) or uri
+
+    ids = [str(e["id"]) for e in batch.edits]
+    applied = False
+    try:
+        edits = [{**e, "uri": editor_uri(str(e["uri"]))} for e in batch.edits]
+        edit = workspace_edit(batch.agent, edits, ls.client_capabilities, version_of)
+        label = f"agentls: {batch.agent}"
+        result = await ls.workspace_apply_edit_async(
+            types.ApplyWorkspaceEditParams(edit=edit, label=label)
+        )
+        applied = bool(result.applied)
+    finally:
+        service.edits_settled(batch.run_id, ids, "applied" if applied else None)
+    answer: dict[str, Any] = {"applied": applied, "edits": ids}
+    if result.failure_reason:
+        answer["failure_reason"] = result.failure_reason
+    return answer
+
+
+async def _edits_discard(
+    ls: AgentLanguageServer, service: AgentService, args: tuple[Any, ...]
+) -> Any:
+    return service.edits_discard(requests.parse_run_id(requests.single_object(args)))
+
+
 async def _memory_profile(
     ls: AgentLanguageServer, service: AgentService, args: tuple[Any, ...]
 ) -> Any:
@@ -158,6 +208,8 @@ COMMANDS: dict[str, Handler] = {
     HISTORY_GET: _history_get,
     METRICS: _metrics,
     CACHE_CLEAR: _cache_clear,
+    EDITS_APPLY: _edits_apply,
+    EDITS_DISCARD: _edits_discard,
     MEMORY_PROFILE: _memory_profile,
 }
 

@@ -68,6 +68,10 @@ class EditorBuffers:
         text: str = self._ls.workspace.text_documents[uri].source
         return text
 
+    def uri_of(self, path: Path) -> str | None:
+        """The URI the editor opened a file by (it may name it through a symlink), if open."""
+        return self._by_path().get(path)
+
     def open_paths(self) -> list[Path]:
         """Every open file, in the order the editor opened them."""
         return list(self._by_path())

@@ -1,10 +1,12 @@
 """Streaming a run to the editor: ``$/progress`` and the ``agentls/*`` run notifications.
 
 One ``RunProgress`` per ``agentls.run`` request. It implements the engine's ``RunObserver``:
-``agentls/runStarted``, then every output chunk as ``agentls/output {id, seq, text}`` in order, then
-``agentls/runFinished``. When there is a work-done token (the client's own, or one created because
-the client supports it) it also sends begin / report / end, with the newest output text as the
-report message, and the client's Cancel button cancels the run.
+``agentls/runStarted``, then every output chunk as ``agentls/output {id, seq, text}`` in order (and
+each tool call as ``agentls/toolCall {id, call_id, tool, status, summary}`` when it starts and
+ends), then ``agentls/runFinished``. When there is a work-done token (the client's own, or one
+created because the client supports it) it also sends begin / report / end, with the newest output
+text (or what the agent is doing: "reading src/app.py") as the report message, and the client's
+Cancel button cancels the run.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
@@ -26,6 +28,7 @@ logger = logging.getLogger(__name__)
 RUN_STARTED = "agentls/runStarted"
 RUN_OUTPUT = "agentls/output"
 RUN_FINISHED = "agentls/runFinished"
+RUN_TOOL_CALL = "agentls/toolCall"
 REPORT_TAIL_CHARS = 200
 """How much of the newest output a progress report shows (a notification area line, not a log)."""
 
@@ -95,6 +98,14 @@ class RunProgress:
             self._tail = (self._tail + text)[-REPORT_TAIL_CHARS:]
             self._ls.work_done_progress.report(
                 self._token, types.WorkDoneProgressReport(message=self._tail.strip() or None)
+            )
+
+    def tool_call(self, run_id: str, event: dict[str, Any]) -> None:
+        """A tool call started or ended; the progress report says what the agent is doing."""
+        self._ls.protocol.notify(RUN_TOOL_CALL, {"id": run_id, **event})
+        if self._begun and self._token is not None and event.get("status") == "started":
+            self._ls.work_done_progress.report(
+                self._token, types.WorkDoneProgressReport(message=str(event.get("summary")))
             )
 
     def finished(self, record: RunRecord) -> None:
