@@ -397,15 +397,28 @@ def test_a_hostile_deeply_nested_tree_is_walked_without_recursion(
     deep = root / ".claude" / "agents"
     deep.mkdir(parents=True)
     # deeper than Python's recursion limit; built with relative paths to stay under PATH_MAX
+    depth = sys.getrecursionlimit() + 50
     monkeypatch.chdir(deep)
-    for _ in range(sys.getrecursionlimit() + 50):
+    for _ in range(depth):
         os.mkdir("d")
         os.chdir("d")
     Path("bottom.md").write_text(agent("bottom"), encoding="utf-8")
     monkeypatch.chdir(tmp_path)
-    reg = AgentRegistry()
-    reg.load_folder(root)
-    assert [e.name for e in reg.agents()] == ["bottom"]
+    try:
+        reg = AgentRegistry()
+        reg.load_folder(root)
+        assert [e.name for e in reg.agents()] == ["bottom"]
+    finally:
+        # pytest removes old temporary folders recursively (shutil.rmtree): a tree this deep
+        # would make that cleanup fail in a later session, so it goes now, bottom up.
+        os.chdir(deep)
+        for _ in range(depth):
+            os.chdir("d")
+        os.unlink("bottom.md")
+        for _ in range(depth):
+            os.chdir("..")
+            os.rmdir("d")
+        os.chdir(tmp_path)
 
 
 def test_a_rescan_parses_only_the_files_that_changed(
