@@ -16,6 +16,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +34,13 @@ from agentls.context.builder import (
     ContextResult,
     Selection,
 )
+from agentls.context.summaries import ContextSummaries, Summary
 from agentls.errors import UnknownRun
 from agentls.execution.engine import ExecutionEngine, RunJob, RunObserver
 from agentls.execution.history import ExecutionHistory, history_path
+from agentls.execution.outputs import new_preview_id, render_preview, render_run, write_document
 from agentls.execution.records import RunRecord
+from agentls.findings import Finding, FindingCollector, FindingStore, restore
 from agentls.metrics import Metrics
 from agentls.requests import HistoryListArgs, RunArgs
 from agentls.workspace.cache import FileCache
@@ -101,6 +105,16 @@ class AgentService:
         """Set by the adapter: a workspace ``agentls.toml`` changed (reload the settings)."""
         self.is_open_in_editor: Callable[[Path], bool] = lambda path: False
         """Set by the adapter: whether the editor holds an unsaved buffer for a path."""
+        self.findings = FindingStore()
+        """Findings of ``output: diagnostics`` agents, per agent (their latest finished run)."""
+        self.on_findings_changed: Callable[[set[Path]], None] = lambda paths: None
+        """Set by the adapter: files whose findings changed (publish diagnostics)."""
+        self._collectors: dict[str, FindingCollector] = {}
+        """Runs in flight that collect findings, by run id (``finding_collector``)."""
+        self.summaries = ContextSummaries()
+        """Cached context sizes per agent, for code lenses."""
+        self.on_context_changed: Callable[[], None] = lambda: None
+        """Set by the adapter: something contexts depend on changed (refresh code lenses)."""
         self._scan_task: asyncio.Task[None] | None = None
         self._watch_task: asyncio.Task[None] | None = None
 
@@ -121,6 +135,7 @@ class AgentService:
             self.settings.backends.keys(), self.settings.default_backend
         )
         self.on_problems_changed(changed | set(self.registry.files()))
+        self._restore_findings()
         if self._watch and self.roots.folders:
             self.watcher = Watcher(self.roots.folders, self.files_changed)
             # The watcher proves itself live only after a quiet interval; commands need not wait.
@@ -188,6 +203,7 @@ class AgentService:
         self.settings = settings
         changed = self.registry.set_backends(settings.backends.keys(), settings.default_backend)
         self.on_problems_changed(changed)
+        self._context_changed()
 
     # -- change notifications ----------------------------------------------------------------
 
@@ -195,6 +211,7 @@ class AgentService:
         """Disk changed (watcher or editor notification): invalidate, reindex, reload agents."""
         self.cache.invalidate(paths)
         self.index.note_changes(paths)
+        self._context_changed()
         problems: set[Path] = set()
         config_changed = False
         for path in paths:
@@ -219,6 +236,7 @@ class AgentService:
     def buffer_changed(self, path: Path, text: str | None) -> None:
         """An editor buffer opened, changed (``text``) or closed (``None``): agents follow it."""
         folder = self.roots.folder_of(path)
+        self._context_changed()
         if folder is None or not is_definition_path(path.relative_to(folder).as_posix()):
             return
         self.on_problems_changed(self.registry.update(path, text))
@@ -308,6 +326,13 @@ class AgentService:
                 observer.finished(record)
             return {**record.to_dict(), "token_estimate": estimate.to_dict()}
         limits = self.settings.limits
+        finalize = None
+        if agent.output == "diagnostics":
+            collector = FindingCollector(
+                self.roots, self.roots.folder_of(agent.source), agent.name, run_id
+            )
+            self._collectors[run_id] = collector
+            finalize = self._finalizer(collector)
         job = RunJob(
             id=run_id,
             agent=agent.name,
@@ -326,6 +351,7 @@ class AgentService:
             max_output_bytes=limits.max_output_bytes,
             manifest=manifest,
             workspace=workspace,
+            finalize=finalize,
         )
         handle = self.engine.submit(job, observer)
         try:
@@ -339,6 +365,146 @@ class AgentService:
             prompt_bytes = len(context.prompt_bytes)
             estimate = self.calibration.observe(config.name, model, prompt_bytes, prompt_tokens)
         return {**record.to_dict(), "token_estimate": estimate.to_dict()}
+
+    # -- editor features -----------------------------------------------------------------------
+
+    def code_action_agents(self) -> list[AgentDefinition]:
+        """Valid agents offered as code actions: they take the selection or the active file, and
+        do not opt out with ``code_action: false``. Answered from memory."""
+        out = []
+        for entry in self.registry.agents():
+            d = entry.definition
+            if d is None or not entry.valid or not d.code_action:
+                continue
+            if d.include and not {"selection", "active_file"} & set(d.include):
+                continue
+            out.append(d)
+        return out
+
+    def context_summary(self, agent: str) -> tuple[Summary | None, bool]:
+        """The cached context size of an agent and whether it is current (code lenses)."""
+        return self.summaries.get(agent)
+
+    async def refresh_summaries(self, agents: Sequence[str], buffers: BufferSource) -> bool:
+        """Recompute stale summaries; True when any shown value changed."""
+        changed = False
+        for name in agents:
+            if self.summaries.get(name)[1]:
+                continue
+            generation = self.summaries.generation
+            try:
+                agent = self.registry.get(name)
+                estimate = self._estimate(agent)
+                context = await self._build(
+                    agent, RunArgs(agent=name, task=agent.task), buffers, estimate
+                )
+            except Exception:  # an agent that cannot build shows no summary, never an error
+                logger.debug("no context summary for %s", name, exc_info=True)
+                continue
+            files = sum(1 for m in context.manifest if m.status in ("included", "truncated"))
+            changed |= self.summaries.store(name, generation, Summary(files, context.tokens))
+        self.summaries.forget({e.name for e in self.registry.agents()})
+        return changed
+
+    def _context_changed(self) -> None:
+        self.summaries.invalidate()
+        self.on_context_changed()
+
+    def outputs_folder(self) -> Path:
+        """Where result documents go: beside this workspace's history, in the data folder."""
+        data_dir = self.settings.data_dir or default_data_dir()
+        if self.roots.folders:
+            return history_path(data_dir, self.roots.folders).parent / "outputs"
+        return data_dir / "outputs"
+
+    async def write_result(self, result: dict[str, Any]) -> Path:
+        """Write a run's result as a Markdown document; returns its path."""
+        text = render_run(result)
+        return await asyncio.to_thread(
+            write_document,
+            self.outputs_folder(),
+            str(result.get("agent")),
+            str(result.get("id")),
+            text,
+            preview=False,
+        )
+
+    async def write_preview(self, agent: str, result: dict[str, Any]) -> Path:
+        """Write a context preview as a Markdown document; returns its path."""
+        text = render_preview(agent, result)
+        return await asyncio.to_thread(
+            write_document, self.outputs_folder(), agent, new_preview_id(), text, preview=True
+        )
+
+    # -- findings ----------------------------------------------------------------------------
+
+    def finding_collector(self, run_id: str) -> FindingCollector | None:
+        """The collector of a running diagnostics run (what a ``report_finding`` tool feeds)."""
+        return self._collectors.get(run_id)
+
+    def _finalizer(self, collector: FindingCollector) -> Callable[[RunRecord], RunRecord]:
+        """What completes a diagnostics run's record: its findings, which replace the agent's."""
+
+        def finalize(record: RunRecord) -> RunRecord:
+            self._collectors.pop(record.id, None)
+            if record.status != "succeeded":
+                return record  # an unfinished run leaves the previous findings standing
+            collector.read_output(record.output)
+            changed = self.findings.replace(record.agent, record.id, collector.findings)
+            if changed:
+                self.on_findings_changed(changed)
+            return replace(
+                record,
+                findings=[f.to_dict() for f in collector.findings],
+                findings_dropped=collector.dropped,
+            )
+
+        return finalize
+
+    def clear_findings(self, agent: str | None, uri: str | None) -> dict[str, Any]:
+        """``agentls.findings.clear``: drop findings (all, one agent's, one file's) for good.
+
+        The agent's run record in history is rewritten with what remains, so a restart does not
+        bring cleared findings back.
+        """
+        path = self.roots.resolve(uri) if uri is not None else None
+        before = self.findings.count()
+        changed, remaining = self.findings.clear(agent, path)
+        for name, kept in remaining.items():
+            run_id = self.findings.run_of(name)
+            record = self.history.get(run_id) if run_id else None
+            if record is not None:
+                self.history.add(replace(record, findings=[f.to_dict() for f in kept]))
+        if changed:
+            self.on_findings_changed(changed)
+        return {
+            "cleared": before - self.findings.count(),
+            "uris": sorted(p.as_uri() for p in changed),
+        }
+
+    def findings_for(self, path: Path) -> list[Finding]:
+        """The current findings about one file (for diagnostics and quick fixes)."""
+        return self.findings.for_path(path)
+
+    def _restore_findings(self) -> None:
+        """Bring back each diagnostics agent's latest findings from history (a restart)."""
+        found: list[tuple[str, str, list[dict[str, Any]]]] = []
+        names = {
+            e.name
+            for e in self.registry.agents()
+            if e.definition is not None and e.definition.output == "diagnostics"
+        }
+        for name in sorted(names):
+            for record in self.history.list(limit=20, agent=name):
+                if record.findings is not None:
+                    found.append((name, record.id, record.findings))
+                    break
+        changed: set[Path] = set()
+        for name, run_id, findings in restore(found):
+            inside = [f for f in findings if self.roots.folder_of(f.path) is not None]
+            changed |= self.findings.replace(name, run_id, inside)
+        if changed:
+            self.on_findings_changed(changed)
 
     def cancel(self, run_id: str) -> dict[str, Any]:
         """``agentls.runs.cancel``: True when a queued or running run was cancelled."""

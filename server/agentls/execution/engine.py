@@ -56,6 +56,8 @@ class RunJob:
     """UTF-8 bytes of output kept; more fails the run (the first ``max_output_bytes`` are kept)."""
     manifest: list[dict[str, Any]] = field(default_factory=list)
     workspace: str | None = None
+    finalize: Callable[[RunRecord], RunRecord] | None = None
+    """Completes the record before anyone sees it (findings parsed from the output)."""
 
 
 class RunObserver(Protocol):
@@ -379,6 +381,11 @@ class ExecutionEngine:
             workspace=job.workspace,
         )
         run.chunks = []
+        if job.finalize is not None:
+            try:
+                record = job.finalize(record)
+            except Exception:
+                logger.exception("completing the record of run %s failed", job.id)
         self._runs.pop(job.id, None)
         run.handle.status = status
         if self._on_finished is not None:

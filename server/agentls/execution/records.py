@@ -27,6 +27,11 @@ class RunRecord:
     usage: dict[str, int | None] | None = None
     manifest: list[dict[str, Any]] = field(default_factory=list)
     workspace: str | None = None
+    findings: list[dict[str, Any]] | None = None
+    """For ``output: diagnostics`` agents: the findings this run reported (None otherwise, and
+    for runs that did not finish, which leave the agent's previous findings in place)."""
+    findings_dropped: int = 0
+    """Findings refused: paths outside the workspace, secret files, over the per-run limit."""
 
     def to_dict(self) -> dict[str, Any]:
         """The protocol form (also what history persists).
@@ -40,6 +45,8 @@ class RunRecord:
         """The short form for listings: no output body, no manifest."""
         d = self.to_dict()
         d.pop("manifest")
+        findings = d.pop("findings")
+        d["findings_count"] = None if findings is None else len(findings)
         out = d.pop("output")
         d["output_preview"] = out[:200]
         d["output_chars"] = len(out)

@@ -2,7 +2,9 @@
 
 Open buffers are owned by pygls' ``Workspace`` (it applies didOpen/didChange before our handlers
 run); ``EditorBuffers`` only reads them for the context builder, so unsaved text wins over disk.
-Agent-definition problems are published from one function, ``publish_problems``.
+Agent-definition problems and agents' findings are published from one function,
+``publish_problems``: one ``publishDiagnostics`` per file carries both, since a later publish for a
+URI replaces the earlier one.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pygls.uris import from_fs_path, to_fs_path
 from pygls.workspace.position_codec import PositionCodec
 
 from agentls.agents.definition import Problem
+from agentls.findings import Finding
 
 if TYPE_CHECKING:
     from agentls.lsp.server import AgentLanguageServer
@@ -101,24 +104,75 @@ def to_diagnostic(problem: Problem, lines: Sequence[str], codec: PositionCodec) 
     )
 
 
+def finding_range(finding: Finding, lines: Sequence[str], codec: PositionCodec) -> types.Range:
+    """Where a finding sits, in the client's units, with lines past the end of the file clamped.
+
+    A finding without a column starts at the line's first non-blank character; without an end it
+    runs to the end of its (last) line. Columns count code points and are converted against the
+    document's own lines (UTF-16 for most clients, UTF-8 for Neovim 0.11).
+    """
+    if not lines:
+        line = finding.line
+        return types.Range(
+            start=types.Position(line=line, character=0),
+            end=types.Position(line=line + 1, character=0),
+        )
+    last = len(lines) - 1
+
+    def text(n: int) -> str:
+        return lines[n].rstrip("\r\n")
+
+    line = min(finding.line, last)
+    end_line = min(max(finding.end_line if finding.end_line is not None else line, line), last)
+    first = text(line)
+    if finding.column is not None:
+        start_col = min(finding.column, len(first))
+    else:
+        start_col = len(first) - len(first.lstrip())
+    end_text = text(end_line)
+    if finding.end_column is not None:
+        end_col = min(finding.end_column, len(end_text))
+    else:
+        end_col = len(end_text)
+    if end_line == line and end_col <= start_col:
+        end_col = len(end_text)
+    start = codec.position_to_client_units(lines, types.Position(line=line, character=start_col))
+    end = codec.position_to_client_units(lines, types.Position(line=end_line, character=end_col))
+    return types.Range(start=start, end=end)
+
+
+def finding_diagnostic(
+    finding: Finding, lines: Sequence[str], codec: PositionCodec
+) -> types.Diagnostic:
+    """A finding as a diagnostic: ``source`` names the agent, ``code`` is the run id."""
+    return types.Diagnostic(
+        range=finding_range(finding, lines, codec),
+        message=finding.message,
+        severity=_SEVERITY.get(finding.severity, types.DiagnosticSeverity.Warning),
+        source=f"agentls: {finding.agent}",
+        code=finding.run_id,
+    )
+
+
 def publish_problems(ls: AgentLanguageServer, paths: set[Path]) -> None:
-    """Publish the current problems of each definition file (an empty list clears them)."""
+    """Publish each file's definition problems and findings (an empty list clears them)."""
     service = ls.service
     if service is None:
         return
     for path in sorted(paths):
         uri = from_fs_path(str(path)) or path.as_uri()
         problems = service.registry.problems(path)
+        findings = service.findings_for(path)
         document = ls.workspace.get_text_document(uri)
         lines: Sequence[str] = ()
-        if problems:
+        if problems or findings:
             try:
                 lines = document.lines
             except (OSError, UnicodeDecodeError):  # deleted or unreadable: positions as they are
                 lines = ()
+        codec = document.position_codec
+        diagnostics = [to_diagnostic(p, lines, codec) for p in problems]
+        diagnostics.extend(finding_diagnostic(f, lines, codec) for f in findings)
         ls.text_document_publish_diagnostics(
-            types.PublishDiagnosticsParams(
-                uri=uri,
-                diagnostics=[to_diagnostic(p, lines, document.position_codec) for p in problems],
-            )
+            types.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics)
         )
