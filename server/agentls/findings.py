@@ -19,12 +19,14 @@ LSP layer converts them (and clamps lines past the end of a file) when it publis
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote, urlparse
 
 from agentls.errors import AgentlsError
 from agentls.workspace.filters import is_secret
@@ -138,9 +140,12 @@ def _opt_int(value: Any) -> int | None:
 
 
 def _path_of_file_uri(uri: str) -> Path:
-    from urllib.parse import unquote, urlparse
-
     return Path(unquote(urlparse(uri).path))
+
+
+def is_finding_line(line: str) -> bool:
+    """Whether an output line reads as a compiler-format finding."""
+    return _COMPILER_LINE.match(line.strip()) is not None
 
 
 class FindingError(AgentlsError):
@@ -386,3 +391,31 @@ def restore(
             findings = [f for f in findings if exists(f.path)]
         out.append((agent, run_id, findings))
     return out
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def locate_fix(text: str, finding: Finding) -> tuple[int, int, int, int] | None:
+    """Where a finding's ``fix.old_text`` is in ``text``: ``(line, column, end_line, end_column)``.
+
+    The first occurrence at or after the start of the finding's line wins, else the first in the
+    file; None when the text is not there any more (the file changed since the run). Lines are
+    0-based and split as LSP splits them; columns count code points.
+    """
+    if finding.fix is None:
+        return None
+    starts = [0] + [m.end() for m in _LINE_BREAK.finditer(text)]
+    line = min(finding.line, len(starts) - 1)
+    index = text.find(finding.fix.old_text, starts[line])
+    if index < 0:
+        index = text.find(finding.fix.old_text)
+    if index < 0:
+        return None
+    end = index + len(finding.fix.old_text)
+
+    def position(offset: int) -> tuple[int, int]:
+        n = bisect.bisect_right(starts, offset) - 1
+        return n, offset - starts[n]
+
+    return (*position(index), *position(end))

@@ -21,12 +21,19 @@ from pathlib import Path
 from typing import Any
 
 from agentls.agents.definition import AgentDefinition, is_definition_path
+from agentls.agents.language import BackendInfo, Catalog
 from agentls.agents.registry import AgentRegistry
 from agentls.backends.base import BackendError, BackendRequest
 from agentls.backends.factory import BackendFactory
 from agentls.calibration import FILE_NAME as CALIBRATION_FILE
 from agentls.calibration import Calibration, Estimate
-from agentls.config import WORKSPACE_CONFIG_NAME, BackendConfig, Settings, default_data_dir
+from agentls.config import (
+    WORKSPACE_CONFIG_NAME,
+    BackendConfig,
+    Settings,
+    default_data_dir,
+    user_config_path,
+)
 from agentls.context.builder import (
     BufferSource,
     ContextBuilder,
@@ -380,6 +387,28 @@ class AgentService:
                 continue
             out.append(d)
         return out
+
+    def language_catalog(self) -> Catalog:
+        """The configuration facts completion and hover offer (from memory)."""
+        return Catalog(
+            backends={
+                name: BackendInfo(name, b.kind, b.model, b.origin)
+                for name, b in self.settings.backends.items()
+            },
+            default_backend=self.settings.default_backend,
+        )
+
+    def backend_config_files(self, name: str) -> list[Path]:
+        """The configuration files that may define ``[backends.NAME]``, the winning layer first."""
+        config = self.settings.backends.get(name)
+        if config is None:
+            return []
+        workspace = [f / WORKSPACE_CONFIG_NAME for f in self.roots.folders]
+        if config.origin == "workspace":
+            return workspace
+        if config.origin == "user":
+            return [user_config_path()]
+        return []
 
     def context_summary(self, agent: str) -> tuple[Summary | None, bool]:
         """The cached context size of an agent and whether it is current (code lenses)."""

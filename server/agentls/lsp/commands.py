@@ -16,6 +16,7 @@ from pygls.exceptions import JsonRpcException
 
 from agentls import requests
 from agentls.errors import AgentlsError
+from agentls.lsp import actions
 from agentls.lsp.documents import EditorBuffers
 from agentls.lsp.progress import RunProgress
 from agentls.lsp.protocol import CURRENT_COMMAND, AgentlsProtocol
@@ -35,6 +36,7 @@ HISTORY_LIST = "agentls.history.list"
 HISTORY_GET = "agentls.history.get"
 METRICS = "agentls.metrics"
 CACHE_CLEAR = "agentls.cache.clear"
+FINDINGS_CLEAR = "agentls.findings.clear"
 
 SERVICE_WAIT_SECONDS = 30.0
 """A command sent right after ``initialized`` waits this long for the service to start."""
@@ -84,10 +86,18 @@ async def _run(ls: AgentLanguageServer, service: AgentService, args: tuple[Any, 
     buffers = EditorBuffers(ls)
     if run_args.dry_run:
         return await service.run(run_args, buffers)
+    progress = await run_progress(ls, service, run_args)
+    return await service.run(run_args, buffers, progress)
+
+
+async def run_progress(
+    ls: AgentLanguageServer, service: AgentService, run_args: requests.RunArgs
+) -> RunProgress:
+    """The progress reporter of a run: the client's token, or one created for it."""
     ctx = CURRENT_COMMAND.get()
     client_token = ctx.params.work_done_token if ctx is not None else None
     try:
-        progress = await asyncio.wait_for(
+        return await asyncio.wait_for(
             RunProgress.for_request(
                 ls, run_args.agent, run_args.task, client_token, service.engine.cancel
             ),
@@ -95,8 +105,7 @@ async def _run(ls: AgentLanguageServer, service: AgentService, args: tuple[Any, 
         )
     except TimeoutError:
         logger.warning("the client did not answer window/workDoneProgress/create; no progress")
-        progress = RunProgress(ls, run_args.agent, run_args.task, None, service.engine.cancel)
-    return await service.run(run_args, buffers, progress)
+        return RunProgress(ls, run_args.agent, run_args.task, None, service.engine.cancel)
 
 
 async def _preview(ls: AgentLanguageServer, service: AgentService, args: tuple[Any, ...]) -> Any:
@@ -141,6 +150,13 @@ async def _cache_clear(
     return service.clear_cache()
 
 
+async def _findings_clear(
+    ls: AgentLanguageServer, service: AgentService, args: tuple[Any, ...]
+) -> Any:
+    parsed = requests.parse_findings_clear(requests.single_object(args, optional=True))
+    return service.clear_findings(parsed.agent, parsed.uri)
+
+
 COMMANDS: dict[str, Handler] = {
     AGENTS_LIST: _agents_list,
     RUN: _run,
@@ -151,6 +167,8 @@ COMMANDS: dict[str, Handler] = {
     HISTORY_GET: _history_get,
     METRICS: _metrics,
     CACHE_CLEAR: _cache_clear,
+    FINDINGS_CLEAR: _findings_clear,
+    actions.ASK: actions.ask,
 }
 
 

@@ -27,7 +27,7 @@ from pygls.lsp.server import LanguageServer
 
 from agentls import __version__
 from agentls.config import Settings, load_settings
-from agentls.lsp import commands
+from agentls.lsp import actions, agent_files, commands
 from agentls.lsp.documents import EditorBuffers, publish_problems, uri_to_path
 from agentls.lsp.protocol import AgentlsProtocol
 from agentls.parent_watch import watch_parent
@@ -73,6 +73,8 @@ class AgentLanguageServer(LanguageServer):
         """The service's shutdown, once started (it may outlive the ``shutdown`` request)."""
         self._parent_watch: asyncio.Task[None] | None = None
         self._last_popup = -ERROR_POPUP_INTERVAL
+        self.lens_refresher: actions.LensRefresher | None = None
+        """Recomputes code-lens summaries after workspace changes (made on first use)."""
 
     @property
     def lsp(self) -> AgentlsProtocol:
@@ -223,6 +225,8 @@ class AgentLanguageServer(LanguageServer):
         service = AgentService(settings, self.folders())
         buffers = EditorBuffers(self)
         service.on_problems_changed = lambda paths: publish_problems(self, paths)
+        service.on_findings_changed = lambda paths: publish_problems(self, paths)
+        service.on_context_changed = lambda: actions.lens_refresher(self).workspace_changed()
         service.on_config_file_changed = self.reload_settings_soon
         service.is_open_in_editor = buffers.is_open
         self.service = service
@@ -307,6 +311,44 @@ def create_server() -> AgentLanguageServer:
         path = uri_to_path(params.text_document.uri)
         if ls.service is not None and path is not None:
             ls.service.files_changed({path})
+
+    @ls.feature(
+        types.TEXT_DOCUMENT_CODE_ACTION,
+        types.CodeActionOptions(code_action_kinds=actions.ACTION_KINDS),
+    )
+    def on_code_action(
+        ls: AgentLanguageServer, params: types.CodeActionParams
+    ) -> list[types.CodeAction | types.Command] | None:
+        return actions.code_actions(ls, params)
+
+    @ls.feature(types.TEXT_DOCUMENT_CODE_LENS, types.CodeLensOptions(resolve_provider=False))
+    def on_code_lens(ls: AgentLanguageServer, params: types.CodeLensParams) -> list[types.CodeLens]:
+        return actions.code_lenses(ls, params)
+
+    @ls.feature(
+        types.TEXT_DOCUMENT_COMPLETION,
+        types.CompletionOptions(trigger_characters=agent_files.TRIGGER_CHARACTERS),
+    )
+    def on_completion(
+        ls: AgentLanguageServer, params: types.CompletionParams
+    ) -> types.CompletionList | None:
+        return agent_files.completion(ls, params)
+
+    @ls.feature(types.TEXT_DOCUMENT_HOVER)
+    def on_hover(ls: AgentLanguageServer, params: types.HoverParams) -> types.Hover | None:
+        return agent_files.hover(ls, params)
+
+    @ls.feature(types.TEXT_DOCUMENT_DEFINITION)
+    def on_definition(
+        ls: AgentLanguageServer, params: types.DefinitionParams
+    ) -> list[types.Location] | None:
+        return agent_files.definition(ls, params)
+
+    @ls.feature(types.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
+    def on_symbols(
+        ls: AgentLanguageServer, params: types.DocumentSymbolParams
+    ) -> list[types.DocumentSymbol] | None:
+        return agent_files.document_symbols(ls, params)
 
     @ls.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
     def on_watched(ls: AgentLanguageServer, params: types.DidChangeWatchedFilesParams) -> None:

@@ -1,0 +1,180 @@
+"""Completion, hover, go-to-definition and document symbols on agent definition files.
+
+Thin adapters over ``agents.language``: they take the text of the open buffer (pygls' workspace
+holds unsaved edits, so the features follow what the user sees, saved or not), convert the client's
+position to code points, ask the service module, and convert back. Only files the server treats as
+definitions get answers, and only from open buffers: nothing is read from disk, except the
+configuration file a ``backend`` value points to when go-to-definition is asked for.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lsprotocol import types
+from pygls.workspace import TextDocument
+
+from agentls.agents import language
+from agentls.agents.definition import is_definition_path
+from agentls.lsp.documents import uri_to_path
+
+if TYPE_CHECKING:
+    from agentls.lsp.server import AgentLanguageServer
+
+logger = logging.getLogger(__name__)
+
+MAX_CONFIG_BYTES = 1024 * 1024
+"""A configuration file larger than this is not read to find a backend's table."""
+
+TRIGGER_CHARACTERS = [":", " ", "-", "[", ","]
+
+
+def _definition_document(ls: AgentLanguageServer, uri: str) -> tuple[TextDocument, Path] | None:
+    """The open buffer of a definition file inside the workspace, else None."""
+    service = ls.service
+    document = ls.workspace.text_documents.get(uri)
+    path = uri_to_path(uri)
+    if service is None or document is None or path is None:
+        return None
+    folder = service.roots.folder_of(path)
+    if folder is None or not is_definition_path(path.relative_to(folder).as_posix()):
+        return None
+    return document, path
+
+
+def _server_position(document: TextDocument, position: types.Position) -> tuple[int, int]:
+    """A client position as (line, code-point column)."""
+    server = document.position_codec.position_from_client_units(document.lines, position)
+    return server.line, server.character
+
+
+def _client_range(
+    document: TextDocument, line: int, start: int, end_line: int, end: int
+) -> types.Range:
+    codec = document.position_codec
+    lines = document.lines
+    return types.Range(
+        start=codec.position_to_client_units(lines, types.Position(line=line, character=start)),
+        end=codec.position_to_client_units(lines, types.Position(line=end_line, character=end)),
+    )
+
+
+def completion(
+    ls: AgentLanguageServer, params: types.CompletionParams
+) -> types.CompletionList | None:
+    """Keys (with their documentation) and the values each key takes."""
+    found = _definition_document(ls, params.text_document.uri)
+    if found is None or ls.service is None:
+        return None
+    document, _ = found
+    line, column = _server_position(document, params.position)
+    items = language.complete(document.source, line, column, ls.service.language_catalog())
+    out = []
+    for item in items:
+        rng = _client_range(document, item.line, item.start, item.line, item.end)
+        out.append(
+            types.CompletionItem(
+                label=item.label,
+                kind=(
+                    types.CompletionItemKind.Property
+                    if item.kind == "key"
+                    else types.CompletionItemKind.Value
+                ),
+                detail=item.detail,
+                documentation=types.MarkupContent(
+                    kind=types.MarkupKind.Markdown, value=item.documentation
+                ),
+                text_edit=types.TextEdit(range=rng, new_text=item.insert_text),
+                filter_text=item.label,
+            )
+        )
+    return types.CompletionList(is_incomplete=False, items=out)
+
+
+def hover(ls: AgentLanguageServer, params: types.HoverParams) -> types.Hover | None:
+    """What a key or value means, its default, and the effective value."""
+    found = _definition_document(ls, params.text_document.uri)
+    if found is None or ls.service is None:
+        return None
+    document, path = found
+    line, column = _server_position(document, params.position)
+    info = language.hover(document.source, path, line, column, ls.service.language_catalog())
+    if info is None:
+        return None
+    return types.Hover(
+        contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=info.markdown),
+        range=_client_range(document, info.line, info.start, info.line, info.end),
+    )
+
+
+def definition(
+    ls: AgentLanguageServer, params: types.DefinitionParams
+) -> list[types.Location] | None:
+    """From ``backend: NAME`` to ``[backends.NAME]`` in the configuration file that defines it."""
+    found = _definition_document(ls, params.text_document.uri)
+    service = ls.service
+    if found is None or service is None:
+        return None
+    document, _ = found
+    line, column = _server_position(document, params.position)
+    name = language.backend_at(document.source, line, column)
+    if name is None:
+        return None
+    for config_file in service.backend_config_files(name):
+        text = _config_text(ls, config_file)
+        if text is None:
+            continue
+        header = language.backend_header_line(text, name)
+        if header is None:
+            continue
+        width = len(language.split_lines(text)[header])
+        return [
+            types.Location(
+                uri=config_file.as_uri(),
+                range=types.Range(
+                    start=types.Position(line=header, character=0),
+                    end=types.Position(line=header, character=width),
+                ),
+            )
+        ]
+    return None
+
+
+def _config_text(ls: AgentLanguageServer, path: Path) -> str | None:
+    """A configuration file's text: its open buffer, else the file (bounded), else None."""
+    for uri, document in ls.workspace.text_documents.items():
+        if uri_to_path(uri) == path:
+            source: str = document.source
+            return source
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError:
+        return None
+    if len(data) > MAX_CONFIG_BYTES:
+        return None
+    return data.decode("utf-8", "replace")
+
+
+def document_symbols(
+    ls: AgentLanguageServer, params: types.DocumentSymbolParams
+) -> list[types.DocumentSymbol] | None:
+    """The agent, with its front-matter keys as children."""
+    found = _definition_document(ls, params.text_document.uri)
+    if found is None:
+        return None
+    document, path = found
+
+    def convert(symbol: language.Symbol) -> types.DocumentSymbol:
+        return types.DocumentSymbol(
+            name=symbol.name,
+            detail=symbol.detail or None,
+            kind=types.SymbolKind.Class if symbol.kind == "agent" else types.SymbolKind.Property,
+            range=_client_range(document, *symbol.start, *symbol.end),
+            selection_range=_client_range(document, *symbol.selection_start, *symbol.selection_end),
+            children=[convert(c) for c in symbol.children] or None,
+        )
+
+    return [convert(s) for s in language.symbols(document.source, path)]
