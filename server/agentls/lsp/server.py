@@ -40,6 +40,9 @@ CONFIG_SECTION = "agentls"
 SHUTDOWN_SECONDS = 0.8
 """``shutdown`` is answered after at most this long; LSP clients wait ~1 s before killing us."""
 
+FEATURE_WAIT_SECONDS = 10.0
+"""How long a language feature waits for the service to start before answering without it."""
+
 ERROR_POPUP_INTERVAL = 600.0
 """At most one "internal error" pop-up per this many seconds: one tells the user, more nag."""
 
@@ -170,6 +173,20 @@ class AgentLanguageServer(LanguageServer):
 
                 raise AgentlsError("agentls is still starting; try again") from None
         assert self.service is not None
+        return self.service
+
+    async def service_for_feature(self) -> AgentService | None:
+        """The service for a language feature: waits for start-up, None when there is none.
+
+        A request sent right after ``initialized`` (an editor restoring its open files) is
+        answered once the agents are loaded rather than with an empty answer.
+        """
+        if self._start_task is None:
+            return None
+        try:
+            await asyncio.wait_for(self._service_ready.wait(), FEATURE_WAIT_SECONDS)
+        except TimeoutError:
+            return None
         return self.service
 
     def transport_stats(self) -> dict[str, Any]:
@@ -316,38 +333,46 @@ def create_server() -> AgentLanguageServer:
         types.TEXT_DOCUMENT_CODE_ACTION,
         types.CodeActionOptions(code_action_kinds=actions.ACTION_KINDS),
     )
-    def on_code_action(
+    async def on_code_action(
         ls: AgentLanguageServer, params: types.CodeActionParams
     ) -> list[types.CodeAction | types.Command] | None:
+        await ls.service_for_feature()
         return actions.code_actions(ls, params)
 
     @ls.feature(types.TEXT_DOCUMENT_CODE_LENS, types.CodeLensOptions(resolve_provider=False))
-    def on_code_lens(ls: AgentLanguageServer, params: types.CodeLensParams) -> list[types.CodeLens]:
+    async def on_code_lens(
+        ls: AgentLanguageServer, params: types.CodeLensParams
+    ) -> list[types.CodeLens]:
+        await ls.service_for_feature()
         return actions.code_lenses(ls, params)
 
     @ls.feature(
         types.TEXT_DOCUMENT_COMPLETION,
         types.CompletionOptions(trigger_characters=agent_files.TRIGGER_CHARACTERS),
     )
-    def on_completion(
+    async def on_completion(
         ls: AgentLanguageServer, params: types.CompletionParams
     ) -> types.CompletionList | None:
+        await ls.service_for_feature()
         return agent_files.completion(ls, params)
 
     @ls.feature(types.TEXT_DOCUMENT_HOVER)
-    def on_hover(ls: AgentLanguageServer, params: types.HoverParams) -> types.Hover | None:
+    async def on_hover(ls: AgentLanguageServer, params: types.HoverParams) -> types.Hover | None:
+        await ls.service_for_feature()
         return agent_files.hover(ls, params)
 
     @ls.feature(types.TEXT_DOCUMENT_DEFINITION)
-    def on_definition(
+    async def on_definition(
         ls: AgentLanguageServer, params: types.DefinitionParams
     ) -> list[types.Location] | None:
+        await ls.service_for_feature()
         return agent_files.definition(ls, params)
 
     @ls.feature(types.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
-    def on_symbols(
+    async def on_symbols(
         ls: AgentLanguageServer, params: types.DocumentSymbolParams
     ) -> list[types.DocumentSymbol] | None:
+        await ls.service_for_feature()
         return agent_files.document_symbols(ls, params)
 
     @ls.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
