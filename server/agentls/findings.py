@@ -56,12 +56,14 @@ _SEVERITY_WORDS: Mapping[str, Severity] = {
 }
 
 _COMPILER_LINE = re.compile(
-    r"^(?P<path>(?:[A-Za-z]:[\\/])?[^:\r\n]+?):(?P<line>\d+)(?::(?P<column>\d+))?:[ \t]*"
+    r"^(?P<path>(?:file://)?(?:[A-Za-z]:[\\/])?[^:\r\n]+?)"
+    r":(?P<line>\d+)(?::(?P<column>\d+))?:[ \t]*"
     r"(?:(?P<severity>error|fatal|warning|warn|info|information|note|hint)[ \t]*:[ \t]*)?"
     r"(?P<message>\S.*?)\s*$",
     re.IGNORECASE,
 )
-"""``path:line[:column]: [severity:] message``; a Windows drive letter may start the path."""
+"""``path:line[:column]: [severity:] message``; the path may be a ``file://`` URI or start with a
+Windows drive letter."""
 
 
 @dataclass(frozen=True)
