@@ -304,3 +304,38 @@ async def test_language_features_ignore_files_that_are_not_agents(session: Sessi
         types.CodeLensParams(text_document=types.TextDocumentIdentifier(uri=uri))
     )
     assert not lenses
+
+
+async def test_refused_show_document_falls_back_to_log_and_message(
+    open_session: SessionFactory, editor_workspace: Path
+) -> None:
+    async with open_session(editor_workspace) as s:
+        asked: list[types.ShowDocumentParams] = []
+
+        def refuse(params: types.ShowDocumentParams) -> types.ShowDocumentResult:
+            asked.append(params)
+            return types.ShowDocumentResult(success=False)
+
+        # pytest-lsp answers showDocument itself; this client cannot open the file (set in place:
+        # pygls refuses a second registration, and a handler set here gets the params only)
+        s.client.protocol.fm.features[types.WINDOW_SHOW_DOCUMENT] = refuse
+        result = await s.command(
+            "agentls.ask", {"agent": "explain", "uri": s.uri("src/app.py"), "task": "why"}
+        )
+        assert result["shown"] is False and result["task"] == "why"
+        assert [p.uri for p in asked] == [result["document"]]
+        await wait_until(lambda: s.client.messages)
+        assert result["document"] in s.client.messages[-1].message
+        assert any(result["document"] in m.message for m in s.client.log_messages)
+        assert Path(to_fs_path(result["document"]) or "").is_file()
+
+
+async def test_unknown_agent_for_ask_is_a_clear_error(session: Session) -> None:
+    from pygls.exceptions import JsonRpcException
+
+    with pytest.raises(JsonRpcException) as e:
+        await session.command("agentls.ask", {"agent": "nobody"})
+    assert "nobody" in str(e.value)
+    with pytest.raises(JsonRpcException) as e:
+        await session.command("agentls.ask", {"agent": "reviewer", "preview": "yes"})
+    assert "preview" in str(e.value)

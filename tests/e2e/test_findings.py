@@ -223,3 +223,23 @@ async def test_session_has_no_error_logs(session: Session) -> None:
     """The editor features leave no error in the client's log on an ordinary start."""
     await session.command("agentls.status", {})
     assert not [m for m in session.client.log_messages if m.type == types.MessageType.Error]
+
+
+async def test_a_diagnostics_agent_from_a_code_action_reports_a_count(
+    open_session: SessionFactory, workspace: Path, report: Path
+) -> None:
+    report.write_text("src/app.py:1: error: one\nsrc/app.py:2: error: two\n", encoding="utf-8")
+    async with open_session(workspace) as s:
+        result = await s.command(
+            "agentls.ask",
+            {
+                "agent": "lint",
+                "uri": s.uri("src/app.py"),
+                "range": {"start": {"line": 0, "character": 0}, "end": {"line": 1, "character": 0}},
+            },
+        )
+        assert result["task"] == "lint this"  # the agent's default task
+        assert result["document"] is None and len(result["findings"]) == 2
+        await wait_until(lambda: s.client.messages)
+        assert s.client.messages[-1].message == "lint: 2 findings"
+        assert len(await wait_until(lambda: s.client.diagnostics.get(s.uri("src/app.py")))) == 2
