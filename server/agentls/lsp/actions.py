@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -75,9 +76,14 @@ def _document_text(ls: AgentLanguageServer, service: AgentService, uri: str) -> 
         return None
 
 
+def _position(codec: Any, lines: Sequence[str], line: int, column: int) -> dict[str, int]:
+    p = codec.position_to_client_units(lines, types.Position(line=line, character=column))
+    return {"line": p.line, "character": p.character}
+
+
 def _quick_fixes(
     ls: AgentLanguageServer, service: AgentService, uri: str, rng: types.Range
-) -> list[types.CodeAction]:
+) -> list[dict[str, Any]]:
     path = uri_to_path(uri)
     if path is None:
         return []
@@ -96,29 +102,32 @@ def _quick_fixes(
         if where is None or finding.fix is None:
             continue
         line, col, end_line, end_col = where
-        edit_range = types.Range(
-            start=codec.position_to_client_units(lines, types.Position(line=line, character=col)),
-            end=codec.position_to_client_units(
-                lines, types.Position(line=end_line, character=end_col)
-            ),
-        )
+        edit = {
+            "range": {
+                "start": _position(codec, lines, line, col),
+                "end": _position(codec, lines, end_line, end_col),
+            },
+            "newText": finding.fix.new_text,
+        }
         actions.append(
-            types.CodeAction(
-                title=f"Fix ({finding.agent}): {finding.message.splitlines()[0][:80]}",
-                kind=types.CodeActionKind.QuickFix,
-                is_preferred=True,
-                edit=types.WorkspaceEdit(
-                    changes={uri: [types.TextEdit(range=edit_range, new_text=finding.fix.new_text)]}
-                ),
-            )
+            {
+                "title": f"Fix ({finding.agent}): {finding.message.splitlines()[0][:80]}",
+                "kind": types.CodeActionKind.QuickFix.value,
+                "isPreferred": True,
+                "edit": {"changes": {uri: [edit]}},
+            }
         )
     return actions
 
 
 def code_actions(
     ls: AgentLanguageServer, params: types.CodeActionParams
-) -> list[types.CodeAction | types.Command] | None:
-    """``textDocument/codeAction``: quick fixes from findings, then one ``Ask`` per agent."""
+) -> list[dict[str, Any]] | None:
+    """``textDocument/codeAction``: quick fixes from findings, then one ``Ask`` per agent.
+
+    Answered as plain JSON: with 200 agents, building and converting lsprotocol objects was most
+    of the request's cost.
+    """
     service = ls.service
     if service is None:
         return None
@@ -127,12 +136,10 @@ def code_actions(
     if path is None or service.roots.folder_of(path) is None:
         return []
     only = params.context.only
-    wants_fix = not only or any(
-        types.CodeActionKind.QuickFix.value.startswith(k) or k == "quickfix" for k in only
-    )
+    wants_fix = not only or any(types.CodeActionKind.QuickFix.value.startswith(k) for k in only)
     wants_ask = not only or any(ASK_KIND.startswith(k) for k in only)
     literals = _supports_literals(ls)
-    out: list[types.CodeAction | types.Command] = []
+    out: list[dict[str, Any]] = []
     if wants_fix and literals:
         out.extend(_quick_fixes(ls, service, uri, params.range))
     if wants_ask:
@@ -143,15 +150,13 @@ def code_actions(
         }
         for agent in service.code_action_agents():
             title = f"Ask {agent.name}: {agent.description or agent.task or 'run on this code'}"
-            command = types.Command(
-                title=title,
-                command=ASK,
-                arguments=[{"agent": agent.name, "uri": uri, "range": range_arg}],
-            )
-            if literals:
-                out.append(types.CodeAction(title=title, kind=ASK_KIND, command=command))
-            else:
-                out.append(command)
+            command = {
+                "title": title,
+                "command": ASK,
+                "arguments": [{"agent": agent.name, "uri": uri, "range": range_arg}],
+            }
+            action = {"title": title, "kind": ASK_KIND, "command": command}
+            out.append(action if literals else command)
     return out
 
 

@@ -335,7 +335,7 @@ def create_server() -> AgentLanguageServer:
     )
     async def on_code_action(
         ls: AgentLanguageServer, params: types.CodeActionParams
-    ) -> list[types.CodeAction | types.Command] | None:
+    ) -> list[dict[str, Any]] | None:
         await ls.service_for_feature()
         return actions.code_actions(ls, params)
 
