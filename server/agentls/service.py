@@ -256,6 +256,7 @@ class AgentService:
         for entry in self.registry.agents():
             d = entry.to_dict(self.roots.display)
             d["uri"] = entry.source.as_uri()
+            d["task"] = entry.definition.task if entry.definition else ""
             agents.append(d)
         return {"agents": agents}
 

@@ -104,6 +104,8 @@ async def test_code_actions_list_agents_and_run_with_the_default_task(
         assert "Ask explain: Explains code" in titles
         assert "Ask reviewer: Reviews Python code" in titles
         assert not any("quiet" in t or "globs-only" in t for t in titles)
+        listed = {a["name"]: a for a in (await s.command("agentls.agents.list", {}))["agents"]}
+        assert (listed["explain"]["task"], listed["reviewer"]["task"]) == ("explain this code", "")
         explain = titles["Ask explain: Explains code"]
         assert explain.kind == "refactor.agentls"
         assert explain.command.command == "agentls.ask"
