@@ -70,6 +70,9 @@ def single_object(arguments: Sequence[Any] | None, *, optional: bool = False) ->
     obj = arguments[0]
     if obj is None and optional:
         return {}
+    if isinstance(obj, list) and not obj:
+        # Lua cannot tell an empty object from an empty list, and Neovim encodes ``{}`` as ``[]``.
+        return {}
     if not isinstance(obj, dict):
         raise InvalidArguments("arguments", f"expected an object, got {json_kind(obj)}")
     return obj

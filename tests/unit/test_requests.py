@@ -14,6 +14,7 @@ def test_single_object() -> None:
     assert single_object([{"a": 1}]) == {"a": 1}
     assert single_object(None, optional=True) == {}
     assert single_object([], optional=True) == {}
+    assert single_object([[]], optional=True) == {}  # Neovim sends a Lua {} as []
     for bad in (None, [], ["text"], [1, 2], [[1]]):
         with pytest.raises(InvalidArguments):
             single_object(bad)
