@@ -44,6 +44,34 @@ MAX_MESSAGE_CHARS = 2000
 JSON_PREFIX = "agentls-finding:"
 """Output lines starting with this carry one finding as a JSON object."""
 
+REPORT_FINDING_TOOL: Mapping[str, Any] = {
+    "name": "report_finding",
+    "description": (
+        "Report one problem in a workspace file; it is shown in the user's editor as a "
+        "diagnostic. Lines and columns count from 1. Offer a fix only when replacing old_text "
+        "(copied exactly from the file) with new_text solves the problem."
+    ),
+    "parameters": {
+        "type": "object",
+        "properties": {
+            "path": {"type": "string", "description": "the file, relative to the workspace"},
+            "line": {"type": "integer", "minimum": 1},
+            "end_line": {"type": "integer", "minimum": 1},
+            "column": {"type": "integer", "minimum": 1},
+            "severity": {"type": "string", "enum": list(SEVERITIES)},
+            "message": {"type": "string"},
+            "fix": {
+                "type": "object",
+                "properties": {"old_text": {"type": "string"}, "new_text": {"type": "string"}},
+                "required": ["old_text", "new_text"],
+            },
+        },
+        "required": ["path", "line", "message"],
+    },
+}
+"""The ``report_finding`` tool offered to ``output: diagnostics`` agents on tool-capable backends
+(name, description, JSON Schema of the arguments); a call goes to ``FindingCollector.report``."""
+
 _SEVERITY_WORDS: Mapping[str, Severity] = {
     "error": "error",
     "fatal": "error",

@@ -9,6 +9,7 @@ import pytest
 
 from agentls.findings import (
     MAX_FINDINGS_PER_RUN,
+    REPORT_FINDING_TOOL,
     Finding,
     FindingCollector,
     FindingError,
@@ -180,3 +181,13 @@ def test_round_trip_through_the_record_form(tmp_path: Path) -> None:
 def test_locate_fix(text: str, line: int, expected: tuple[int, int, int, int] | None) -> None:
     f = Finding(path=Path("/p"), line=line, message="m", fix=Fix("x = 1", "y = 1"))
     assert locate_fix(text, f) == expected
+
+
+def test_the_tool_schema_matches_what_report_accepts(root: Path) -> None:
+    schema = REPORT_FINDING_TOOL["parameters"]
+    assert set(schema["required"]) == {"path", "line", "message"}
+    c = collector(root)
+    example = {"path": "src/a.py", "line": 1, "end_line": 1, "column": 1, "severity": "hint"}
+    example |= {"message": "m", "fix": {"old_text": "a", "new_text": "b"}}
+    assert set(example) == set(schema["properties"])
+    assert c.report(example) == "recorded"
