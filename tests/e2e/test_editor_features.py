@@ -341,3 +341,47 @@ async def test_unknown_agent_for_ask_is_a_clear_error(session: Session) -> None:
     with pytest.raises(JsonRpcException) as e:
         await session.command("agentls.ask", {"agent": "reviewer", "preview": "yes"})
     assert "preview" in str(e.value)
+
+
+async def test_backend_names_in_the_workspace_configuration(session: Session) -> None:
+    uri = session.uri("agentls.toml")
+    text = (
+        (session.root / "agentls.toml")
+        .read_text()
+        .replace('default_backend = "echo"', 'default_backend = "fa"')
+    )
+    await session.command("agentls.status", {})
+    open_buffer(session, uri, text, "toml")
+    completion = await session.client.text_document_completion_async(
+        types.CompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=types.Position(line=0, character=len('default_backend = "fa')),
+        )
+    )
+    assert completion is not None
+    items = completion.items if isinstance(completion, types.CompletionList) else completion
+    assert [i.label for i in items] == ["failing"]
+    definition = await session.client.text_document_definition_async(
+        types.DefinitionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=types.Position(line=0, character=len('default_backend = "f')),
+        )
+    )
+    assert definition is None  # "fa" names no backend
+    session.client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[
+                types.TextDocumentContentChangeWholeDocument(text=text.replace('"fa"', '"slow"'))
+            ],
+        )
+    )
+    definition = await session.client.text_document_definition_async(
+        types.DefinitionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=types.Position(line=0, character=len('default_backend = "s')),
+        )
+    )
+    assert isinstance(definition, list) and len(definition) == 1
+    lines = text.splitlines()
+    assert lines[definition[0].range.start.line].strip() == "[backends.slow]"

@@ -119,3 +119,24 @@ def test_symbols_are_the_agent_and_its_keys() -> None:
 def test_unclosed_front_matter_still_answers() -> None:
     text = "---\nbackend: \n"
     assert labels(1, 9, text) == ["claude", "cli", "local"]
+
+
+CONFIG = 'default_backend = "cl"\n[backends.claude]\nkind = "an"\n[limits]\nkind = "\n'
+
+
+def test_config_completion_of_backend_names_and_kinds() -> None:
+    kinds = ("openai", "anthropic", "command")
+    names = language.config_complete(CONFIG, 0, 20, CATALOG, kinds)
+    assert [i.label for i in names] == ["claude", "cli"]
+    assert (names[0].start, names[0].end) == (19, 21)  # the word inside the quotes
+    assert [i.label for i in language.config_complete(CONFIG, 2, 10, CATALOG, kinds)] == [
+        "anthropic"
+    ]
+    assert language.config_complete(CONFIG, 4, 8, CATALOG, kinds) == []  # not a backend table
+    assert language.config_complete(CONFIG, 1, 3, CATALOG, kinds) == []
+
+
+def test_config_default_backend_reference() -> None:
+    text = 'default_backend = "claude"\n'
+    assert language.config_backend_at(text, 0, 21) == "claude"
+    assert language.config_backend_at(text, 0, 3) is None

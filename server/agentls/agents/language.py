@@ -440,3 +440,58 @@ def symbols(text: str, source: Path) -> list[Symbol]:
             parsed.name, "agent", detail, (0, 0), end, (0, 0), (0, len(lines[0])), tuple(children)
         )
     ]
+
+
+_TOML_STRING_VALUE = re.compile(
+    r"^\s*(?P<key>[A-Za-z_][\w-]*)\s*=\s*(?P<quote>[\"']?)(?P<value>[^\"']*)$"
+)
+"""``key = "partial value`` up to the cursor (the value not closed yet)."""
+
+
+def config_complete(
+    text: str, line: int, column: int, catalog: Catalog, kinds: Sequence[str]
+) -> list[Item]:
+    """Completion in ``agentls.toml``: ``default_backend`` names a configured backend, a
+    backend's ``kind`` is one of ``kinds``. Other keys are the configuration's business."""
+    lines = split_lines(text)
+    if line >= len(lines):
+        return []
+    before = lines[line][:column]
+    match = _TOML_STRING_VALUE.match(before)
+    if match is None or not match["quote"]:
+        return []
+    key = match["key"]
+    if key == "default_backend":
+        backends = sorted(catalog.backends.values(), key=lambda b: b.name)
+        choices = [(b.name, f"{b.kind} backend") for b in backends]
+    elif key == "kind" and _in_backend_table(lines, line):
+        choices = [(k, "backend kind") for k in kinds]
+    else:
+        return []
+    start = match.start("value")
+    rest = lines[line][column:]
+    end = column + next((i for i, c in enumerate(rest) if c in "\"'"), len(rest))
+    return [
+        Item(value, "value", detail, detail, value, line, start, end)
+        for value, detail in choices
+        if value.startswith(match["value"])
+    ]
+
+
+def _in_backend_table(lines: Sequence[str], line: int) -> bool:
+    for n in range(line, -1, -1):
+        stripped = lines[n].strip()
+        if stripped.startswith("["):
+            return re.match(r"^\[\s*backends\s*\.", stripped) is not None
+    return False
+
+
+def config_backend_at(text: str, line: int, column: int) -> str | None:
+    """The backend named by ``default_backend = "NAME"`` under the cursor in ``agentls.toml``."""
+    lines = split_lines(text)
+    if line >= len(lines):
+        return None
+    match = re.match(r'^\s*default_backend\s*=\s*(["\'])(?P<name>[^"\']*)\1', lines[line])
+    if match is None or not match.start("name") <= column <= match.end("name"):
+        return None
+    return match["name"] or None

@@ -3,8 +3,9 @@
 Thin adapters over ``agents.language``: they take the text of the open buffer (pygls' workspace
 holds unsaved edits, so the features follow what the user sees, saved or not), convert the client's
 position to code points, ask the service module, and convert back. Only files the server treats as
-definitions get answers, and only from open buffers: nothing is read from disk, except the
-configuration file a ``backend`` value points to when go-to-definition is asked for.
+definitions get answers (and a workspace folder's ``agentls.toml``, for backend names and kinds),
+and only from open buffers: nothing is read from disk, except the configuration file a backend name
+points to when go-to-definition is asked for.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pygls.workspace import TextDocument
 
 from agentls.agents import language
 from agentls.agents.definition import is_definition_path
+from agentls.config import BACKEND_KINDS, WORKSPACE_CONFIG_NAME
 from agentls.lsp.documents import uri_to_path
 
 if TYPE_CHECKING:
@@ -44,6 +46,18 @@ def _definition_document(ls: AgentLanguageServer, uri: str) -> tuple[TextDocumen
     return document, path
 
 
+def _config_document(ls: AgentLanguageServer, uri: str) -> TextDocument | None:
+    """The open buffer of a workspace folder's ``agentls.toml``, else None."""
+    service = ls.service
+    document: TextDocument | None = ls.workspace.text_documents.get(uri)
+    path = uri_to_path(uri)
+    if service is None or document is None or path is None:
+        return None
+    if path.name != WORKSPACE_CONFIG_NAME or path.parent not in service.roots.folders:
+        return None
+    return document
+
+
 def _server_position(document: TextDocument, position: types.Position) -> tuple[int, int]:
     """A client position as (line, code-point column)."""
     server = document.position_codec.position_from_client_units(document.lines, position)
@@ -65,12 +79,21 @@ def completion(
     ls: AgentLanguageServer, params: types.CompletionParams
 ) -> types.CompletionList | None:
     """Keys (with their documentation) and the values each key takes."""
-    found = _definition_document(ls, params.text_document.uri)
-    if found is None or ls.service is None:
+    if ls.service is None:
         return None
-    document, _ = found
-    line, column = _server_position(document, params.position)
-    items = language.complete(document.source, line, column, ls.service.language_catalog())
+    catalog = ls.service.language_catalog()
+    found = _definition_document(ls, params.text_document.uri)
+    config = _config_document(ls, params.text_document.uri) if found is None else None
+    if found is not None:
+        document = found[0]
+        line, column = _server_position(document, params.position)
+        items = language.complete(document.source, line, column, catalog)
+    elif config is not None:
+        document = config
+        line, column = _server_position(document, params.position)
+        items = language.config_complete(document.source, line, column, catalog, BACKEND_KINDS)
+    else:
+        return None
     out = []
     for item in items:
         rng = _client_range(document, item.line, item.start, item.line, item.end)
@@ -113,13 +136,20 @@ def definition(
     ls: AgentLanguageServer, params: types.DefinitionParams
 ) -> list[types.Location] | None:
     """From ``backend: NAME`` to ``[backends.NAME]`` in the configuration file that defines it."""
-    found = _definition_document(ls, params.text_document.uri)
     service = ls.service
-    if found is None or service is None:
+    if service is None:
         return None
-    document, _ = found
-    line, column = _server_position(document, params.position)
-    name = language.backend_at(document.source, line, column)
+    found = _definition_document(ls, params.text_document.uri)
+    config = _config_document(ls, params.text_document.uri) if found is None else None
+    if found is not None:
+        document = found[0]
+        line, column = _server_position(document, params.position)
+        name = language.backend_at(document.source, line, column)
+    elif config is not None:
+        line, column = _server_position(config, params.position)
+        name = language.config_backend_at(config.source, line, column)
+    else:
+        return None
     if name is None:
         return None
     for config_file in service.backend_config_files(name):
