@@ -140,3 +140,17 @@ def test_config_default_backend_reference() -> None:
     text = 'default_backend = "claude"\n'
     assert language.config_backend_at(text, 0, 21) == "claude"
     assert language.config_backend_at(text, 0, 3) is None
+
+
+def test_model_aliases_are_offered_and_resolved() -> None:
+    catalog = Catalog(
+        backends=CATALOG.backends,
+        default_backend="local",
+        model_aliases={"fast": "qwen-small"},
+    )
+    text = "---\nmodel: fast\n---\n"
+    assert [i.label for i in language.complete(text, 1, 8, catalog)] == ["fast"]
+    value = language.hover(text, SOURCE, 1, 9, catalog)
+    assert value is not None and "`qwen-small` is sent" in value.markdown
+    key = language.hover(text, SOURCE, 1, 1, catalog)
+    assert key is not None and "Effective: `qwen-small` is the model sent" in key.markdown

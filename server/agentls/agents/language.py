@@ -217,6 +217,8 @@ class Catalog:
 
     backends: Mapping[str, BackendInfo] = field(default_factory=dict)
     default_backend: str | None = None
+    model_aliases: Mapping[str, str] = field(default_factory=dict)
+    """Configured model aliases (alias -> the model sent); offered and explained for ``model``."""
 
 
 @dataclass(frozen=True)
@@ -254,6 +256,8 @@ def value_choices(key: str, catalog: Catalog) -> list[tuple[str, str]]:
         for b in sorted(catalog.backends.values(), key=lambda b: b.name):
             if b.model:
                 models.setdefault(b.model, f"the model of backend {b.name}")
+        for alias, model in catalog.model_aliases.items():
+            models.setdefault(alias, f"alias of {model}")
         return sorted(models.items())
     if key == "include":
         return [(k, VALUE_DOCS.get(k, "")) for k in INCLUDE_KINDS]
@@ -340,12 +344,13 @@ def hover(text: str, source: Path, line: int, column: int, catalog: Catalog) -> 
             )
         return HoverText(body, line, place.start, place.end)
     if key == "model":
-        return HoverText(
-            f"Model `{word}` is sent to the backend as is (it overrides the backend's model).",
-            line,
-            place.start,
-            place.end,
+        target = catalog.model_aliases.get(word)
+        body = (
+            f"Model alias `{word}`: `{target}` is sent to the backend."
+            if target
+            else f"Model `{word}` is sent to the backend as is (it overrides the backend's model)."
         )
+        return HoverText(body, line, place.start, place.end)
     doc = VALUE_DOCS.get(word)
     if doc:
         return HoverText(f"`{word}`: {doc}", line, place.start, place.end)
@@ -366,6 +371,7 @@ def _effective(key: str, text: str, source: Path, catalog: Catalog) -> str:
             return f"Effective: `{backend_name}` (not configured)." if backend_name else ""
         return f"Effective: `{info.name}` ({info.kind})."
     model = definition.model or (info.model if info else None)
+    model = catalog.model_aliases.get(model, model) if model else model
     if model is None:
         return "Effective: the backend's own default model."
     return f"Effective: `{model}` is the model sent."
