@@ -385,3 +385,36 @@ async def test_backend_names_in_the_workspace_configuration(session: Session) ->
     assert isinstance(definition, list) and len(definition) == 1
     lines = text.splitlines()
     assert lines[definition[0].range.start.line].strip() == "[backends.slow]"
+
+
+async def test_positions_past_the_end_and_foreign_uris_are_answered(session: Session) -> None:
+    uri = session.uri(".agents/reviewer.md")
+    await session.command("agentls.status", {})
+    open_buffer(session, uri, (session.root / ".agents/reviewer.md").read_text())
+    far = types.Position(line=1_000_000, character=1_000_000)
+    doc = types.TextDocumentIdentifier(uri=uri)
+    assert await session.client.text_document_hover_async(types.HoverParams(doc, far)) is None
+    completion = await session.client.text_document_completion_async(
+        types.CompletionParams(text_document=doc, position=far)
+    )
+    assert completion is None or not (
+        completion.items if isinstance(completion, types.CompletionList) else completion
+    )
+    assert (
+        await session.client.text_document_definition_async(types.DefinitionParams(doc, far))
+        is None
+    )
+    for foreign in ("untitled:Untitled-1", "file:///etc/passwd", session.uri("../outside.py")):
+        actions = await session.client.text_document_code_action_async(
+            types.CodeActionParams(
+                text_document=types.TextDocumentIdentifier(uri=foreign),
+                range=types.Range(start=far, end=far),
+                context=types.CodeActionContext(diagnostics=[]),
+            )
+        )
+        assert not actions
+        lenses = await session.client.text_document_code_lens_async(
+            types.CodeLensParams(text_document=types.TextDocumentIdentifier(uri=foreign))
+        )
+        assert not lenses
+    assert not [m for m in session.client.log_messages if m.type == types.MessageType.Error]
