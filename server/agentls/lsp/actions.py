@@ -227,17 +227,20 @@ class LensRefresher:
             self._ls._background(self._task)
 
     async def _run(self) -> None:
-        await asyncio.sleep(LENS_REFRESH_DELAY)
-        service = self._ls.service
-        if service is None:
-            return
-        wanted, self._wanted = sorted(self._wanted), set()
-        changed = await service.refresh_summaries(wanted, EditorBuffers(self._ls))
-        if changed and _supports_lens_refresh(self._ls):
-            try:
-                await asyncio.wait_for(self._ls.workspace_code_lens_refresh_async(None), 5.0)
-            except Exception:  # a client that cannot refresh asks again on its own schedule
-                logger.debug("workspace/codeLens/refresh failed", exc_info=True)
+        # Loops until nothing is wanted: changes that arrive while summaries are being computed
+        # add to ``_wanted`` without starting a second task.
+        while self._wanted:
+            await asyncio.sleep(LENS_REFRESH_DELAY)
+            service = self._ls.service
+            if service is None:
+                return
+            wanted, self._wanted = sorted(self._wanted), set()
+            changed = await service.refresh_summaries(wanted, EditorBuffers(self._ls))
+            if changed and _supports_lens_refresh(self._ls):
+                try:
+                    await asyncio.wait_for(self._ls.workspace_code_lens_refresh_async(None), 5.0)
+                except Exception:  # a client that cannot refresh asks again on its own schedule
+                    logger.debug("workspace/codeLens/refresh failed", exc_info=True)
 
 
 def _supports_lens_refresh(ls: AgentLanguageServer) -> bool:
