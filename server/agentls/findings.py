@@ -22,7 +22,7 @@ from __future__ import annotations
 import bisect
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -388,13 +388,6 @@ class FindingStore:
         entry = self._by_agent.get(agent)
         return entry.run_id if entry else None
 
-    def paths(self) -> set[Path]:
-        """Every file with at least one finding."""
-        out: set[Path] = set()
-        for entry in self._by_agent.values():
-            out |= _paths(entry)
-        return out
-
     def count(self) -> int:
         """How many findings are held."""
         return sum(len(e.findings) for e in self._by_agent.values())
@@ -406,19 +399,14 @@ def _paths(entry: _AgentFindings | None) -> set[Path]:
 
 def restore(
     records: Iterable[tuple[str, str, list[dict[str, Any]]]],
-    exists: Callable[[Path], bool] | None = None,
 ) -> list[tuple[str, str, list[Finding]]]:
-    """Findings of ``(agent, run_id, findings dicts)`` read back from history.
-
-    Entries that no longer read are skipped; ``exists`` (when given) filters out files gone since.
-    """
+    """Findings of ``(agent, run_id, findings dicts)`` read back from history; entries that no
+    longer read are skipped."""
     out = []
     for agent, run_id, raw in records:
         findings = [
             f for d in raw if isinstance(d, dict) and (f := Finding.from_dict(d, agent, run_id))
         ]
-        if exists is not None:
-            findings = [f for f in findings if exists(f.path)]
         out.append((agent, run_id, findings))
     return out
 
