@@ -22,7 +22,16 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the language server (stdio by default)")
-    serve.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio")
+    serve.add_argument(
+        "--tcp",
+        metavar="HOST:PORT",
+        help="listen on TCP instead of stdio (loopback addresses only, unless --allow-remote)",
+    )
+    serve.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="let --tcp listen on an address other hosts can reach (set AGENTLS_TCP_TOKEN too)",
+    )
     serve.add_argument("--log-file", metavar="PATH", help="write logs here instead of stderr")
     serve.add_argument(
         "--log-level",
@@ -110,7 +119,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         from agentls.serve import serve
 
-        return serve(tcp=args.tcp, log_file=args.log_file, log_level=args.log_level)
+        return serve(
+            tcp=args.tcp,
+            allow_remote=args.allow_remote,
+            log_file=args.log_file,
+            log_level=args.log_level,
+        )
     if args.command == "run":
         from agentls.terminal import run_once
 

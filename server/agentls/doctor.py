@@ -3,7 +3,10 @@
 Checks, in order: the configuration layers (every problem found while merging them), each
 backend (command: the program exists and may run here; HTTP: the key's variable is set, the
 endpoint answers, and the model is listed where the API lists models), the workspace index (a real
-scan), and the agents (every definition valid). Keys are only ever named by their variable.
+scan), symlinks in definition locations that were skipped because they point out of the folder, and
+the agents (every definition valid, and the model each one will really run on served by its backend:
+the ``models`` list the API gives, else the one the configuration gives). Keys are only ever named
+by their variable.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from agentls.config import BackendConfig, Settings, load_settings
+from agentls.config import BackendConfig, Settings, load_settings, with_child_limits
 
 Status = Literal["ok", "warn", "fail"]
 
@@ -55,6 +58,7 @@ async def diagnose(folder: Path, *, trust: bool, wait_seconds: float) -> list[Ch
     checks = [Check("config", "layers", "fail", problem) for problem in settings.problems] or [
         Check("config", "layers", "ok", "no problems")
     ]
+    checks.extend(Check("config", "untrusted", "warn", str(item)) for item in settings.ignored)
     checks.append(
         Check(
             "config",
@@ -67,16 +71,22 @@ async def diagnose(folder: Path, *, trust: bool, wait_seconds: float) -> list[Ch
     )
     if not settings.backends:
         checks.append(Check("backend", "-", "warn", "no backend configured"))
+    listed: dict[str, set[str]] = {}
     results = await asyncio.gather(
-        *(check_backend(b, settings, wait_seconds) for b in settings.backends.values())
+        *(check_backend(b, settings, wait_seconds, listed) for b in settings.backends.values())
     )
     checks.extend(results)
-    checks.extend(await _workspace_checks(folder, settings))
+    checks.extend(await _workspace_checks(folder, settings, listed))
     return checks
 
 
-async def check_backend(config: BackendConfig, settings: Settings, wait_seconds: float) -> Check:
-    """One backend: can a run reach it?"""
+async def check_backend(
+    config: BackendConfig,
+    settings: Settings,
+    wait_seconds: float,
+    listed: dict[str, set[str]] | None = None,
+) -> Check:
+    """One backend: can a run reach it? The models its API lists go into ``listed``."""
     name = config.name + (" (default)" if config.name == settings.default_backend else "")
     if config.origin == "workspace" and not settings.trusted:
         return Check(
@@ -86,23 +96,41 @@ async def check_backend(config: BackendConfig, settings: Settings, wait_seconds:
             f"{config.kind}: defined by the workspace, which is not trusted",
         )
     if config.kind == "command":
-        return _check_command(config, name)
-    return await _check_http(config, name, wait_seconds)
+        return _check_command(with_child_limits(config, settings.limits), name, settings.trusted)
+    return await _check_http(config, name, wait_seconds, listed if listed is not None else {})
 
 
-def _check_command(config: BackendConfig, name: str) -> Check:
+def _working_directory(config: BackendConfig, trusted: bool) -> str:
+    """Where this backend's children run, in words (the rule of ``AgentService._child_cwd``)."""
+    if config.cwd == "neutral":
+        return 'runs in a neutral empty folder (cwd = "neutral")'
+    if trusted:
+        return "runs in the workspace folder"
+    return "runs in a neutral empty folder (the workspace is not trusted)"
+
+
+def _check_command(config: BackendConfig, name: str, trusted: bool) -> Check:
     program = config.argv[0]
     found = shutil.which(program)
     if found is None:
         return Check("backend", name, "fail", f"command: {program!r} not found on PATH")
     missing = [v for v in config.env if v not in os.environ]
-    detail = f"command: {found}"
+    detail = f"command: {found}; {_working_directory(config, trusted)}"
+    limits = [
+        f"{setting} = {getattr(config, setting)}"
+        for setting in ("max_memory_mb", "max_cpu_seconds", "max_open_files", "max_processes")
+        if getattr(config, setting)
+    ]
+    if limits:
+        detail += f"; limits: {', '.join(limits)}"
     if missing:
         return Check("backend", name, "warn", f"{detail}; env not set: {', '.join(missing)}")
     return Check("backend", name, "ok", detail)
 
 
-async def _check_http(config: BackendConfig, name: str, wait_seconds: float) -> Check:
+async def _check_http(
+    config: BackendConfig, name: str, wait_seconds: float, listed: dict[str, set[str]]
+) -> Check:
     import httpx
 
     from agentls.backends import anthropic, openai
@@ -143,6 +171,8 @@ async def _check_http(config: BackendConfig, name: str, wait_seconds: float) -> 
             "backend", name, "fail", f"{config.kind}: {host} answered HTTP {response.status_code}"
         )
     models = _listed_models(response)
+    if models is not None:
+        listed[config.name] = models
     if config.model and models is not None and config.model not in models:
         shown = ", ".join(sorted(models)[:5]) or "none"
         return Check(
@@ -166,7 +196,9 @@ def _listed_models(response: Any) -> set[str] | None:
     return {i["id"] for i in items if isinstance(i, dict) and isinstance(i.get("id"), str)}
 
 
-async def _workspace_checks(folder: Path, settings: Settings) -> list[Check]:
+async def _workspace_checks(
+    folder: Path, settings: Settings, listed: dict[str, set[str]]
+) -> list[Check]:
     from agentls.service import AgentService
 
     service = AgentService(settings, [folder], watch=False)
@@ -183,18 +215,51 @@ async def _workspace_checks(folder: Path, settings: Settings) -> list[Check]:
                 f"{stats['excluded']} excluded",
             )
         ]
+        for link_folder, link in service.registry.skipped_links():
+            rel = link.path.relative_to(link_folder).as_posix()
+            checks.append(Check("agents", rel, "warn", link.message(rel)))
         agents = service.list_agents()["agents"]
         if not agents:
             checks.append(Check("agents", "-", "warn", "no agent definitions found"))
         for agent in agents:
             if agent["valid"]:
-                checks.append(Check("agents", agent["name"], "ok", agent["source"]))
+                checks.append(_agent_model_check(agent, settings, listed))
             else:
                 first = agent["problems"][0] if agent["problems"] else "invalid"
                 checks.append(Check("agents", agent["name"], "fail", f"{agent['source']}: {first}"))
         return checks
     finally:
         await service.shutdown()
+
+
+def _agent_model_check(
+    agent: dict[str, Any], settings: Settings, listed: dict[str, set[str]]
+) -> Check:
+    """A valid agent: fails when the model it will run on is not one its backend serves."""
+    name, source = agent["name"], agent["source"]
+    config = settings.backend(agent["backend"])
+    model = agent["model"]
+    if config is None:
+        return Check("agents", name, "ok", source)
+    served = listed.get(config.name) or set(config.models)
+    if model and served and model not in served:
+        shown = ", ".join(sorted(served)[:5])
+        return Check(
+            "agents",
+            name,
+            "fail",
+            f"{source}: model {model!r} is not served by backend {config.name!r} (it lists: "
+            f"{shown}); map the agent's model in [models] of your agentls configuration",
+        )
+    if not model:
+        return Check("agents", name, "ok", f"{source}; backend {config.name}")
+    requested = agent.get("model_requested")
+    how = {
+        "agent": "as written",
+        "alias": f"mapped from {requested!r} by [models]",
+        "backend": "the backend's own" + (f", instead of {requested!r}" if requested else ""),
+    }.get(agent.get("model_source") or "", "")
+    return Check("agents", name, "ok", f"{source}; model {model} ({how})")
 
 
 def render(checks: list[Check]) -> str:

@@ -60,6 +60,26 @@ class OutsideWorkspace(AgentlsError):
         self.path = path
 
 
+class PromptTooLarge(AgentlsError):
+    """The prompt, with its variables filled in, would exceed ``limits.max_prompt_bytes``.
+
+    Raised before the prompt is built (so before any run exists): the request fails with
+    ``-32602``, as for any argument that cannot be served, and nothing is recorded in history.
+    """
+
+    code = INVALID_PARAMS
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"the prompt would be {size:,} bytes once its variables ({{{{task}}}}, "
+            f"{{{{selection}}}}, ...) are filled in, over the limit of {limit:,} bytes "
+            "(limits.max_prompt_bytes); shorten the task or the selection, or use fewer "
+            "variables in the agent's body"
+        )
+        self.size = size
+        self.limit = limit
+
+
 class UnknownRun(AgentlsError):
     """No run with that id in memory or in history."""
 

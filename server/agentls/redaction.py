@@ -3,9 +3,11 @@
 This module owns one rule: a message that leaves a backend (an error, a log line, a history
 entry) passes through ``scrub`` first. ``scrub`` removes the exact secret values the caller knows
 about (the API key it just read from the environment) and, as a second net, anything shaped like a
-well-known credential (``sk-...``, ``sk-ant-...``, ``Bearer ...``, GitHub tokens, ``x-api-key:
-...``), because a provider may echo a key the caller never saw (a gateway's own token, a key from
-another variable).
+credential, because a provider may echo a key the caller never saw (a gateway's own token, a key
+from another variable). The shapes are the content detectors of ``context/secrets.py`` (one list:
+private keys, cloud and provider keys, tokens, URL passwords...) plus a few looser ones that only
+make sense in messages: any value after a label (``x-api-key: ...``, ``password=...``) and short
+``sk-...``/GitHub/``Bearer`` values, since a log line is better over-scrubbed than leaky.
 
 ``RedactionFilter`` applies the same rule to log records, for handlers that may receive text from
 libraries we do not control.
@@ -38,14 +40,11 @@ _SHAPES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=\-]{8,}"), rf"\1 {REDACTED}"),
     # Anthropic and OpenAI keys (sk-ant-..., sk-proj-..., sk-...).
     (re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}"), REDACTED),
-    # GitHub tokens (classic and fine-grained).
+    # GitHub tokens (classic and fine-grained), shorter than the content detector insists on.
     (re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})"), REDACTED),
-    # AWS access key ids, Google API keys, Slack tokens.
-    (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), REDACTED),
-    (re.compile(r"\bAIza[0-9A-Za-z_\-]{35}"), REDACTED),
-    (re.compile(r"\bxox[abposr]-[A-Za-z0-9\-]{10,}"), REDACTED),
 )
-"""Credential shapes and what each becomes. Labels and schemes are kept, values never."""
+"""Log-only credential shapes and what each becomes, applied after the content detectors (AWS,
+Google, Slack, PGP, URL passwords... are theirs). Labels and schemes are kept, values never."""
 
 
 def scrub(text: str, secrets: Iterable[str | None] = ()) -> str:
@@ -63,6 +62,10 @@ def scrub(text: str, secrets: Iterable[str | None] = ()) -> str:
     known = sorted({s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
     for value in known:
         text = text.replace(value, REDACTED)
+    # Imported here: the log filter is installed before anything else is imported at start-up.
+    from agentls.context.secrets import redact_text
+
+    text, _findings = redact_text(text, marker=REDACTED)
     for shape, replacement in _SHAPES:
         text = shape.sub(replacement, text)
     return text

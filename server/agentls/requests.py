@@ -17,6 +17,10 @@ from agentls.errors import InvalidArguments
 MAX_TASK_CHARS = 1_000_000
 """A task longer than this is refused; it would not fit any model's context anyway."""
 
+MAX_FILES = 1_000
+"""The most entries ``files`` may list. Each is resolved and judged on the event loop; 400,000 of
+them took 39 s and starved every other request. Globs are the way to attach many files."""
+
 
 @dataclass(frozen=True)
 class Position:
@@ -58,6 +62,19 @@ class HistoryListArgs:
 
 RUN_STATUSES = ("succeeded", "failed", "cancelled", "timed_out")
 
+MEMORY_ACTIONS = ("start", "snapshot", "stop")
+MEMORY_TOP_MAX = 200
+
+
+@dataclass(frozen=True)
+class MemoryProfileArgs:
+    """``agentls.memory.profile``."""
+
+    action: str
+    """``start``, ``snapshot`` or ``stop``."""
+    top: int = 20
+    """Rows in each list of a snapshot (1 to ``MEMORY_TOP_MAX``)."""
+
 
 def single_object(arguments: Sequence[Any] | None, *, optional: bool = False) -> dict[str, Any]:
     """The one object argument of a command (``[]`` or no arguments is ``{}`` when optional)."""
@@ -98,6 +115,8 @@ def parse_run(raw: Mapping[str, Any], *, dry_run_allowed: bool = True) -> RunArg
     files = raw.get("files")
     if files is None:
         file_list: tuple[str, ...] = ()
+    elif isinstance(files, list) and len(files) > MAX_FILES:
+        raise InvalidArguments("files", f"at most {MAX_FILES:,} entries, got {len(files):,}")
     elif isinstance(files, list) and all(isinstance(f, str) and f for f in files):
         file_list = tuple(files)
     else:
@@ -163,13 +182,25 @@ class AskArgs:
 
 
 def parse_ask(raw: Mapping[str, Any]) -> AskArgs:
-    """``agentls.ask``: ``{agent, uri?, range?, task?, preview?}``."""
-    _no_unknown(raw, {"agent", "uri", "range", "task", "preview"})
+    """``agentls.ask``: ``{agent, uri?, range?, task?, variables?, preview?}``."""
+    _no_unknown(raw, {"agent", "uri", "range", "task", "variables", "preview"})
     preview = raw.get("preview", False)
     if not isinstance(preview, bool):
         raise InvalidArguments("preview", f"expected a boolean, got {json_kind(preview)}")
     run = parse_run({k: v for k, v in raw.items() if k != "preview"}, dry_run_allowed=False)
     return AskArgs(run, raw.get("task") is not None, preview)
+
+
+def parse_memory_profile(raw: Mapping[str, Any]) -> MemoryProfileArgs:
+    """``agentls.memory.profile``: ``{action, top?}``."""
+    _no_unknown(raw, {"action", "top"})
+    action = _str(raw, "action", required=True)
+    if action not in MEMORY_ACTIONS:
+        raise InvalidArguments("action", f"expected one of {', '.join(MEMORY_ACTIONS)}")
+    top = raw.get("top", 20)
+    if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= MEMORY_TOP_MAX:
+        raise InvalidArguments("top", f"expected an integer from 1 to {MEMORY_TOP_MAX}")
+    return MemoryProfileArgs(action, top)
 
 
 def parse_empty(raw: Mapping[str, Any]) -> None:

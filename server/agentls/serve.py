@@ -7,6 +7,15 @@ that inherits fd 1 can never corrupt the stream.
 On stdio the process ends with ``os._exit`` once the session is closed and the logs are flushed:
 the interpreter's own exit joins every worker thread, and one stuck in a read (a FIFO, a hung
 network file system) would keep an orphaned server alive with no client to serve.
+
+Before serving, the server refuses to run a package that the working directory may have supplied
+(``agentls.provenance``), and becomes a child subreaper (``agentls.backends.descendants``) so the
+processes its runs start stay its descendants even after they ``setsid`` and their parent exits.
+
+``--tcp`` is a debugging aid: it listens on loopback addresses only unless ``--allow-remote`` is
+given, and a TCP client is not the user's editor: unless the server was started with
+``AGENTLS_TCP_TOKEN`` and the client presents the same value as ``initializationOptions.token``,
+its settings cannot define backends or declare the workspace trusted.
 """
 
 from __future__ import annotations
@@ -46,24 +55,64 @@ def _protocol_stdout() -> BinaryIO:
     return out
 
 
-def serve(*, tcp: str | None, log_file: str | None, log_level: str | None) -> int:
+TCP_TOKEN_ENV = "AGENTLS_TCP_TOKEN"  # noqa: S105 - the name of a variable, not its value
+"""The shared secret a TCP client must present (``initializationOptions.token``) to be trusted."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names only this machine (``localhost`` or a loopback address)."""
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    *,
+    tcp: str | None,
+    log_file: str | None,
+    log_level: str | None,
+    allow_remote: bool = False,
+) -> int:
     """Run the server until the client says exit (or closes the stream); never returns on success.
 
-    Returns 2 only for a malformed ``--tcp``; otherwise the process ends with the session's code.
+    Returns 2 for a malformed or non-loopback ``--tcp`` (without ``--allow-remote``), 3 when the
+    package may come from the working directory; otherwise the process ends with the session's
+    code.
     """
-    _configure_logging(log_file, log_level)
-    from agentls.lsp.server import create_server
+    from agentls.provenance import REFUSED_EXIT_CODE, shadowed_by_working_directory
 
-    server = create_server()
+    refusal = shadowed_by_working_directory()
+    if refusal is not None:
+        sys.stderr.write(f"agentls: {refusal}\n")
+        return REFUSED_EXIT_CODE
     if tcp:
         host, _, port = tcp.rpartition(":")
         if not host or not port.isdigit():
             sys.stderr.write(f"agentls: --tcp expects HOST:PORT, got {tcp!r}\n")
             return 2
+        if not allow_remote and not is_loopback(host):
+            sys.stderr.write(
+                f"agentls: --tcp {tcp}: {host} is not a loopback address; other hosts could "
+                "connect. Use 127.0.0.1, or add --allow-remote (and set AGENTLS_TCP_TOKEN).\n"
+            )
+            return 2
+    _configure_logging(log_file, log_level)
+    from agentls.backends.descendants import become_subreaper
+    from agentls.lsp.server import create_server
+
+    become_subreaper()
+    server = create_server()
     from agentls.lsp.transport import run_stdio, run_tcp
 
     if tcp:
-        code = run_tcp(server, host, int(port))
+        server.over_tcp = True
+        server.tcp_token = os.environ.get(TCP_TOKEN_ENV) or None
+        code = run_tcp(server, host.strip("[]"), int(port))
     else:
         code = run_stdio(server, sys.stdin.buffer, _protocol_stdout())
     _kill_leftover_processes()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -20,19 +21,25 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from agentls.agents.definition import AgentDefinition, is_definition_path
+import orjson
+
+from agentls.agents.definition import AgentDefinition
 from agentls.agents.language import BackendInfo, Catalog
-from agentls.agents.registry import AgentRegistry
+from agentls.agents.locations import LOCATION_ROOTS, is_definition_path, may_hold_definitions
+from agentls.agents.registry import AgentRegistry, scan_folder
 from agentls.backends.base import BackendError, BackendRequest
 from agentls.backends.factory import BackendFactory
+from agentls.backends.models import ModelChoice, backend_aliases, resolve_model
 from agentls.calibration import FILE_NAME as CALIBRATION_FILE
 from agentls.calibration import Calibration, Estimate
 from agentls.config import (
+    MAX_CONFIG_FILE_BYTES,
     WORKSPACE_CONFIG_NAME,
     BackendConfig,
     Settings,
     default_data_dir,
     user_config_path,
+    with_child_limits,
 )
 from agentls.context.builder import (
     BufferSource,
@@ -44,18 +51,25 @@ from agentls.context.builder import (
 from agentls.context.summaries import ContextSummaries, Summary
 from agentls.errors import UnknownRun
 from agentls.execution.engine import ExecutionEngine, RunJob, RunObserver
-from agentls.execution.history import ExecutionHistory, history_path
+from agentls.execution.history import EXPIRY_INTERVAL_SECONDS, ExecutionHistory, history_path
 from agentls.execution.outputs import new_preview_id, render_preview, render_run, write_document
 from agentls.execution.records import RunRecord
 from agentls.findings import Finding, FindingCollector, FindingStore, restore
+from agentls.loop_lag import LoopLag
+from agentls.memory_profile import MemoryProfiler
 from agentls.metrics import Metrics
-from agentls.requests import HistoryListArgs, RunArgs
+from agentls.requests import HistoryListArgs, MemoryProfileArgs, RunArgs
 from agentls.workspace.cache import FileCache
 from agentls.workspace.index import WorkspaceIndex
+from agentls.workspace.reader import read_regular
 from agentls.workspace.roots import WorkspaceRoots
 from agentls.workspace.watcher import Watcher
 
 logger = logging.getLogger(__name__)
+
+MAX_POSITION_FILE_BYTES = 1024 * 1024
+"""A file a finding is about that is larger than this is not read to place the diagnostic (its
+positions are used as given)."""
 
 INDEX_WAIT_SECONDS = 30.0
 """How long a run waits for the first workspace scan before building with what is known."""
@@ -83,16 +97,20 @@ class AgentService:
         """The workspace folders (realpaths); the only judge of what is inside."""
         limits = settings.limits
         self.index = WorkspaceIndex(self.roots, max_file_bytes=limits.max_file_bytes)
-        self.cache = FileCache(max_bytes=limits.cache_max_bytes)
+        self.cache = FileCache(max_bytes=limits.cache_max_bytes, folders=lambda: self.roots.folders)
         self.registry = AgentRegistry()
         self.builder = ContextBuilder(
             self.roots, self.index, self.cache, max_file_bytes=limits.max_file_bytes
         )
         self.metrics = Metrics()
+        self.loop_lag = LoopLag()
+        self.memory = MemoryProfiler()
+        """``tracemalloc`` on demand (``agentls.memory.profile``); off until asked."""
         self.history = ExecutionHistory(
             self._history_file(),
             max_entries=limits.history_max_entries,
             max_bytes=limits.history_max_bytes,
+            max_age_days=limits.history_max_age_days,
         )
         self.engine = ExecutionEngine(
             max_concurrent=limits.max_concurrent_runs,
@@ -124,6 +142,13 @@ class AgentService:
         """Set by the adapter: something contexts depend on changed (refresh code lenses)."""
         self._scan_task: asyncio.Task[None] | None = None
         self._watch_task: asyncio.Task[None] | None = None
+        self._expiry_task: asyncio.Task[None] | None = None
+        self._model_memo: dict[tuple[str | None, str | None], ModelChoice] = {}
+        self._models_for: Settings | None = None
+        """The settings ``_model_memo`` was computed for."""
+        self._listed: tuple[int, Settings, tuple[Path, ...], dict[str, Any]] | None = None
+        """The last ``agents.list`` answer and what it was built from (registry version,
+        settings, folders): a warm list is a lookup, and the LSP layer encodes it as is."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -134,13 +159,16 @@ class AgentService:
 
     async def start(self) -> None:
         """Load agents, open history, start the scan and the watcher; does not wait for the scan."""
-        self.history.open()
-        changed: set[Path] = set()
-        for folder in self.roots.folders:
-            changed |= self.registry.load_folder(folder)
-        changed |= self.registry.set_backends(
+        self.loop_lag.start()
+        await asyncio.to_thread(self.history.open)  # reads the whole file once: not on the loop
+        # the cross-file rules first, while the registry is empty: loading applies them once
+        changed = self.registry.set_backends(
             self.settings.backends.keys(), self.settings.default_backend
         )
+        changed |= self.registry.set_model_check(self._model_note)
+        for folder in self.roots.folders:
+            # Walking and reading the definitions touches the disk: a worker thread does it.
+            changed |= self.registry.apply_scan(await asyncio.to_thread(scan_folder, folder))
         self.on_problems_changed(changed | set(self.registry.files()))
         self._restore_findings()
         if self._watch and self.roots.folders:
@@ -148,6 +176,17 @@ class AgentService:
             # The watcher proves itself live only after a quiet interval; commands need not wait.
             self._watch_task = asyncio.create_task(self._start_watcher(), name="agentls-watch")
         self._scan_task = asyncio.create_task(self._scan_and_warm(), name="agentls-scan")
+        if self.settings.limits.history_max_age_days:
+            self._expiry_task = asyncio.create_task(self._expire_history(), name="agentls-expiry")
+
+    async def _expire_history(self) -> None:
+        """Drop runs past ``history_max_age_days`` every hour (``open`` did it at start)."""
+        while True:
+            await asyncio.sleep(EXPIRY_INTERVAL_SECONDS)
+            try:
+                self.history.prune_expired()
+            except Exception:  # prune_expired degrades itself; never let the timer die
+                logger.exception("could not prune the history")
 
     async def _scan_and_warm(self) -> None:
         """Index the folders, then load their files into the cache so the first run is warm.
@@ -174,7 +213,10 @@ class AgentService:
 
     async def shutdown(self) -> None:
         """Cancel runs, stop watching, close history and backends. Safe to call twice."""
+        self.loop_lag.stop()
         await self.engine.shutdown(timeout=1.0)
+        if self.memory.tracing:
+            self.memory.stop()
         if self._watch_task is not None and not self._watch_task.done():
             self._watch_task.cancel()
         if self.watcher is not None:
@@ -182,6 +224,8 @@ class AgentService:
             self.watcher = None
         if self._scan_task is not None and not self._scan_task.done():
             self._scan_task.cancel()
+        if self._expiry_task is not None:
+            self._expiry_task.cancel()
         await self.index.close()
         await self.backends.aclose()
         self.calibration.flush()
@@ -196,7 +240,7 @@ class AgentService:
         for folder in old - new:
             changed |= self.registry.remove_folder(folder)
         for folder in new - old:
-            changed |= self.registry.load_folder(folder)
+            changed |= self.registry.apply_scan(await asyncio.to_thread(scan_folder, folder))
         changed |= self.registry.set_backends(
             self.settings.backends.keys(), self.settings.default_backend
         )
@@ -208,6 +252,7 @@ class AgentService:
     def update_settings(self, settings: Settings) -> None:
         """New configuration: backends and trust apply to the next run; limits at restart."""
         self.settings = settings
+        # the registry's model check reads self.settings, so this refresh applies [models] too
         changed = self.registry.set_backends(settings.backends.keys(), settings.default_backend)
         self.on_problems_changed(changed)
         self._context_changed()
@@ -221,10 +266,14 @@ class AgentService:
         self._context_changed()
         problems: set[Path] = set()
         config_changed = False
+        linked: set[Path] = set()
         for path in paths:
             # A storm (a checkout of thousands of files) comes as one batch on the loop: skip
             # the paths that cannot be configuration or agents before any path arithmetic.
-            if path.name != WORKSPACE_CONFIG_NAME and _DEFINITION_ROOTS.isdisjoint(path.parts):
+            if path.name != WORKSPACE_CONFIG_NAME and LOCATION_ROOTS.isdisjoint(path.parts):
+                # a folder that a definition location links to holds definitions too
+                if path.suffix in ("", ".md") and self.registry.follows(path):
+                    linked.add(path)
                 continue
             folder = self.roots.folder_of(path)
             if folder is None:
@@ -232,9 +281,12 @@ class AgentService:
             rel = path.relative_to(folder).as_posix()
             if rel == WORKSPACE_CONFIG_NAME:
                 config_changed = True
-            elif _may_hold_definitions(rel) and not self.is_open_in_editor(path):
+            elif may_hold_definitions(rel) and not self.is_open_in_editor(path):
                 # a moved or deleted folder is reported once; update() rescans for it
                 problems |= self.registry.update(path, None)
+        if linked:
+            # one rescan per folder for the whole batch, however many files the storm touched
+            problems |= self.registry.rescan_following(linked)
         if problems:
             self.on_problems_changed(problems)
         if config_changed:
@@ -251,22 +303,86 @@ class AgentService:
     # -- commands ----------------------------------------------------------------------------
 
     def list_agents(self) -> dict[str, Any]:
-        """``agentls.agents.list``."""
+        """``agentls.agents.list``: ``model`` is what a run asks for (``model_source`` says why).
+
+        The answer is built once per state of the registry, settings and folders; callers must
+        not change it.
+        """
+        cached = self._listed
+        if (
+            cached is not None
+            and cached[0] == self.registry.version
+            and cached[1] is self.settings
+            and cached[2] == self.roots.folders
+        ):
+            return cached[3]
         agents = []
+        display = self._display_function()
         for entry in self.registry.agents():
-            d = entry.to_dict(self.roots.display)
+            d = entry.to_dict(display)
             d["uri"] = entry.source.as_uri()
             d["task"] = entry.definition.task if entry.definition else ""
+            if entry.definition is not None:
+                choice = self.model_for(entry.definition)
+                d["model"] = choice.model
+                d["model_requested"] = choice.requested
+                d["model_source"] = choice.source
+            else:
+                d["model_requested"] = None
+                d["model_source"] = None
             agents.append(d)
-        return {"agents": agents}
+        answer = {"agents": agents}
+        self._listed = (self.registry.version, self.settings, self.roots.folders, answer)
+        return answer
+
+    def _display_function(self) -> Callable[[Path], str]:
+        """``roots.display`` for definition files, by string slicing (pathlib's ``relative_to``
+        costs more than the rest of a 1,000-agent list) when the paths allow it."""
+        folders = self.roots.folders
+        if len(folders) != 1 or os.sep != "/":
+            return self.roots.display
+        prefix = str(folders[0]).rstrip("/") + "/"
+
+        def display(path: Path) -> str:
+            text = str(path)
+            return text[len(prefix) :] if text.startswith(prefix) else self.roots.display(path)
+
+        return display
+
+    def model_for(self, agent: AgentDefinition) -> ModelChoice:
+        """The model ``agent`` runs on with its backend, by the ``[models]`` rules.
+
+        Memoised per (model, backend) for the current settings: a collection of 1,000 agents
+        names a handful of models, and the registry asks at every refresh.
+        """
+        settings = self.settings
+        if self._models_for is not settings:
+            self._model_memo.clear()
+            self._models_for = settings
+        key = (agent.model, agent.backend)
+        choice = self._model_memo.get(key)
+        if choice is None:
+            config = settings.backend(agent.backend)
+            choice = resolve_model(agent.model, config, settings.models)
+            self._model_memo[key] = choice
+        return choice
+
+    def _model_note(self, agent: AgentDefinition) -> str | None:
+        """The registry's hint for a model that is not sent as written."""
+        return self.model_for(agent).note
 
     async def preview(self, args: RunArgs, buffers: BufferSource) -> dict[str, Any]:
-        """``agentls.context.preview``: the exact prompt and manifest, no backend contacted."""
+        """``agentls.context.preview``: the exact prompt and manifest, no backend contacted.
+
+        The prompt comes already encoded as JSON (an ``orjson.Fragment``, encoded once per
+        assembly): a repeated preview of an unchanged workspace copies it into the answer
+        instead of decoding and encoding megabytes again. Serialize the result with orjson.
+        """
         agent = self.registry.get(args.agent)
         estimate = self._estimate(agent)
         context = await self._build(agent, args, buffers, estimate)
         return {
-            "prompt": context.prompt,
+            "prompt": orjson.Fragment(context.prompt_json),
             "manifest": _manifest(context, estimate),
             "token_estimate": estimate.to_dict(),
         }
@@ -284,7 +400,8 @@ class AgentService:
         agent = self.registry.get(args.agent)
         started = time.time()
         config = self.settings.backend(agent.backend)
-        model = agent.model or (config.model if config else None)
+        choice = self.model_for(agent)
+        model = choice.model
         estimate = self._estimate(agent)
         context = await self._build(agent, args, buffers, estimate)
         manifest = _manifest(context, estimate)
@@ -306,6 +423,7 @@ class AgentService:
             )
             return {
                 **record.to_dict(),
+                **_model_fields(choice),
                 "prompt": context.prompt,
                 "dry_run": True,
                 "token_estimate": estimate.to_dict(),
@@ -313,6 +431,7 @@ class AgentService:
         refusal = self._refusal(agent, config)
         backend = None
         if refusal is None and config is not None:
+            config = with_child_limits(config, self.settings.limits)
             try:
                 backend = self.backends.get(config)
             except BackendError as e:
@@ -332,7 +451,11 @@ class AgentService:
             self._run_finished(record)
             if observer is not None:
                 observer.finished(record)
-            return {**record.to_dict(), "token_estimate": estimate.to_dict()}
+            return {
+                **record.to_dict(),
+                **_model_fields(choice),
+                "token_estimate": estimate.to_dict(),
+            }
         limits = self.settings.limits
         finalize = None
         if agent.output == "diagnostics":
@@ -352,8 +475,8 @@ class AgentService:
                 run_id=run_id,
                 system=context.system,
                 user=context.user,
-                model=agent.model,
-                cwd=str(self.roots.folder_of(agent.source) or workspace or "."),
+                model=model,
+                cwd=self._child_cwd(agent, config),
             ),
             timeout=agent.timeout or limits.run_timeout,
             max_output_bytes=limits.max_output_bytes,
@@ -372,7 +495,7 @@ class AgentService:
         if record.status == "succeeded" and prompt_tokens:
             prompt_bytes = len(context.prompt_bytes)
             estimate = self.calibration.observe(config.name, model, prompt_bytes, prompt_tokens)
-        return {**record.to_dict(), "token_estimate": estimate.to_dict()}
+        return {**record.to_dict(), **_model_fields(choice), "token_estimate": estimate.to_dict()}
 
     # -- editor features -----------------------------------------------------------------------
 
@@ -397,7 +520,17 @@ class AgentService:
                 for name, b in self.settings.backends.items()
             },
             default_backend=self.settings.default_backend,
+            model_aliases=self._default_aliases(),
+            configs=self.settings.backends,
+            models=self.settings.models,
         )
+
+    def _default_aliases(self) -> dict[str, str]:
+        """The model aliases that apply to the default backend (``[models]`` alone without one)."""
+        default = self.settings.backend(None)
+        if default is None:
+            return dict(self.settings.models.common)
+        return backend_aliases(default, self.settings.models)
 
     def backend_config_files(self, name: str) -> list[Path]:
         """The configuration files that may define ``[backends.NAME]``, the winning layer first."""
@@ -516,6 +649,35 @@ class AgentService:
         """The current findings about one file (for diagnostics and quick fixes)."""
         return self.findings.for_path(path)
 
+    def file_text(self, path: Path) -> str | None:
+        """A workspace file's text to place diagnostics on when the editor does not have it open.
+
+        The registry's parse of a definition, else the context cache, else one read through the
+        safe reader (inside the workspace folders, not a secret file, at most
+        ``MAX_POSITION_FILE_BYTES``: it happens on the event loop). None when there is none, and
+        the diagnostics keep the positions they were given.
+        """
+        text = self.registry.text(path)
+        if text is not None:
+            return text
+        item = self.cache.get(path)
+        if item is not None:
+            return item.data.decode("utf-8", "replace")
+        got = read_regular(path, max_bytes=MAX_POSITION_FILE_BYTES, within=self.roots.folders)
+        return None if isinstance(got, str) else got.data.decode("utf-8", "replace")
+
+    def config_file_text(self, path: Path) -> str | None:
+        """The text of a configuration file ``backend_config_files`` named (go-to-definition).
+
+        Read through the safe reader like the settings were (``config._read_toml``): the user's
+        file as the user's, a workspace ``agentls.toml`` only inside its folder.
+        """
+        within = None if path == user_config_path() else self.roots.folders
+        got = read_regular(
+            path, max_bytes=MAX_CONFIG_FILE_BYTES, within=within, follow_symlink=True
+        )
+        return None if isinstance(got, str) else got.data.decode("utf-8", "replace")
+
     def _restore_findings(self) -> None:
         """Bring back each diagnostics agent's latest findings from history (a restart)."""
         found: list[tuple[str, str, list[dict[str, Any]]]] = []
@@ -547,7 +709,7 @@ class AgentService:
             "index": self.index.stats(),
             "trusted": self.settings.trusted,
             "folders": [str(f) for f in self.roots.folders],
-            "config_problems": list(self.settings.problems),
+            "config_problems": [*self.settings.problems, *map(str, self.settings.ignored)],
         }
 
     def history_list(self, args: HistoryListArgs) -> dict[str, Any]:
@@ -569,7 +731,16 @@ class AgentService:
             index=self.index.stats(),
             history=self.history.stats(),
             engine={"active": len(self.engine.active())},
+            loop=self.loop_lag.snapshot(),
         )
+
+    async def memory_profile(self, args: MemoryProfileArgs) -> dict[str, Any]:
+        """``agentls.memory.profile``: start, snapshot or stop tracing allocations."""
+        if args.action == "start":
+            return await self.memory.start()
+        if args.action == "stop":
+            return self.memory.stop()
+        return await self.memory.snapshot(args.top)
 
     def clear_cache(self) -> dict[str, Any]:
         """``agentls.cache.clear``."""
@@ -582,7 +753,7 @@ class AgentService:
         config = self.settings.backend(agent.backend)
         if config is None:
             return self.calibration.estimate(None, None)
-        return self.calibration.estimate(config.name, agent.model or config.model)
+        return self.calibration.estimate(config.name, self.model_for(agent).model)
 
     async def _build(
         self, agent: AgentDefinition, args: RunArgs, buffers: BufferSource, estimate: Estimate
@@ -611,6 +782,7 @@ class AgentService:
             max_files=agent.max_files or limits.max_files,
             max_context_tokens=agent.max_context_tokens or limits.max_context_tokens,
             bytes_per_token=estimate.bytes_per_token,
+            max_prompt_bytes=limits.max_prompt_bytes,
         )
 
     def _refusal(self, agent: AgentDefinition, config: BackendConfig | None) -> str | None:
@@ -632,6 +804,17 @@ class AgentService:
             )
         return None
 
+    def _child_cwd(self, agent: AgentDefinition, config: BackendConfig) -> str | None:
+        """The working directory of a ``command`` child: the agent's workspace folder only when
+        the workspace is trusted and the backend says ``cwd = "workspace"``; else None, a
+        neutral empty folder (the repository then reaches the child only through the prompt)."""
+        if not self.settings.trusted or config.cwd != "workspace":
+            return None
+        folder = self.roots.folder_of(agent.source) or (
+            self.roots.folders[0] if self.roots.folders else None
+        )
+        return str(folder) if folder is not None else None
+
     def _run_finished(self, record: RunRecord) -> None:
         """Every finished run passes here once: history, then metrics."""
         try:
@@ -642,19 +825,25 @@ class AgentService:
 
 
 def _manifest(context: ContextResult, estimate: Estimate) -> list[dict[str, Any]]:
-    """The manifest in protocol form; each entry says whether its token figure is calibrated."""
+    """The manifest in protocol form: the files, then the agent's definition (source ``agent``);
+    each entry says whether its token figure is calibrated."""
     entries = []
-    for m in context.manifest:
+    rows = (
+        context.manifest if context.definition is None else [*context.manifest, context.definition]
+    )
+    for m in rows:
         d = m.to_dict()
         d["calibrated"] = estimate.calibrated
         entries.append(d)
     return entries
 
 
-_DEFINITION_DIRS = (".agents", ".claude", ".claude/agents", ".github", ".github/agents")
-_DEFINITION_ROOTS = frozenset({".agents", ".claude", ".github"})
-
-
-def _may_hold_definitions(rel: str) -> bool:
-    """A definition file, or a folder whose move or deletion changes the definitions."""
-    return is_definition_path(rel) or rel in _DEFINITION_DIRS or rel.startswith(".agents/")
+def _model_fields(choice: ModelChoice) -> dict[str, Any]:
+    """What a run result says about its model besides ``model``: what the file asked, and why."""
+    fields: dict[str, Any] = {
+        "model_requested": choice.requested,
+        "model_source": choice.source,
+    }
+    if choice.note is not None:
+        fields["model_note"] = choice.note
+    return fields

@@ -94,6 +94,8 @@ async def _run(folder: Path, raw: dict[str, Any], *, as_json: bool, trust: bool)
         return 2
     finally:
         await service.shutdown()
+    if not as_json and result.get("model_note"):
+        sys.stderr.write(f"agentls: note: {result['model_note']}\n")
     if as_json:
         sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
     elif args.dry_run:

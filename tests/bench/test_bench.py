@@ -90,6 +90,18 @@ def test_quick_run_measured_correct_results(quick_report: dict[str, Any]) -> Non
         assert "1,000 x 10 KB cold: sequential / sliced x4" in names
     pack = scenarios["pack"]["info"]
     assert pack["files"] > 100 and pack["prompt_mb"] > 1
+    assert pack["lsp_answer_mb"] > pack["prompt_mb"]  # the whole prompt came through the server
+    figure("pack", "agentls warm through LSP")
+    figure("pack", "agentls warm, one file changed")
+    figure("preview", "repeated preview / bare transport")
+    figure("startup", "agentls / bare pygls")
+    profile = memory["profile"]
+    assert profile["traced_runs"] > 0
+    assert profile["second"]["top"] and profile["second"]["types"]
+    assert all({"file", "line", "size", "count"} <= set(row) for row in profile["first"]["top"])
+    # the registry scenario checked every answer (1,000 valid agents on the backend's model)
+    assert scenarios["registry"]["info"]["answer_bytes"] > 500_000
+    assert figure("registry", "warm agents.list")["runs"] >= 10
 
 
 def test_an_unknown_scenario_is_a_usage_error() -> None:

@@ -151,6 +151,7 @@ async def test_status_metrics_and_cache_clear(session: Session) -> None:
         previous = metrics["cache"]["entries"]
         await asyncio.sleep(0.2)
     assert metrics["memory"]["rss_bytes"] > 0
+    assert metrics["loop"]["beats"] >= 1 and metrics["loop"]["interval_ms"] == 100  # heartbeat on
     cache = metrics["cache"]
     assert cache["hits"] >= 1 and cache["entries"] >= 2
     assert 0 < cache["hit_rate"] <= 1

@@ -21,6 +21,8 @@ Each mode behaves like one kind of agent program, good or bad::
     agent_commands.py orphan-writer PIDFILE  start a grandchild that writes to stdout forever,
                                         write its pid to PIDFILE, write "parent done", exit 0
     agent_commands.py ignore-term PIDFILE  ignore SIGTERM (only SIGKILL stops it); pid to PIDFILE
+    agent_commands.py ignore-term-family PIDFILE  the same, with a grandchild that also ignores
+                                        SIGTERM; "<pid> <grandchild pid>" to PIDFILE
 
 ``argv(mode, *args)`` builds the command line for a backend configuration.
 """
@@ -132,6 +134,25 @@ def main() -> int:
     if mode == "ignore-term":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         Path(args[0]).write_text(f"{os.getpid()}\n")
+        out.write("stubborn\n")
+        out.flush()
+        _forever()
+    if mode == "ignore-term-family":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        child = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import signal, time\n"
+                "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+                "print('ready', flush=True)\n"
+                "while True: time.sleep(0.05)",
+            ],
+            stdout=subprocess.PIPE,
+        )
+        assert child.stdout is not None
+        child.stdout.readline()  # its handler is in place
+        Path(args[0]).write_text(f"{os.getpid()} {child.pid}\n")
         out.write("stubborn\n")
         out.flush()
         _forever()

@@ -156,7 +156,12 @@ class FakeProvider:
     """A fake provider server in its own thread; use as a context manager or start()/stop()."""
 
     def __init__(
-        self, kind: ProviderKind, *, api_key: str | None = None, model: str = DEFAULT_MODEL
+        self,
+        kind: ProviderKind,
+        *,
+        api_key: str | None = None,
+        model: str = DEFAULT_MODEL,
+        strict_models: bool = False,
     ) -> None:
         """Configure; nothing listens until ``start``.
 
@@ -165,10 +170,13 @@ class FakeProvider:
             api_key: When set, requests must carry it (``Authorization: Bearer`` or ``x-api-key``)
                 or get the provider's 401.
             model: The model ``GET /v1/models`` lists and streamed answers name.
+            strict_models: When set, a request for any other model gets the 404 the real APIs
+                give (``The model `haiku` does not exist``), as an OpenAI-compatible server does.
         """
         self.kind = kind
         self.api_key = api_key
         self.model = model
+        self.strict_models = strict_models
         self.port = 0
         self._lock = threading.Condition()
         self._script: deque[Reply] = deque()
@@ -404,6 +412,9 @@ class _Exchange:
                 return 400, _error(kind, "invalid_request_error", "max_tokens: Field required")
         if body.get("stream") is not True:
             return 400, _error(kind, "invalid_request_error", "this fake only streams")
+        if self.provider.strict_models and body.get("model") != self.provider.model:
+            message = f"The model `{body.get('model')}` does not exist or you do not have access"
+            return 404, _error(kind, "not_found_error", message)
         return None
 
     # -- answers ----------------------------------------------------------------------------------

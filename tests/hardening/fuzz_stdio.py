@@ -7,7 +7,7 @@ Not part of the pytest run. From the repository root:
 Each iteration starts `agentls serve`, initializes it, then sends a valid session (status,
 agents list, a run, a preview, cancels) whose bytes have been mutated: bit flips, cut or
 duplicated ranges, random Content-Length values, junk between frames. The pass criterion is the
-one in the hardening notes: after the input ends the server either has answered every request it
+one in docs/reliability.md: after the input ends the server either has answered every request it
 could read or has exited, within 1 s of the end of input (stdin is closed), with exit code 0 or 1
 and no Python traceback on stderr other than logged ones (no crash). Failing inputs are written
 to ``--out`` for replay (``--replay FILE``).

@@ -1,4 +1,4 @@
-"""Catalogue §4.5 (D1, D2, D4, D5): the run history under kill -9, damage, no disk, two writers.
+"""Catalogue D1, D2, D4, D5: the run history under kill -9, damage, no disk, two writers.
 
 D3 (disk full, a real EFBIG) and D6 (bounds by entries and bytes) are in
 ``tests/unit/test_history.py``; ``docs/reliability.md`` lists where each row lives.

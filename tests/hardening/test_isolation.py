@@ -1,4 +1,4 @@
-"""Catalogue F1 and D5/D6 of the pygls experiment: a failing handler stays one failed request.
+"""Catalogue F1 and D5/D6 (docs/reliability.md): a failing handler stays one failed request.
 
 A command whose service call raises (with a secret in the message) is answered ``-32803`` with a
 generic message, no ``data``, no secret; a ``BaseException`` that is not an ``Exception`` is still

@@ -1,4 +1,4 @@
-"""Catalogue §4.1 (P1-P7): bad input at the stdio boundary. The server stays up, answers every
+"""Catalogue P1-P7: bad input at the stdio boundary. The server stays up, answers every
 request exactly once with the right JSON-RPC code, never shows exception text, and the session
 goes on. Each test ends by checking the global invariants and a clean shutdown (exit code 0)."""
 
@@ -25,7 +25,7 @@ def _finish(server: RawServer, **kw: Any) -> None:
     assert server.shutdown_and_exit() == 0
 
 
-def _error(server: RawServer, msg_id: Any, timeout: float = 1.0) -> dict[str, Any]:
+def _error(server: RawServer, msg_id: Any, timeout: float = 10.0) -> dict[str, Any]:
     resp = server.response(msg_id, timeout)
     assert "error" in resp, resp
     assert "data" not in resp["error"]
@@ -127,7 +127,7 @@ def test_p4_known_methods_with_invalid_params(start_server: Start, workspace: Pa
         started = time.monotonic()
         err = _error(server, server.request(method, params, omit=omit))
         assert err["code"] == -32602, (method, err)
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 10  # a hang bound
         assert method in err["message"]
     # Bad notifications are dropped without a pop-up; the session goes on.
     server.notify("textDocument/didOpen", {"textDocument": "nope"})
@@ -180,13 +180,13 @@ def test_p6_lifecycle_order(start_server: Start, workspace: Path) -> None:
     assert _error(server, second)["code"] == -32600
     _healthy(server)
     rid = server.request("shutdown", omit=True)
-    assert server.result(rid, 1.0) is None
+    assert server.result(rid, 10.0) is None
     # After shutdown: requests -32600, notifications ignored, exit 0.
     assert _error(server, server.command("agentls.status"))["code"] == -32600
     assert _error(server, server.request("shutdown", omit=True))["code"] == -32600
     server.notify("workspace/didChangeConfiguration", {"settings": {}})
     server.notify("exit", omit=True)
-    assert server.wait_exit(2.0) == 0
+    assert server.wait_exit(10.0) == 0
     assert server.problems(canaries=(CANARY,)) == []
 
 
@@ -203,7 +203,7 @@ def test_p7_ids(start_server: Start, workspace: Path) -> None:
     assert dup["code"] == -32600 and "in flight" in dup["message"]
     server.send({"jsonrpc": "2.0", "method": "$/cancelRequest", "params": {"id": "same"}})
     original = server.wait_for(
-        lambda m: m.get("id") == "same" and m.get("error", {}).get("code") == -32800, 1.0
+        lambda m: m.get("id") == "same" and m.get("error", {}).get("code") == -32800, 10.0
     )
     assert original
     assert len(server.responses_to(slow)) == 2  # the refusal of the duplicate, then the original

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import shutil
 import subprocess
 import sys
@@ -86,3 +87,91 @@ def test_help_does_not_import_pygls() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "serve" in result.stdout and "run" in result.stdout
+
+
+STARTUP_MODULES = {
+    "agentls",
+    "agentls.cli",
+    "agentls.errors",
+    "agentls.execution",
+    "agentls.execution.records",
+    "agentls.lsp",
+    "agentls.lsp.actions",
+    "agentls.lsp.agent_files",
+    "agentls.lsp.commands",
+    "agentls.lsp.documents",
+    "agentls.lsp.lifecycle",
+    "agentls.lsp.progress",
+    "agentls.lsp.protocol",
+    "agentls.lsp.server",
+    "agentls.lsp.transport",
+    "agentls.provenance",
+    "agentls.redaction",
+    "agentls.requests",
+    "agentls.serve",
+}
+"""The agentls modules loaded when ``initialize`` is answered: the LSP layer and what it needs to
+check messages. Everything else waits for ``initialized`` (see ``agentls.lsp.server``)."""
+
+NOT_AT_STARTUP = (
+    "yaml",
+    "pathspec",
+    "httpx",
+    "psutil",
+    "sqlite3",
+    "xxhash",
+    "cachetools",
+    "watchfiles",
+    "tomllib",
+)
+"""Libraries ``initialize`` does not need (YAML alone costs ~75 ms to import)."""
+
+
+def test_initialize_is_answered_before_the_service_is_imported() -> None:
+    """The modules loaded at the moment the ``initialize`` answer is written, in a fresh process.
+
+    The writer takes a snapshot of ``sys.modules`` as it writes the answer, so an import made
+    just after the answer (the client-process watch) does not count, and one made before does.
+    """
+    code = """
+import asyncio, os, sys
+import orjson
+from agentls.cli import main
+import agentls.serve, agentls.lsp.transport
+from agentls.lsp.server import create_server
+
+seen = []
+class Writer:
+    def write(self, data):
+        seen.append((orjson.loads(data), sorted(sys.modules)))
+    def close(self):
+        pass
+
+async def session():
+    ls = create_server()
+    ls.protocol.set_writer(Writer(), include_headers=False)
+    ls.lsp.receive({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                    "params": {"processId": os.getpid(), "rootUri": None, "capabilities": {}}})
+    for _ in range(500):
+        if seen:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
+    answer, modules = seen[0]
+    watching = ls._parent_watch is not None
+    await ls.aclose()
+    print(orjson.dumps({"answer": answer, "modules": modules, "watching": watching}).decode())
+
+asyncio.run(session())
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert "capabilities" in report["answer"]["result"], report["answer"]
+    assert report["watching"], "the client-process watch never started"
+    modules = set(report["modules"])
+    ours = {m for m in modules if m == "agentls" or m.startswith("agentls.")}
+    assert ours <= STARTUP_MODULES, sorted(ours - STARTUP_MODULES)
+    assert [m for m in NOT_AT_STARTUP if m in modules] == []

@@ -172,8 +172,6 @@ ERROR_CASES = [
     pytest.param("---\ntimeout: 30s\n---\n", 1, 9, "a string", id="timeout-str"),
     pytest.param("---\noutput: html\n---\n", 1, 8, "markdown, diagnostics, text", id="output"),
     pytest.param("---\noutput: 1\n---\n", 1, 8, "not one of", id="output-type"),
-    pytest.param("---\ntools: 7\n---\n", 1, 7, "tools must be a list", id="tools-type"),
-    pytest.param("---\ntools: [Read, 3]\n---\n", 1, 14, "each tools entry", id="tools-item"),
     pytest.param("---\nname: a\nname: b\n---\n", 2, 0, "duplicate key 'name'", id="dup-key"),
     pytest.param("---\n[a]: 1\n---\n", 1, 0, "plain names", id="key-not-string"),
     pytest.param("---\n1: one\n---\n", 1, 0, "plain names", id="key-number"),
@@ -285,10 +283,17 @@ def test_a_broken_file_still_yields_its_name_for_the_registry() -> None:
         (".agents/.md", False),
         (".agents", False),
         (".claude/agents/reviewer.md", True),
-        (".claude/agents/sub/reviewer.md", False),
+        (".claude/agents/sub/reviewer.md", True),
+        (".claude/agents/.hidden/reviewer.md", False),
+        (".claude/agents/README.md", False),
+        (".claude/agents/sub/CLAUDE.md", False),
+        (".agents/AGENTS.md", False),
+        (".github/prompts/fix.prompt.md", True),
+        (".github/prompts/fix.md", False),
+        (".github/prompts/x/fix.prompt.md", False),
         (".claude/reviewer.md", False),
         (".github/agents/reviewer.agent.md", True),
-        (".github/agents/reviewer.md", False),
+        (".github/agents/reviewer.md", True),
         (".github/agents/.agent.md", False),
         (".github/agents/x/reviewer.agent.md", False),
         ("docs/.agents/reviewer.md", False),
@@ -299,15 +304,16 @@ def test_a_broken_file_still_yields_its_name_for_the_registry() -> None:
         (".agents\\x.md", False),
     ],
 )
-def test_definition_paths_follow_the_three_globs(rel: str, expected: bool) -> None:
+def test_definition_paths_follow_the_globs(rel: str, expected: bool) -> None:
     assert is_definition_path(rel) is expected
 
 
-def test_the_globs_are_the_documented_three() -> None:
+def test_the_globs_are_the_documented_four() -> None:
     assert DEFINITION_GLOBS == (
         ".agents/**/*.md",
-        ".claude/agents/*.md",
-        ".github/agents/*.agent.md",
+        ".claude/agents/**/*.md",
+        ".github/agents/*.md",
+        ".github/prompts/*.prompt.md",
     )
 
 
@@ -330,8 +336,10 @@ FRONT_MATTER_CHARS = st.sampled_from([*"abc:-[]{}!&*|>'\"#,?% \t\n\r", "\u2028",
     )
 )
 def test_parsing_never_raises_and_positions_stay_inside_the_file(text: str) -> None:
-    definition, problems = parse_agent(text, SOURCE)
-    assert (definition is None) == any(p.severity == "error" for p in problems)
+    result = parse_definition(text, SOURCE)
+    definition, problems = result.definition, result.problems
+    refused = any(p.severity == "error" for p in problems) or result.not_agent is not None
+    assert (definition is None) == refused
     line_count = text.count("\n") + text.count("\r") + 1
     for problem in problems:
         assert 0 <= problem.line <= line_count

@@ -151,8 +151,9 @@ def test_claude_code_keys(registry: tuple[AgentRegistry, Path]) -> None:
         "skills": ["api-conventions"],
     }
     hints = {p.line: p.message for p in reg.problems(root / ".claude/agents/debugger.md")}
-    assert "sends model 'sonnet' to the backend as is" in hints[4]
-    assert set(hints) == {4, 5, 6, 7}
+    assert debugger.tool_groups == ("read", "edit", "execute", "agent")
+    # the model is mapped by the configuration, not by the file (test_agents_models.py)
+    assert set(hints) == {5, 6, 7}
 
 
 def test_copilot_keys(registry: tuple[AgentRegistry, Path]) -> None:
@@ -163,8 +164,9 @@ def test_copilot_keys(registry: tuple[AgentRegistry, Path]) -> None:
     assert architect.model == "Claude Sonnet 4.5"
     assert architect.extra["handoffs"][0]["agent"] == "implementation"
     assert architect.body.startswith("# API Architect mode instructions")
+    assert architect.tool_groups == ("search", "edit", "web")
     hinted = {p.line for p in reg.problems(architect.source)}
-    assert hinted == {4, 5, 6, 7}  # model, argument-hint, target, handoffs
+    assert hinted == {5, 6, 7}  # argument-hint, target, handoffs
 
     planner = reg.get("planner")  # no name: the stem without ".agent"
     assert planner.model == "GPT-5 (copilot)"

@@ -37,31 +37,41 @@ def names(reg: AgentRegistry) -> list[str]:
     return [e.name for e in reg.agents()]
 
 
-def test_files_are_found_only_in_the_three_locations(folder: Path) -> None:
+def test_files_are_found_only_in_the_four_locations(folder: Path) -> None:
     write(folder, ".agents/reviewer.md", GOOD.format(name="reviewer"))
     write(folder, ".agents/team/planner.md", GOOD.format(name="planner"))
     write(folder, ".claude/agents/tester.md", GOOD.format(name="tester"))
+    write(folder, ".claude/agents/nested/deep.md", GOOD.format(name="deep"))
     write(folder, ".github/agents/docs.agent.md", GOOD.format(name="docs"))
+    write(folder, ".github/agents/plain.md", GOOD.format(name="plain"))
+    write(folder, ".github/prompts/fix.prompt.md", "---\ndescription: Fix\n---\nFix it.\n")
     # none of these are definitions
     write(folder, ".agents/notes.txt", "x")
     write(folder, ".agents/.draft.md", GOOD.format(name="draft"))
     write(folder, ".agents/.hidden/secret.md", GOOD.format(name="secret"))
-    write(folder, ".claude/agents/nested/deep.md", GOOD.format(name="deep"))
+    write(folder, ".claude/agents/.cache/hidden.md", GOOD.format(name="hidden"))
+    write(folder, ".claude/agents/README.md", GOOD.format(name="readme-in-agents"))
+    write(folder, ".claude/agents/tools/CLAUDE.md", GOOD.format(name="claude-md"))
+    write(folder, ".agents/AGENTS.md", GOOD.format(name="agents-md"))
     write(folder, ".claude/other.md", GOOD.format(name="other"))
-    write(folder, ".github/agents/plain.md", GOOD.format(name="plain"))
+    write(folder, ".github/agents/deeper/nested.agent.md", GOOD.format(name="nested"))
+    write(folder, ".github/prompts/plain.md", GOOD.format(name="plain-prompt"))
     write(folder, "docs/.agents/elsewhere.md", GOOD.format(name="elsewhere"))
     write(folder, "README.md", GOOD.format(name="readme"))
 
     reg = AgentRegistry()
     changed = reg.load_folder(folder)
     assert changed == set()  # nothing has problems
-    assert names(reg) == ["docs", "planner", "reviewer", "tester"]
+    assert names(reg) == ["deep", "docs", "fix", "plain", "planner", "reviewer", "tester"]
     assert reg.files() == sorted(
         [
             folder / ".agents/reviewer.md",
             folder / ".agents/team/planner.md",
             folder / ".claude/agents/tester.md",
+            folder / ".claude/agents/nested/deep.md",
             folder / ".github/agents/docs.agent.md",
+            folder / ".github/agents/plain.md",
+            folder / ".github/prompts/fix.prompt.md",
         ],
         key=str,
     )
@@ -96,7 +106,7 @@ def test_a_broken_file_next_to_good_ones(folder: Path) -> None:
 
 def test_duplicate_names_invalidate_the_lexically_later_file(folder: Path) -> None:
     first = write(folder, ".agents/a.md", GOOD.format(name="helper"))
-    second = write(folder, ".claude/agents/b.md", "---\ndescription: d\nname: helper\n---\nB\n")
+    second = write(folder, ".agents/b.md", "---\ndescription: d\nname: helper\n---\nB\n")
     reg = AgentRegistry()
     assert reg.load_folder(folder) == {second}
     (problem,) = reg.problems(second)
@@ -322,15 +332,23 @@ def test_symlinks_out_of_the_folder_are_skipped_and_aliases_count_once(
     (folder / ".claude/agents").mkdir(parents=True)
     (folder / ".agents/shared.md").symlink_to(shared)
     (folder / ".claude/agents/shared.md").symlink_to(shared)
-    # a symlinked definition directory is not followed
+    # a symlinked definition directory that points out of the folder is not followed
     write(tmp_path, "linked/.agents/far.md", GOOD.format(name="far"))
     (folder / ".github").mkdir()
     (folder / ".github/agents").symlink_to(tmp_path / "linked/.agents")
 
     reg = AgentRegistry()
-    assert reg.load_folder(folder) == set()
+    leak = folder / ".agents/leak.md"
+    assert reg.load_folder(folder) == {leak}
     assert names(reg) == ["shared"]
-    assert reg.files() == [folder / ".agents/shared.md"]
+    assert reg.files() == [leak, folder / ".agents/shared.md"]
+    # the file link gets information naming it; the folder link is listed for doctor
+    (info,) = reg.problems(leak)
+    assert info.severity == "information" and ".agents/leak.md" in info.message
+    assert "points outside the workspace folder" in info.message
+    skipped = [(f, link.path, link.is_dir) for f, link in reg.skipped_links()]
+    assert (folder, folder / ".agents/leak.md", False) in skipped
+    assert (folder, folder / ".github/agents", True) in skipped
     # an editor event on the second path to the same file is not a second agent
     alias = folder / ".claude/agents/shared.md"
     assert reg.update(alias, None) == set()
@@ -376,6 +394,10 @@ def test_entries_serialise_for_the_agent_list(folder: Path) -> None:
         "description": "Reviews",
         "backend": "local",
         "model": "m",
+        "tools": [],
+        "tool_groups": [],
+        "inputs": [],
+        "format": "agentls",
         "source": ".agents/r.md",
         "valid": True,
         "problems": ["line 6: hint: unknown key 'colour'; agentls keeps it but does not use it"],

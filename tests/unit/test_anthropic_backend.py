@@ -269,7 +269,7 @@ FAULTS = [
         1,
         id="no-message-stop",
     ),
-    pytest.param([stall(1)], "stream stalled: no data for 0.3 s", 1, id="stall"),
+    pytest.param([stall(1)], "stream stalled: no data for 1 s", 1, id="stall"),
     pytest.param(
         [raw(b'event: content_block_delta\ndata: {"type": "content_block_delta"\n\n')],
         "malformed stream: an event is not valid JSON",
@@ -290,7 +290,7 @@ FAULTS = [
 async def test_fault_ends_in_clear_error(
     fake: FakeProvider, replies: list[Reply], expected: str, attempts: int
 ) -> None:
-    backend = AnthropicBackend(config_for(fake, read_timeout=0.3), options=FAST)
+    backend = AnthropicBackend(config_for(fake, read_timeout=1.0), options=FAST)
     fake.script(*replies)
     start = time.monotonic()
     try:
@@ -298,7 +298,7 @@ async def test_fault_ends_in_clear_error(
     finally:
         await backend.aclose()
     assert expected.replace("{port}", str(fake.port)) in message
-    assert time.monotonic() - start < 2.5
+    assert time.monotonic() - start < 10  # a hang bound: the stalls last 30 s
     assert len(fake.requests) == attempts
 
 
@@ -359,9 +359,7 @@ async def test_cancel_mid_stream_closes_the_connection(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    start = time.monotonic()
-    assert await asyncio.to_thread(fake.wait_disconnect, 1.0)
-    assert time.monotonic() - start < 1.0
+    assert await asyncio.to_thread(fake.wait_disconnect, 10.0)  # the stall lasts 30 s
 
 
 async def test_cancel_before_the_first_text_closes_the_connection(
@@ -375,7 +373,7 @@ async def test_cancel_before_the_first_text_closes_the_connection(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert await asyncio.to_thread(fake.wait_disconnect, 1.0)
+    assert await asyncio.to_thread(fake.wait_disconnect, 10.0)
 
 
 async def test_canary_key_appears_in_no_error_and_no_log(

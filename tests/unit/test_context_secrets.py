@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from tests.unit.test_context_builder import Buffers, agent, build, make, write
 
+from agentls.agents.definition import AgentDefinition
 from agentls.context.builder import ContextRequest, Selection
 from agentls.context.secrets import SecretScanner, redact, scan
 
@@ -197,3 +198,27 @@ async def test_selection_buffers_and_truncated_files_are_redacted(tmp_path: Path
     assert cut.status == "truncated"
     assert cut.secrets == ((1, "gitlab_token"),)  # the AWS key was cut off, not listed
     assert "[REDACTED:github_token]" in result.system
+
+
+async def test_the_agent_body_is_redacted_before_variables_and_listed(tmp_path: Path) -> None:
+    """A definition is a file of the repository: its body is scanned like any attached file."""
+    root = Path(os.path.realpath(tmp_path)) / "ws"
+    write(root, "src/a.py", "x = 1\n")
+    builder, _cache = make(root)
+    body = f"You deploy with {AWS}.\nAuth: {JWT}\nTask: {{{{task}}}}\n"
+    a = AgentDefinition(
+        name="deployer", source=root / ".agents" / "deployer.md", body=body, body_line=4
+    )
+    # The task is the user's own text and is put in as typed, after the body was redacted.
+    result = await build(builder, a, ContextRequest(task="use token AKIA-not-a-key"))
+    assert AWS not in result.system and JWT not in result.system
+    assert result.system.startswith("You deploy with [REDACTED:aws_access_key].\n")
+    assert "Auth: [REDACTED:jwt]\nTask: use token AKIA-not-a-key" in result.system
+    entry = result.definition
+    assert entry is not None
+    assert (entry.path, entry.source, entry.status) == (".agents/deployer.md", "agent", "included")
+    assert entry.secrets == ((5, "aws_access_key"), (6, "jwt"))  # lines in the file
+    assert entry.bytes == len(result.system.rstrip().encode()) and entry.size == len(body)
+    assert all(m.source != "agent" for m in result.manifest)  # files only
+    clean = await build(builder, agent(), ContextRequest(task="t"))
+    assert clean.definition is not None and clean.definition.secrets == ()

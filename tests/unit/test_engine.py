@@ -166,11 +166,11 @@ async def test_timeout_keeps_partial_output_and_kills_the_process(tmp_path: Path
     pidfile = tmp_path / "pids"
     engine = ExecutionEngine(max_concurrent=1, max_queued=1)
     started = time.monotonic()
-    record = await engine.submit(job(command("family", str(pidfile)), timeout=0.6)).wait()
+    record = await engine.submit(job(command("family", str(pidfile)), timeout=3)).wait()
     assert record.status == "timed_out"
-    assert record.error == "timed out after 0.6 s"
+    assert record.error == "timed out after 3 s"
     assert record.output.startswith("ready\ntick 0\n")
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 15  # a hang bound: the family runs forever
     pids = await wait_for_pids(pidfile)
     assert all(is_gone(p) for p in pids)
 
@@ -182,7 +182,7 @@ async def test_output_over_the_cap_fails_and_keeps_exactly_the_cap() -> None:
     assert record.status == "failed"
     assert record.error == "output exceeded the limit of 300000 bytes; the rest was discarded"
     assert record.output == "x" * 300_000
-    assert time.monotonic() - started < 3.0
+    assert time.monotonic() - started < 30  # a hang bound: the flood never ends by itself
 
 
 async def test_output_cap_never_splits_a_character() -> None:
@@ -191,6 +191,22 @@ async def test_output_cap_never_splits_a_character() -> None:
     record = await engine.submit(job(backend, max_output_bytes=6)).wait()
     assert record.status == "failed"
     assert record.output == "aéé"  # 5 bytes: the next "é" would need 7
+
+
+async def test_empty_chunks_take_no_seq_number() -> None:
+    """Observers get ``seq`` 0, 1, 2... with no gap and no empty piece, whatever the backend yields
+    (an empty delta: a provider's keep-alive, a role-only chunk)."""
+    log: list[tuple[str, Any]] = []
+    engine = ExecutionEngine(max_concurrent=1, max_queued=1)
+    backend = ScriptedBackend(
+        [TextDelta(""), TextDelta("a"), TextDelta(""), TextDelta(""), TextDelta("b"), TextDelta("")]
+    )
+    handle = engine.submit(job(backend), Recorder(log))
+    record = await handle.wait()
+    assert record.status == "succeeded" and record.output == "ab"
+    outputs = [e[1] for e in log if e[0] == "output"]
+    assert [(seq, text) for _, seq, text in outputs] == [(0, "a"), (1, "b")]
+    assert handle.output_chars == 2
 
 
 async def test_usage_reports_are_merged() -> None:
@@ -273,14 +289,14 @@ async def test_cancel_a_queued_run_it_never_starts() -> None:
     await asyncio.sleep(0.3)
     assert engine.get(queued.id) is queued and queued.status == "queued"
     assert engine.cancel(queued.id) is True
-    record = await queued.wait()
+    record = await asyncio.wait_for(queued.wait(), 10)  # a hang bound, not a timing
     assert record.status == "cancelled" and record.output == "" and record.duration_ms == 0
     assert ("started", queued.id) not in recorder.log
     assert engine.cancel(queued.id) is False  # already finished
     assert engine.cancel("no-such-run") is False
     assert first.status == "running"
     assert engine.cancel(first.id)
-    first_record = await first.wait()
+    first_record = await asyncio.wait_for(first.wait(), 10)
     assert first_record.status == "cancelled" and first_record.output == "partial\n"
     assert [r.id for r in finished] == [queued.id, first.id]
 
@@ -296,6 +312,47 @@ async def test_cancel_right_after_submit() -> None:
     assert engine.active() == []
 
 
+class SlowCleanup:
+    """A backend whose cleanup takes a while (closing a stream, waiting for a process to exit)."""
+
+    name = "slow-cleanup"
+
+    def __init__(self) -> None:
+        self.cleanup_started = asyncio.Event()
+        self.release = asyncio.Event()
+        self.cleaned = False
+
+    async def stream(self, request: BackendRequest) -> AsyncIterator[BackendEvent]:
+        try:
+            yield TextDelta("partial")
+            await asyncio.Event().wait()  # until cancelled
+        finally:
+            self.cleanup_started.set()
+            await self.release.wait()
+            self.cleaned = True
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_a_second_cancel_does_not_interrupt_the_backends_cleanup() -> None:
+    engine = ExecutionEngine(max_concurrent=1, max_queued=1)
+    backend = SlowCleanup()
+    handle = engine.submit(job(backend))
+    for _ in range(1000):
+        if handle.output_chars:
+            break
+        await asyncio.sleep(0)
+    assert engine.cancel(handle.id)
+    await asyncio.wait_for(backend.cleanup_started.wait(), 10)
+    assert engine.cancel(handle.id)  # an impatient user clicks again while the run stops
+    await asyncio.sleep(0)
+    backend.release.set()
+    record = await asyncio.wait_for(handle.wait(), 10)
+    assert record.status == "cancelled" and record.output == "partial"
+    assert backend.cleaned, "the second cancel interrupted the backend's cleanup"
+
+
 async def test_cancel_a_running_run_kills_its_process_group(tmp_path: Path) -> None:
     pidfile = tmp_path / "pids"
     engine = ExecutionEngine(max_concurrent=1, max_queued=1)
@@ -308,7 +365,7 @@ async def test_cancel_a_running_run_kills_its_process_group(tmp_path: Path) -> N
     record = await handle.wait()
     assert record.status == "cancelled" and record.output.startswith("ready\n")
     while not all(is_gone(p) for p in pids):
-        assert time.monotonic() - cancelled_at < 1.0, "process group survived cancellation"
+        assert time.monotonic() - cancelled_at < 10, "process group survived cancellation"
         await asyncio.sleep(0.02)
 
 
@@ -324,8 +381,10 @@ async def test_cancelling_a_waiter_does_not_cancel_the_run() -> None:
 
 async def test_queue_time_does_not_count_toward_the_timeout() -> None:
     engine = ExecutionEngine(max_concurrent=1, max_queued=2)
-    first = engine.submit(job(command("chunks", "4", "0.1")))
-    second = engine.submit(job(command("chunks", "2", "0.1"), timeout=0.9))
+    # The first run takes 4 s; the second's own 3.5 s is ample for a one-chunk child, so it
+    # times out only if its time in the queue is counted.
+    first = engine.submit(job(command("chunks", "16", "0.25")))
+    second = engine.submit(job(command("chunks", "1", "0"), timeout=3.5))
     assert (await first.wait()).status == "succeeded"
     assert (await second.wait()).status == "succeeded"
 
@@ -337,9 +396,10 @@ async def test_shutdown_cancels_everything_and_refuses_new_runs(tmp_path: Path) 
     queued = engine.submit(job(command("hang")))
     pids = [pid for p in pidfiles for pid in await wait_for_pids(p)]
     started = time.monotonic()
-    await engine.shutdown(timeout=2.0)
-    assert time.monotonic() - started < 1.5
-    assert [(await h.wait()).status for h in [*running, queued]] == ["cancelled"] * 3
+    await engine.shutdown(timeout=20.0)
+    assert time.monotonic() - started < 15  # ended by the kill, not by the wait's bound
+    records = [await asyncio.wait_for(h.wait(), 10) for h in [*running, queued]]  # hang bound
+    assert [r.status for r in records] == ["cancelled"] * 3
     assert all(is_gone(p) for p in pids)
     with pytest.raises(AgentlsError, match="shutting down"):
         engine.submit(job(command("hang")))
@@ -380,3 +440,64 @@ def test_failed_record_for_runs_refused_before_starting() -> None:
     assert record.status == "failed" and record.error == "backend 'x' is not trusted"
     assert (record.started_at, record.duration_ms, record.output) == (5.0, 0.0, "")
     assert record.manifest == [{"path": "a"}] and record.workspace == "/ws"
+
+
+async def test_secrets_in_the_output_are_redacted_and_counted_in_the_record() -> None:
+    """A key the model repeats (split over chunks, as providers stream) never reaches history."""
+    key = "AIza" + "SyD4v7Qx2Lm9Pk3Rt8Wn5Hb1Jc6Fg0Ze4Ua"
+    url = "postgres://app:" + "s3cr3t-Pa55" + "@db/app"
+    pieces = ["I found ", key[:10], key[10:] + "\n", f"and {url[:20]}", url[20:] + " ok"]
+    log: list[tuple[str, Any]] = []
+    stored: list[RunRecord] = []
+    engine = ExecutionEngine(max_concurrent=1, max_queued=1, on_finished=stored.append)
+    backend = ScriptedBackend([TextDelta(p) for p in pieces])
+    record = await engine.submit(job(backend), Recorder(log)).wait()
+    assert record.status == "succeeded"
+    assert key not in record.output and "s3cr3t-Pa55" not in record.output
+    assert record.output == (
+        "I found [REDACTED:google_api_key]\nand postgres://app:[REDACTED:url_password]@db/app ok"
+    )
+    assert record.output_secrets == [
+        {"line": 1, "kind": "google_api_key"},
+        {"line": 2, "kind": "url_password"},
+    ]
+    assert stored == [record] and record.to_dict()["output_secrets"] == record.output_secrets
+    # The editor saw the pieces as they came (it is the user's own screen).
+    assert "".join(e[1][2] for e in log if e[0] == "output") == "".join(pieces)
+
+
+async def test_clean_output_is_stored_as_it_came() -> None:
+    engine = ExecutionEngine(max_concurrent=1, max_queued=1)
+    text = "token = tokenizer.next_token()\nsee https://example.com/a@b\n"
+    record = await engine.submit(job(ScriptedBackend([TextDelta(text)]))).wait()
+    assert record.output == text and record.output_secrets == []
+
+
+async def test_a_long_output_is_scanned_off_the_loop_and_still_redacted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past INLINE_SCAN_CHARS the scan runs in a thread; the record is the same either way."""
+    import threading
+
+    from agentls.execution import engine as engine_module
+
+    threads: list[str] = []
+    real = engine_module.redact_text
+
+    def spy(text: str, marker: str | None = None) -> Any:
+        threads.append(threading.current_thread().name)
+        return real(text, marker)
+
+    monkeypatch.setattr(engine_module, "redact_text", spy)
+    key = "AIza" + "SyD4v7Qx2Lm9Pk3Rt8Wn5Hb1Jc6Fg0Ze4Ua"
+    filler = "word " * (engine_module.INLINE_SCAN_CHARS // 5 + 10)
+    pieces = [filler, f"\nleaked {key}\n", filler]
+    engine = ExecutionEngine(max_concurrent=1, max_queued=1)
+    handle = engine.submit(job(ScriptedBackend([TextDelta(p) for p in pieces])))
+    record = await handle.wait()
+    assert record.status == "succeeded"
+    assert key not in record.output and "leaked [REDACTED:google_api_key]" in record.output
+    assert record.output_secrets == [{"line": 2, "kind": "google_api_key"}]
+    assert len(record.output) == len("".join(pieces)) - len(key) + len("[REDACTED:google_api_key]")
+    assert engine.cancel(handle.id) is False
+    assert len(threads) == 1 and threads[0] != threading.main_thread().name

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from agentls.execution.history import ExecutionHistory, history_path
+from agentls.execution.history import CHECKPOINT_EVERY, ExecutionHistory, history_path
 from agentls.execution.records import RunRecord
 
 SERVER = Path(__file__).resolve().parents[2] / "server"
@@ -354,3 +354,133 @@ def test_stats_fields(tmp_path: Path) -> None:
     h.close()
     h.close()  # twice is fine
     assert h.get("r00001") == rec(1)  # memory stays usable after close
+
+
+def test_checkpoints_happen_off_the_loop_connection(tmp_path: Path) -> None:
+    """Inserts never checkpoint (the fsync); the checkpoint thread keeps the WAL from growing."""
+    h = opened(tmp_path / "h.sqlite")
+    conn = h._conn
+    assert conn is not None
+    assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    wal = Path(f"{tmp_path / 'h.sqlite'}-wal")
+    checkpointer = h._checkpointer
+    assert checkpointer is not None
+    writes = CHECKPOINT_EVERY * 5
+    sizes = []
+    for i in range(writes):
+        h.add(rec(i, output="x" * 2000))
+        pending = checkpointer._pending
+        if pending is not None:
+            pending.result(timeout=30)  # keep this test deterministic: one at a time
+        if i % CHECKPOINT_EVERY == CHECKPOINT_EVERY - 1:
+            sizes.append(wal.stat().st_size)
+    # Checkpointed, the WAL is reused from its start: it stops growing after the first round
+    # (without checkpoints it would hold all five rounds).
+    assert sizes[-1] < sizes[0] * 1.5, sizes
+    h.close()
+    again = opened(tmp_path / "h.sqlite")
+    assert len(again.list(limit=writes)) == writes
+    again.close()
+
+
+def test_output_secrets_persist_and_old_rows_load_without_them(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    h = opened(path)
+    redacted = RunRecord(
+        id="r-secret",
+        agent="reviewer",
+        task="t",
+        status="succeeded",
+        output="key [REDACTED:openai_key]",
+        started_at=2_000.0,
+        duration_ms=1.0,
+        output_secrets=[{"line": 1, "kind": "openai_key"}],
+    )
+    h.add(redacted)
+    h.add(rec(1))
+    h.close()
+    h = opened(path)
+    assert h.get("r-secret") == redacted
+    assert h.get("r00001") is not None and h.get("r00001").output_secrets == []  # type: ignore[union-attr]
+    old = rec(2).to_dict()
+    old.pop("output_secrets")  # a row written before the field existed
+    assert RunRecord.from_dict(old).output_secrets == []
+    h.close()
+
+
+def test_age_bound_off_by_default_keeps_old_runs(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    h = opened(path)
+    h.add(rec(1, started=1.0))  # 1970: as old as a run can be
+    assert h.prune_expired() == 0
+    h.close()
+    assert [r.id for r in opened(path).list()] == ["r00001"]
+
+
+@pytest.mark.parametrize("on_disk", [False, True], ids=["memory", "disk"])
+def test_runs_past_the_age_bound_are_dropped(tmp_path: Path, on_disk: bool) -> None:
+    now = time.time()
+    day = 86_400.0
+    h = ExecutionHistory(
+        tmp_path / "h.sqlite3" if on_disk else None,
+        max_entries=1000,
+        max_bytes=8 << 20,
+        max_age_days=7,
+    )
+    h.open()
+    for i, age_days in enumerate((30, 8, 6.9, 0)):
+        h.add(rec(i, started=now - age_days * day))
+    assert h.prune_expired(now=now) == 2
+    assert [r.id for r in h.list()] == ["r00003", "r00002"]
+    assert h.get("r00000") is None and h.get("r00001") is None
+    # a day later the 6.9-day-old run is past the bound too
+    assert h.prune_expired(now=now + day) == 1
+    assert [r.id for r in h.list()] == ["r00003"]
+    h.close()
+
+
+def test_expired_runs_are_dropped_from_the_file_when_it_is_opened(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    h = opened(path)  # written by a server with no age bound
+    now = time.time()
+    h.add(rec(1, started=now - 40 * 86_400))
+    h.add(rec(2, started=now - 60))
+    h.close()
+    again = ExecutionHistory(path, max_entries=1000, max_bytes=8 << 20, max_age_days=30)
+    again.open()
+    assert [r.id for r in again.list()] == ["r00002"]
+    again.close()
+    with sqlite3.connect(path) as conn:  # gone from the file, not only hidden
+        assert conn.execute("SELECT id FROM runs").fetchall() == [("r00002",)]
+
+
+def test_a_running_service_prunes_on_its_timer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service repeats the pruning every interval (an hour; shortened here)."""
+    import asyncio
+
+    import agentls.service
+    from agentls.config import Limits, Settings
+    from agentls.service import AgentService
+
+    monkeypatch.setattr(agentls.service, "EXPIRY_INTERVAL_SECONDS", 0.05)
+    folder = tmp_path / "ws"
+    folder.mkdir()
+    settings = Settings(limits=Limits(history_max_age_days=1), data_dir=tmp_path / "data")
+
+    async def scenario() -> list[str]:
+        service = AgentService(settings, [folder], watch=False)
+        await service.start()
+        try:
+            service.history.add(rec(1, started=time.time() - 2 * 86_400))  # after open's prune
+            service.history.add(rec(2, started=time.time()))
+            for _ in range(200):  # the timer fires every 50 ms; 10 s only catches a hang
+                if service.history.get("r00001") is None:
+                    break
+                await asyncio.sleep(0.05)
+            return [r.id for r in service.history.list()]
+        finally:
+            await service.shutdown()
+
+    assert asyncio.run(scenario()) == ["r00002"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import psutil
 import pytest
@@ -89,14 +88,15 @@ def test_sections_may_not_replace_our_own() -> None:
         Metrics().snapshot(memory={"fake": 1})
 
 
-def test_snapshot_is_cheap() -> None:
-    m = Metrics()
+def test_latency_figures_come_from_a_bounded_window() -> None:
+    # A snapshot's cost is bounded by the window, not by how many runs the server has seen.
+    m = Metrics(latency_window=100)
     for i in range(2000):
-        m.run_finished(finished("succeeded", float(i % 97), i))
-    started = time.perf_counter()
-    for _ in range(20):
-        m.snapshot()
-    assert (time.perf_counter() - started) / 20 < 0.05
+        m.run_finished(finished("succeeded", float(i), i))
+    latency = m.snapshot()["runs"]["latency_ms"]
+    assert latency["count"] == 100 and latency["window"] == 100
+    assert latency["max"] == 1999.0 and latency["p50"] >= 1900.0
+    assert m.snapshot()["runs"]["total"] == 2000
 
 
 def test_io_figures_are_totals_and_a_bounded_window() -> None:

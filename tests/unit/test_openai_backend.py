@@ -195,7 +195,7 @@ async def test_aclose_during_a_run_waits_for_it_then_closes_the_pool(
                     await backend.aclose()
     assert seen == ["a", "b", "c", "d"]
     assert fake.disconnects == 0
-    assert await asyncio.to_thread(fake.wait_idle, 1.0)
+    assert await asyncio.to_thread(fake.wait_idle, 10.0)
 
 
 # -- configuration errors -----------------------------------------------------------------------
@@ -273,7 +273,7 @@ FAULTS = [
         1,
         id="cut-short-mid-stream",
     ),
-    pytest.param([stall(1)], "stream stalled: no data for 0.3 s", 1, id="stall-mid-stream"),
+    pytest.param([stall(1)], "stream stalled: no data for 1 s", 1, id="stall-mid-stream"),
     pytest.param(
         [provider_error(1, "upstream overloaded")],
         "the provider reported an error: server_error: upstream overloaded",
@@ -326,14 +326,14 @@ async def test_fault_ends_in_clear_error(
     fake: FakeProvider, replies: list[Any], expected: str, attempts: int
 ) -> None:
     options = replace(FAST, max_response_bytes=65_536, max_event_chars=32_768)
-    backend = OpenAIBackend(config_for(fake, read_timeout=0.3), options=options)
+    backend = OpenAIBackend(config_for(fake, read_timeout=1.0), options=options)
     fake.script(*replies)
     try:
         message, took = await failure(backend)
     finally:
         await backend.aclose()
     assert expected.replace("{port}", str(fake.port)) in message
-    assert took < 2.5
+    assert took < 10  # a hang bound: the stalls last 30 s, the read timeout is 1 s
     assert len(fake.requests) == attempts
 
 
@@ -355,7 +355,7 @@ async def test_connection_refused_is_retried_then_fails() -> None:
     backend = OpenAIBackend(config, options=FAST)
     message, took = await failure(backend)
     assert message.startswith(f"connection failed: could not connect to 127.0.0.1:{port}")
-    assert took < 2.0
+    assert took < 20  # a hang bound: retries are few and short
 
 
 async def test_oversized_body_is_abandoned(fake: FakeProvider) -> None:
@@ -366,7 +366,7 @@ async def test_oversized_body_is_abandoned(fake: FakeProvider) -> None:
     finally:
         await backend.aclose()
     assert message == "response exceeded 65536 bytes"
-    assert await asyncio.to_thread(fake.wait_disconnect, 1.0)
+    assert await asyncio.to_thread(fake.wait_disconnect, 10.0)
 
 
 # -- retries before the first token; never after ------------------------------------------------
@@ -397,8 +397,8 @@ async def test_retry_after_is_honoured(fake: FakeProvider, backend: OpenAIBacken
     start = time.monotonic()
     assert texts(await run(backend)) == ["Hello", ", ", "world", "!"]
     first, second = fake.requests
-    assert 0.9 <= second.at - first.at < 1.8
-    assert time.monotonic() - start < 3
+    assert second.at - first.at >= 0.9  # waited for Retry-After (1 s) ...
+    assert time.monotonic() - start < 15  # ... and not for much longer (a hang bound)
 
 
 async def test_no_retry_once_text_was_delivered(fake: FakeProvider, backend: OpenAIBackend) -> None:
@@ -436,9 +436,9 @@ async def test_cancel_mid_stream_closes_the_connection(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert await asyncio.to_thread(fake.wait_disconnect, 1.0)
+    assert await asyncio.to_thread(fake.wait_disconnect, 10.0)  # the stall lasts 30 s
     assert seen == ["Hello", ", "]
-    assert time.monotonic() - cancelled_at < 1.0
+    assert time.monotonic() - cancelled_at < 10
 
 
 async def test_cancel_during_retry_wait_is_prompt(fake: FakeProvider) -> None:
@@ -452,7 +452,7 @@ async def test_cancel_during_retry_wait_is_prompt(fake: FakeProvider) -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert time.monotonic() - start < 0.5
+    assert time.monotonic() - start < 10  # the Retry-After wait is 30 s
     assert len(fake.requests) == 1
     await backend.aclose()
 
@@ -465,7 +465,7 @@ async def test_leaving_the_loop_early_closes_the_stream(
         async for event in events:
             assert event == TextDelta("Hello")
             break
-    assert await asyncio.to_thread(fake.wait_disconnect, 1.0)
+    assert await asyncio.to_thread(fake.wait_disconnect, 10.0)
 
 
 # -- the key never shows ------------------------------------------------------------------------

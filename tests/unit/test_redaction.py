@@ -120,3 +120,24 @@ def test_filter_scrubs_formatted_messages_and_tracebacks() -> None:
     assert "abcdefgh12345678" not in output
     assert f"calling with {REDACTED} and Bearer {REDACTED}" in output
     assert "RuntimeError: failed with key" in output  # the traceback is kept, only the key goes
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Shapes the scrubber gets from the content detectors (context/secrets.py).
+        (
+            "connect failed: postgres://app:s3cr3t-Pa55@db:5432/x",
+            f"connect failed: postgres://app:{REDACTED}@db:5432/x",
+        ),
+        ("key AIza" + "SyD4v7Qx2Lm9Pk3Rt8Wn5Hb1Jc6Fg0Ze4Ua rejected", f"key {REDACTED} rejected"),
+        ("hf token hf_" + "AbCdEfGhIjKlMnOpQrStUvWxYzAbCdEfGh bad", f"hf token {REDACTED} bad"),
+        (
+            "leaked -----BEGIN PGP PRIVATE KEY BLOCK-----\nlQOYBGJh\n"
+            "-----END PGP PRIVATE KEY BLOCK----- end",
+            f"leaked {REDACTED} end",
+        ),
+    ],
+)
+def test_the_content_detectors_also_scrub_messages(text: str, expected: str) -> None:
+    assert scrub(text) == expected

@@ -7,7 +7,14 @@ from typing import Any
 import pytest
 
 from agentls.errors import InvalidArguments
-from agentls.requests import parse_history_list, parse_run, parse_run_id, single_object
+from agentls.requests import (
+    MAX_FILES,
+    MAX_TASK_CHARS,
+    parse_history_list,
+    parse_run,
+    parse_run_id,
+    single_object,
+)
 
 
 def test_single_object() -> None:
@@ -44,9 +51,12 @@ def test_full_run_arguments() -> None:
         ({"agent": ""}, "agent"),
         ({"agent": 1}, "agent"),
         ({"agent": "a", "task": 1}, "task"),
+        ({"agent": "a", "uri": 5}, "uri"),
+        ({"agent": "a", "uri": ["file:///x.py"]}, "uri"),
         ({"agent": "a", "dry_run": 1}, "dry_run"),
         ({"agent": "a", "files": "x"}, "files"),
         ({"agent": "a", "files": [1]}, "files"),
+        ({"agent": "a", "files": [""]}, "files"),
         ({"agent": "a", "variables": {"k": 1}}, "variables"),
         ({"agent": "a", "range": {"start": {"line": 0, "character": 0}}}, "range"),
         (
@@ -85,6 +95,13 @@ def test_bad_run_arguments_name_the_field(raw: dict[str, Any], field: str) -> No
     assert info.value.message.startswith(field)
 
 
+def test_a_task_longer_than_the_limit_is_refused() -> None:
+    assert len(parse_run({"agent": "a", "task": "x" * MAX_TASK_CHARS}).task) == MAX_TASK_CHARS
+    with pytest.raises(InvalidArguments) as info:
+        parse_run({"agent": "a", "task": "x" * (MAX_TASK_CHARS + 1)})
+    assert info.value.field == "task"
+
+
 def test_preview_refuses_dry_run() -> None:
     with pytest.raises(InvalidArguments):
         parse_run({"agent": "a", "dry_run": True}, dry_run_allowed=False)
@@ -93,9 +110,28 @@ def test_preview_refuses_dry_run() -> None:
 def test_history_and_ids() -> None:
     assert parse_history_list({}).limit == 50
     assert parse_history_list({"limit": 3, "status": "failed"}).status == "failed"
-    for bad in ({"limit": 0}, {"limit": "3"}, {"limit": True}, {"status": "weird"}):
-        with pytest.raises(InvalidArguments):
+    assert parse_history_list({"agent": "reviewer"}).agent == "reviewer"
+    for bad, field in (
+        ({"limit": 0}, "limit"),
+        ({"limit": "3"}, "limit"),
+        ({"limit": True}, "limit"),
+        ({"status": "weird"}, "status"),
+        ({"status": 1}, "status"),
+        ({"agent": 5}, "agent"),
+        ({"agent": ["reviewer"]}, "agent"),
+        ({"agents": "reviewer"}, "agents"),
+    ):
+        with pytest.raises(InvalidArguments) as info:
             parse_history_list(bad)
+        assert info.value.field == field
     assert parse_run_id({"id": "abc"}) == "abc"
     with pytest.raises(InvalidArguments):
         parse_run_id({"id": 5})
+
+
+def test_files_lists_at_most_max_files_entries() -> None:
+    assert len(parse_run({"agent": "a", "files": ["x"] * MAX_FILES}).files) == MAX_FILES
+    with pytest.raises(InvalidArguments) as e:
+        parse_run({"agent": "a", "files": ["x"] * (MAX_FILES + 1)})
+    assert e.value.field == "files"
+    assert "1,000" in e.value.message

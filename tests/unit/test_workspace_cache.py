@@ -111,7 +111,46 @@ async def test_revalidation_after_external_writes_never_reads_stale(root: Path) 
             stale += 1
         kept += cache.get(path) is not None
     assert stale == 0
-    assert kept == 100  # the settled half was served from memory
+    # The settled half is kept; a fresh write is kept too once it is older than the racy window
+    # by the time it is read, which a loaded machine can make happen.
+    assert kept >= 100
+
+
+async def test_a_restored_mtime_with_a_new_size_is_not_served_stale(root: Path) -> None:
+    """``cp -p``, ``tar``, ``rsync -t`` and coarse timestamps bring back an old mtime: the size
+    must still tell the versions apart, so revalidating by ``mtime_ns`` alone is not enough."""
+    path = root / "restored.py"
+    path.write_text("old = 1\n")
+    old = time.time_ns() - 10**12  # settled: the read is trusted and kept
+    os.utime(path, ns=(old, old))
+    cache = FileCache(max_bytes=1024 * 1024)
+    first = (await cache.read_many([path], max_file_bytes=MAX_FILE))[path]
+    assert isinstance(first, CachedFile) and cache.get(path) is first
+    path.write_text("new = 'a longer content'\n")
+    os.utime(path, ns=(old, old))  # the same mtime as the cached read, another size
+    assert os.stat(path).st_mtime_ns == first.mtime_ns
+    assert cache.get(path) is None
+    got = (await cache.read_many([path], max_file_bytes=MAX_FILE))[path]
+    assert isinstance(got, CachedFile) and got.data == b"new = 'a longer content'\n"
+    assert cache.stats()["stale"] == 1
+
+
+async def test_a_same_size_edit_with_an_old_mtime_is_not_served_stale(root: Path) -> None:
+    """A checkout or ``tar -x`` writes same-size content with an old mtime: only the mtime tells
+    the versions apart, so revalidating by size alone is not enough either."""
+    path = root / "same-size.py"
+    old = time.time_ns() - 10**12
+    path.write_text("value = 1\n")
+    os.utime(path, ns=(old, old))
+    cache = FileCache(max_bytes=1024 * 1024)
+    first = (await cache.read_many([path], max_file_bytes=MAX_FILE))[path]
+    assert isinstance(first, CachedFile) and cache.get(path) is first
+    path.write_text("value = 2\n")
+    os.utime(path, ns=(old + 10**9, old + 10**9))  # still old enough to be trusted once read
+    assert os.stat(path).st_size == first.size
+    assert cache.get(path) is None
+    got = (await cache.read_many([path], max_file_bytes=MAX_FILE))[path]
+    assert isinstance(got, CachedFile) and got.data == b"value = 2\n"
 
 
 async def test_a_racy_read_is_never_served_and_a_settled_one_is(root: Path) -> None:
@@ -168,7 +207,7 @@ def test_an_entry_bigger_than_the_budget_is_not_kept(root: Path) -> None:
 
 
 async def test_resident_memory_follows_the_byte_budget(root: Path) -> None:
-    """notes/performance.md section 6: RSS within the cache budget, even for emoji text."""
+    """RSS stays within the cache budget, even for emoji text (docs/performance.md)."""
     budget = 16 * 1024 * 1024
     text = ("😀 emoji line with 中文 and é\n" * 6000).encode()  # about 200 KB per file
     paths = []
@@ -269,3 +308,34 @@ async def test_warming_loads_the_most_wanted_files_within_a_limit_and_yields(roo
     assert all(cache.get(p) is None for p in paths[300:])
     again = await cache.warm(paths[:300], max_file_bytes=MAX_FILE, max_bytes=10**9)
     assert again == 0  # already cached: nothing read
+
+
+async def test_kept_entries_are_revalidated_all_or_nothing(root: Path) -> None:
+    """``still_holds``: what the builder's reuse relies on; counts hits only when all hold."""
+    paths = []
+    for i in range(3):
+        p = root / f"k{i}.txt"
+        p.write_text(f"kept {i}\n")
+        paths.append(p)
+    settle()
+    cache = FileCache(max_bytes=3 * (ENTRY_OVERHEAD_BYTES + 16))
+    got = await cache.read_many(paths, max_file_bytes=MAX_FILE)
+    kept = [(p, v) for p, v in got.items() if isinstance(v, CachedFile)]
+    assert len(kept) == 3 and cache.stats()["hits"] == 0
+    assert cache.still_holds(kept)
+    assert cache.stats()["hits"] == 3
+    # the refresh is a real LRU touch: k0 is now the most recent, so a newcomer evicts k1
+    assert cache.still_holds(kept[:1])
+    extra = root / "extra.txt"
+    extra.write_text("extra\n")
+    settle()
+    await cache.read_many([extra], max_file_bytes=MAX_FILE)
+    assert cache.get(paths[0]) is not None and cache.get(paths[1]) is None
+    hits = cache.stats()["hits"]
+    # one changed file: no, and nothing counted for the ones checked before it
+    paths[2].write_text("kept 2 changed\n")
+    assert not cache.still_holds([kept[0], kept[2]])
+    assert cache.stats()["hits"] == hits
+    # an entry that is no longer the cache's own (cleared) is not held either
+    cache.clear()
+    assert not cache.still_holds(kept[:1])

@@ -161,3 +161,103 @@ def test_crlf_ignore_file(tmp_path: Path) -> None:
     assert rules.is_ignore_file("a/b/.gitignore")
     assert rules.is_ignore_file(".agentlsignore")
     assert not rules.is_ignore_file("src/.agentlsignore")
+
+
+@pytest.mark.parametrize(
+    "rel",
+    [
+        "infra/prod.tfvars",
+        "infra/secrets.auto.tfvars",
+        "infra/vars.tfvars.json",
+        ".terraform/providers/x/state",
+        "infra/.terraform",
+        "client_secret.json",
+        "auth/client_secret_1234-abcd.apps.googleusercontent.com.json",
+        ".config/gcloud/application_default_credentials.json",
+        ".vault-token",
+        "keys/AuthKey_ABC123.p8",
+        ".s3cfg",
+        ".boto",
+        "deploy_key",
+        "ci/deploy_key.pub",
+        "etc/ssh/ssh_host_ed25519_key",
+        "ssh_host_rsa_key",
+        "credentials",
+        "home/.config/gcloud/credentials",
+        ".config/gh/hosts.yml",
+        "gh/hosts.yml",
+        ".bash_history",
+        "home/.zsh_history",
+        ".zhistory",
+        ".python_history",
+        ".psql_history",
+        ".local/share/fish/fish_history",
+        "certs/server.pem.bak",
+        ".netrc~",
+        ".env.orig",
+        ".env.swp",
+        ".server.pem.swp",
+        ".id_rsa.swo",
+        "#.env#",
+        "id_rsa.bak~",
+        "credentials.json.old",
+        ".npmrc.backup",
+    ],
+)
+def test_more_secret_names_are_denied(rel: str) -> None:
+    assert is_secret(rel)
+
+
+@pytest.mark.parametrize(
+    "rel",
+    [
+        "infra/main.tf",
+        "infra/variables.tf",
+        "docs/terraform.md",
+        "client_secret.py",  # code about client secrets, not one
+        "src/client.json",
+        "docs/credentials.md",
+        "src/credentials_store.py",
+        "vault_token_renewal.go",
+        "p8.txt",
+        "boto_helpers.py",
+        "ssh_host_key_checking.md",
+        "gh/hosts.md",
+        "other/hosts.yml",
+        "history.md",
+        "src/history.py",
+        "bash_history_parser.py",
+        "notes.bak",
+        "main.py.orig",
+        ".main.py.swp",
+        "README.md~",
+        "#scratch.py#",
+        "config.yml.old",
+    ],
+)
+def test_more_ordinary_names_are_not_secret(rel: str) -> None:
+    assert not is_secret(rel)
+
+
+@pytest.mark.parametrize(
+    ("agentlsignore", "gitignore"), [("!*\n", ""), ("!*\n!**/*\n", ""), ("", "!*\n!private/\n")]
+)
+def test_no_repository_file_re_includes_what_git_info_exclude_leaves_out(
+    tmp_path: Path, agentlsignore: str, gitignore: str
+) -> None:
+    root = Path(os.path.realpath(tmp_path))
+    write(root, ".agentlsignore", agentlsignore)
+    write(root, ".gitignore", "*.log\n" + gitignore)
+    write(root, ".git/info/exclude", "private/\nnotes.txt\n")
+    write(root, "private/plan.md")
+    write(root, "notes.txt")
+    write(root, "app.log")
+    write(root, ".env")
+    rules = IgnoreRules.load(root)
+    assert rules.reason("private", True) == "gitignored"
+    assert rules.reason("private/plan.md", False) == "gitignored"
+    assert rules.reason("notes.txt", False) == "gitignored"
+    assert rules.reason(".env", False) == "secret"
+    assert rules.reason("src/main.py", False) is None
+    # What the repository's own .gitignore leaves out, its own "!*" may still bring back.
+    assert rules.reason("app.log", False) is None

@@ -74,7 +74,7 @@ def test_failures_are_reasons_not_exceptions(root: Path) -> None:
     (root / "not-a-dir.txt").write_text("x")
     started = time.perf_counter()
     got = read_files(paths, max_file_bytes=MAX)
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < 10  # a hang bound
     reasons = {p.name: (v if isinstance(v, str) else "ok") for p, v in got.items()}
     assert reasons == {
         "missing.txt": "missing",
@@ -116,7 +116,7 @@ def test_a_fifo_and_a_socket_do_not_block(root: Path) -> None:
     try:
         started = time.perf_counter()
         got = read_files([fifo, sock_path], max_file_bytes=MAX)
-        assert time.perf_counter() - started < 1.0
+        assert time.perf_counter() - started < 10  # a hang bound: a blocked FIFO never returns
         assert got == {fifo: "not_a_file", sock_path: "not_a_file"}
     finally:
         server.close()
@@ -193,7 +193,7 @@ async def test_bad_arguments(root: Path) -> None:
 
 
 def test_probe_tells_cold_from_warm() -> None:
-    # figures from notes/performance.md: 21 us per 10 KB file warm, 154 us cold
+    # figures measured on the 2-vCPU machine: 21 us per 10 KB file warm, 154 us cold
     assert not probe_looks_cold(PROBE_FILES, PROBE_FILES * 10_240, PROBE_FILES * 21e-6)
     assert probe_looks_cold(PROBE_FILES, PROBE_FILES * 10_240, PROBE_FILES * 154e-6)
     # agentls bench on the same machine: posix_fadvise-cold reads at 74 us per 10 KB file

@@ -66,7 +66,7 @@ async def test_a_write_after_start_is_delivered_on_the_loop(root: Path) -> None:
         started = time.monotonic()
         (root / "a.py").write_text("x = 1\n")
         await got.wait_for(lambda paths: root / "a.py" in paths)
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 10  # a hang bound; delivery takes ~0.1 s
         assert got.threads == {threading.get_ident()}  # the callback ran on the loop's thread
     finally:
         await watcher.stop()
@@ -246,13 +246,13 @@ async def test_a_failing_watch_is_restarted(root: Path, monkeypatch: pytest.Monk
 
 
 async def test_stop_is_prompt_and_idempotent(root: Path) -> None:
-    watcher = Watcher([root], lambda paths: None, debounce_ms=200, step_ms=20, timeout_ms=600)
+    watcher = Watcher([root], lambda paths: None, debounce_ms=200, step_ms=20, timeout_ms=3000)
     started = time.monotonic()
     await watcher.start()  # live after the first quiet timeout
-    assert 0.5 < time.monotonic() - started < 3.0
+    assert 2.9 < time.monotonic() - started < 30
     began = time.monotonic()
-    await watcher.stop()  # a new 600 ms wait has just begun: stop must not sit it out
-    assert time.monotonic() - began < 0.3
+    await watcher.stop()  # a new 3 s wait has just begun: stop must not sit it out
+    assert time.monotonic() - began < 2.5  # stopping takes one 20 ms step, not the 3 s wait
     await watcher.stop()
     with pytest.raises(ValueError):
         Watcher([root], lambda paths: None, step_ms=0)

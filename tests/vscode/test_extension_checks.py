@@ -20,8 +20,9 @@ from tests.vscode.vscode_toolchain import EXTENSION_DIR, npm_run
 PACKAGE = json.loads((EXTENSION_DIR / "package.json").read_text(encoding="utf-8"))
 PROPERTIES: dict[str, Any] = PACKAGE["contributes"]["configuration"]["properties"]
 
-CLIENT_ONLY_SETTINGS = {"trusted", "problems"}
-"""Settings the editor does not set: trust comes from Workspace Trust; problems are output."""
+CLIENT_ONLY_SETTINGS = {"trusted", "problems", "ignored"}
+"""Settings the editor does not set: trust comes from Workspace Trust; problems and ignored
+workspace keys are output."""
 INTERNAL_BACKEND_FIELDS = {"name", "origin"}
 """BackendConfig fields filled by the server (the table key and the layer it came from)."""
 
@@ -81,6 +82,8 @@ def test_manifest_targets_older_editors_and_lists_the_commands() -> None:
         "agentls.cancelRun",
         "agentls.showHistory",
         "agentls.showMetrics",
+        "agentls.showMemorySnapshot",
+        "agentls.stopMemoryProfiling",
         "agentls.restartServer",
     } <= commands
     # Server command ids are registered by the language client; a clash would make it throw.
@@ -94,6 +97,7 @@ def test_manifest_targets_older_editors_and_lists_the_commands() -> None:
         "agentls.history.get",
         "agentls.metrics",
         "agentls.cache.clear",
+        "agentls.memory.profile",
     }
     views = {v["id"] for v in PACKAGE["contributes"]["views"]["agentls"]}
     assert views == {"agentls.agents", "agentls.history"}

@@ -392,6 +392,13 @@ def test_the_language_server_is_the_real_agentls_process(vscode_session: VSCodeS
     ]
     assert servers, "no `python -m agentls serve` process was started by VS Code"
     assert _cmdline(servers[0])[0] == sys.executable
+    # Never in the workspace, never with the working directory on sys.path (docs/security.md).
+    live = [p for p in servers if p.is_running()]
+    assert live, "the agentls server is no longer running"
+    for server in live:
+        cwd = Path(server.cwd())
+        assert vscode_session.workspace not in (cwd, *cwd.parents), cwd
+        assert server.environ().get("PYTHONSAFEPATH") == "1"
 
 
 def test_dry_run_document_shows_the_exact_prompt(vscode_session: VSCodeSession) -> None:

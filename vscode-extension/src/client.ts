@@ -74,7 +74,12 @@ export class ServerClient implements vscode.Disposable {
   private clientDisposables: vscode.Disposable[] = [];
   private currentState: ServerState = "stopped";
   /** The server process of the current client, killed if it outlives a stop. */
-  private readonly process = new ServerProcess();
+  private readonly process: ServerProcess;
+
+  /** @param neutralDir Where the server process starts: the extension's folder, never the workspace. */
+  constructor(neutralDir: string) {
+    this.process = new ServerProcess(neutralDir);
+  }
 
   private readonly stateEmitter = new vscode.EventEmitter<ServerState>();
   private readonly runStartedEmitter = new vscode.EventEmitter<RunStartedParams>();

@@ -13,13 +13,15 @@ import type { ServerClient } from "./client";
 import type { DocumentStore } from "./documents";
 import { historyPicks } from "./historyModel";
 import { errorMessage } from "./log";
-import { renderMetrics, renderPreview, renderRun } from "./outputDocument";
+import { renderMemorySnapshot, renderMetrics, renderPreview, renderRun } from "./outputDocument";
 import {
   type AgentInfo,
   type AgentsListResult,
   Commands,
   type ContextPreviewResult,
   type HistoryListResult,
+  isProfilingNotStarted,
+  type MemorySnapshot,
   type RunArgs,
   type RunResult,
   type StatusResult,
@@ -44,6 +46,9 @@ interface Attachment {
   range?: RunArgs["range"];
   files?: string[];
 }
+
+/** Rows in each list of a memory snapshot document. */
+const MEMORY_ROWS = 50;
 
 export interface CommandDeps {
   server: ServerClient;
@@ -110,6 +115,30 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
     });
   }
 
+  /** Asks for each Copilot `${input:name}` the agent needs and `given` lacks; undefined if cancelled. */
+  async function askInputs(
+    agent: string,
+    given: Record<string, string>,
+  ): Promise<Record<string, string> | undefined> {
+    const info = (await listAgents()).find((a) => a.name === agent);
+    const values = { ...given };
+    for (const input of info?.inputs ?? []) {
+      if (values[input.name] !== undefined) {
+        continue;
+      }
+      const value = await vscode.window.showInputBox({
+        title: `Run ${agent}: ${input.name}`,
+        prompt: input.placeholder || `Value for \${input:${input.name}}`,
+        ignoreFocusOut: true,
+      });
+      if (value === undefined) {
+        return undefined;
+      }
+      values[input.name] = value;
+    }
+    return values;
+  }
+
   function editorAttachment(selectionOnly: boolean): Attachment {
     const editor = vscode.window.activeTextEditor;
     if (editor === undefined || editor.document.uri.scheme === "agentls") {
@@ -144,11 +173,15 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
     if (task === undefined) {
       return undefined;
     }
+    const variables = await askInputs(agent, options.variables ?? {});
+    if (variables === undefined) {
+      return undefined;
+    }
     const args: RunArgs = { agent, task, ...attachment };
     if (options.uri !== undefined) args.uri = options.uri;
     if (options.range !== undefined) args.range = options.range;
     if (options.files !== undefined) args.files = options.files;
-    if (options.variables !== undefined) args.variables = options.variables;
+    if (Object.keys(variables).length > 0) args.variables = variables;
     if (options.dryRun === true) args.dry_run = true;
     const result = await runs.run(args);
     historyView.refresh();
@@ -270,6 +303,36 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
         const metrics = await server.execute<Record<string, unknown>>(Commands.metrics, {});
         await documents.show(documents.newUri("metrics"), renderMetrics(metrics));
         return metrics;
+      }),
+    ),
+    vscode.commands.registerCommand(
+      "agentls.showMemorySnapshot",
+      guarded(async () => {
+        const take = (): Promise<MemorySnapshot> =>
+          server.execute<MemorySnapshot>(Commands.memoryProfile, { action: "snapshot", top: MEMORY_ROWS });
+        let snapshot: MemorySnapshot;
+        try {
+          snapshot = await take();
+        } catch (e) {
+          if (!isProfilingNotStarted(e)) {
+            throw e;
+          }
+          // The first use starts tracing; from then on each snapshot shows what changed.
+          await server.execute(Commands.memoryProfile, { action: "start" });
+          snapshot = await take();
+        }
+        await documents.show(documents.newUri("memory"), renderMemorySnapshot(snapshot));
+        return snapshot;
+      }),
+    ),
+    vscode.commands.registerCommand(
+      "agentls.stopMemoryProfiling",
+      guarded(async () => {
+        const stopped = await server.execute<{ stopped: boolean }>(Commands.memoryProfile, { action: "stop" });
+        void vscode.window.showInformationMessage(
+          stopped.stopped ? "agentls: memory profiling stopped." : "agentls: memory profiling was not running.",
+        );
+        return stopped;
       }),
     ),
     vscode.commands.registerCommand(

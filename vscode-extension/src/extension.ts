@@ -10,6 +10,7 @@ import * as vscode from "vscode";
 import { ServerClient } from "./client";
 import { registerCommands } from "./commands";
 import { DocumentStore } from "./documents";
+import { AGENT_FILES_GLOB } from "./locations";
 import { log } from "./log";
 import { onInterpreterChanged } from "./python";
 import { RunController } from "./runs";
@@ -28,7 +29,7 @@ export interface AgentlsApi {
 let activeServer: ServerClient | undefined;
 
 export async function activate(context: vscode.ExtensionContext): Promise<AgentlsApi> {
-  const server = new ServerClient();
+  const server = new ServerClient(context.extensionUri.fsPath);
   activeServer = server;
   const documents = new DocumentStore();
   const runs = new RunController(server, documents);
@@ -36,9 +37,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Agentl
   const historyView = new HistoryView(server, runs);
   const status = new RunsStatusItem(server, runs);
 
-  const agentFiles = vscode.workspace.createFileSystemWatcher(
-    "**/{.agents/**/*.md,.claude/agents/*.md,.github/agents/*.agent.md}",
-  );
+  const agentFiles = vscode.workspace.createFileSystemWatcher(AGENT_FILES_GLOB);
   context.subscriptions.push(
     log(),
     server,

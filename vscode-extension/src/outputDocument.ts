@@ -1,6 +1,6 @@
 /**
  * The Markdown documents a user reads: a run's output (streamed, then final), a context preview,
- * and the metrics. Pure: it assembles text from protocol values and never imports `vscode`.
+ * the metrics and a memory snapshot. Pure: it assembles text from protocol values and never imports `vscode`.
  *
  * Streaming: the server numbers output chunks from 0 (`agentls/output` `seq`). Chunks are kept by
  * number and only the unbroken prefix is shown, so a late or repeated chunk can never garble the
@@ -15,7 +15,7 @@ import {
   statusLabel,
   tableCell,
 } from "./format";
-import type { ContextPreviewResult, ManifestEntry, RunResult } from "./protocol";
+import type { ContextPreviewResult, ManifestEntry, MemorySite, MemorySnapshot, RunResult } from "./protocol";
 
 /** Output chunks of one run, in `seq` order. */
 export class OutputAssembler {
@@ -197,4 +197,71 @@ function formatValue(value: unknown): string {
     return JSON.stringify(value);
   }
   return String(value);
+}
+
+/** Bytes as a person reads them: `512 B`, `12.3 KB`, `4.56 MB` (decimal units, signed). */
+export function formatBytes(bytes: number): string {
+  const sign = bytes < 0 ? "-" : "";
+  const n = Math.abs(bytes);
+  if (n < 1000) {
+    return `${sign}${n} B`;
+  }
+  const [value, unit] = n < 1e6 ? [n / 1e3, "KB"] : n < 1e9 ? [n / 1e6, "MB"] : [n / 1e9, "GB"];
+  return `${sign}${value.toPrecision(3)} ${unit}`;
+}
+
+function site(row: MemorySite): string {
+  return tableCell(`${row.file}:${row.line}`);
+}
+
+function signed(n: number, text: string): string {
+  return n > 0 ? `+${text}` : text;
+}
+
+/**
+ * A memory snapshot (`agentls.memory.profile`) as Markdown: the totals, where traced memory is,
+ * what changed since the snapshot before, and the most numerous object types.
+ */
+export function renderMemorySnapshot(snapshot: MemorySnapshot): string {
+  const lines = [
+    `# agentls memory snapshot ${snapshot.snapshot}`,
+    "",
+    `**Traced now:** ${formatBytes(snapshot.traced_bytes)} · **peak:** ${formatBytes(snapshot.peak_traced_bytes)}` +
+      ` · **tracing itself:** ${formatBytes(snapshot.tracemalloc_bytes)}`,
+    "",
+    "Only memory allocated since profiling started is traced. Take another snapshot after some runs:",
+    "a site that keeps growing between snapshots is a leak.",
+    "",
+    "## Where traced memory is",
+    "",
+    "| Site | Size | Blocks |",
+    "| --- | ---: | ---: |",
+    ...snapshot.top.map((r) => `| ${site(r)} | ${formatBytes(r.size)} | ${r.count} |`),
+    "",
+    `## Changes since ${snapshot.compared_with}`,
+    "",
+  ];
+  if (snapshot.diff.length === 0) {
+    lines.push("Nothing changed.", "");
+  } else {
+    lines.push("| Site | Change | Size now | Blocks change |", "| --- | ---: | ---: | ---: |");
+    for (const r of snapshot.diff) {
+      lines.push(
+        `| ${site(r)} | ${signed(r.size_diff, formatBytes(r.size_diff))} | ${formatBytes(r.size)} | ` +
+          `${signed(r.count_diff, String(r.count_diff))} |`,
+      );
+    }
+    lines.push("");
+  }
+  lines.push(
+    "## Objects by type",
+    "",
+    "Objects the garbage collector tracks (containers and instances), most numerous first; sizes are shallow.",
+    "",
+    "| Type | Count | Size |",
+    "| --- | ---: | ---: |",
+    ...snapshot.types.map((t) => `| ${tableCell(t.type)} | ${t.count} | ${formatBytes(t.size)} |`),
+    "",
+  );
+  return lines.join("\n");
 }

@@ -17,6 +17,7 @@ export const Commands = {
   historyGet: "agentls.history.get",
   metrics: "agentls.metrics",
   cacheClear: "agentls.cache.clear",
+  memoryProfile: "agentls.memory.profile",
 } as const;
 
 /** Notifications the server sends about every run, whoever started it. */
@@ -45,7 +46,16 @@ export interface AgentInfo {
   name: string;
   description: string;
   backend: string | null;
+  /** The model a run asks for; `model_source` says where it came from. */
   model: string | null;
+  /** The `model` the file gives, as written. */
+  model_requested?: string | null;
+  model_source?: "agent" | "alias" | "backend" | null;
+  tools?: string[];
+  tool_groups?: string[];
+  /** Copilot `${input:name}` variables the agent needs; a run must pass each in `variables`. */
+  inputs?: { name: string; placeholder: string }[];
+  format?: string;
   /** Workspace-relative path of the definition file. */
   source: string;
   /** File URI of the definition file. */
@@ -68,6 +78,12 @@ export interface RunArgs {
   dry_run?: boolean;
 }
 
+/** A secret the server redacted: where it was and what kind (never its value). */
+export interface SecretFinding {
+  line: number;
+  kind: string;
+}
+
 export interface ManifestEntry {
   path: string;
   source: string;
@@ -76,6 +92,7 @@ export interface ManifestEntry {
   bytes: number;
   size: number;
   tokens: number;
+  secrets?: SecretFinding[];
 }
 
 export interface Usage {
@@ -97,6 +114,8 @@ export interface RunResult {
   model?: string | null;
   usage?: Usage | null;
   manifest: ManifestEntry[];
+  /** Secrets removed from `output` before it was recorded. */
+  output_secrets?: SecretFinding[];
   /** Dry runs only: the exact prompt a real run would send. */
   prompt?: string;
 }
@@ -155,4 +174,58 @@ export interface RunFinishedParams {
   id: string;
   agent: string;
   status: RunStatus;
+}
+
+/** `agentls.memory.profile` arguments: start tracing, take a snapshot, or stop. */
+export interface MemoryProfileArgs {
+  action: "start" | "snapshot" | "stop";
+  /** Rows in each list of a snapshot, 1 to 200 (default 20). */
+  top?: number;
+}
+
+export interface MemorySite {
+  file: string;
+  line: number;
+  /** Bytes traced at this site now. */
+  size: number;
+  /** Blocks traced at this site now. */
+  count: number;
+}
+
+export interface MemorySiteChange extends MemorySite {
+  size_diff: number;
+  count_diff: number;
+}
+
+export interface MemoryTypeCount {
+  type: string;
+  count: number;
+  /** Shallow bytes (`sys.getsizeof`) of those objects. */
+  size: number;
+}
+
+/** The result of `agentls.memory.profile {action: "snapshot"}`. */
+export interface MemorySnapshot {
+  tracing: boolean;
+  snapshot: number;
+  /** `"start"` or `"snapshot N"`: what `diff` is relative to. */
+  compared_with: string;
+  traced_bytes: number;
+  peak_traced_bytes: number;
+  tracemalloc_bytes: number;
+  top: MemorySite[];
+  diff: MemorySiteChange[];
+  types: MemoryTypeCount[];
+}
+
+/** The error code of a snapshot asked for while profiling is off (LSP RequestFailed). */
+export const PROFILING_NOT_STARTED_CODE = -32803;
+
+/** Whether a failed `agentls.memory.profile` snapshot means "not started" (so start, then retry). */
+export function isProfilingNotStarted(error: unknown): boolean {
+  if (error === null || typeof error !== "object") {
+    return false;
+  }
+  const { code, message } = error as { code?: unknown; message?: unknown };
+  return code === PROFILING_NOT_STARTED_CODE && typeof message === "string" && message.includes("not started");
 }

@@ -5,7 +5,7 @@
  */
 
 import { type ChildProcess, spawn } from "node:child_process";
-import * as vscode from "vscode";
+import { spawnParameters } from "./launch";
 import type { ServerCommand } from "./settings";
 
 /** How much of the server's stderr is kept. */
@@ -17,6 +17,9 @@ export class ServerProcess {
   private current: ChildProcess | undefined;
   private tail = "";
 
+  /** @param neutralDir The working directory of the server: never a workspace folder. */
+  constructor(private readonly neutralDir: string) {}
+
   /** The end of the current process's stderr. */
   get stderrTail(): string {
     return this.tail;
@@ -26,10 +29,8 @@ export class ServerProcess {
   spawn(cmd: ServerCommand): Promise<ChildProcess> {
     return new Promise<ChildProcess>((resolve, reject) => {
       this.tail = "";
-      const proc = spawn(cmd.command, cmd.args, {
-        cwd: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath,
-        stdio: "pipe",
-      });
+      const params = spawnParameters(cmd, this.neutralDir, process.env);
+      const proc = spawn(params.command, params.args, { cwd: params.cwd, env: params.env, stdio: "pipe" });
       this.current = proc;
       proc.stderr.on("data", (chunk: Buffer) => {
         this.tail = (this.tail + chunk.toString("utf8")).slice(-STDERR_TAIL_CHARS);

@@ -13,6 +13,7 @@
 export interface ServerSettings {
   default_backend?: string;
   backends?: Record<string, Record<string, unknown>>;
+  models?: Record<string, unknown>;
   limits?: Record<string, number>;
   data_dir?: string;
   log_level?: string;
@@ -33,6 +34,7 @@ export const RESTART_SETTINGS: readonly string[] = ["agentls.server", "agentls.d
 export const LIVE_SETTINGS: readonly string[] = [
   "agentls.default_backend",
   "agentls.backends",
+  "agentls.models",
   "agentls.limits",
   "agentls.log_level",
 ];
@@ -63,6 +65,10 @@ export function toServerSettings(read: SettingReader): ServerSettings {
     for (const [name, value] of Object.entries(backends)) {
       out.backends[name] = isRecord(value) ? { ...value } : (value as Record<string, unknown>);
     }
+  }
+  const models = read("models");
+  if (isRecord(models) && Object.keys(models).length > 0) {
+    out.models = { ...models };
   }
   const limits = read("limits");
   if (isRecord(limits)) {
@@ -102,8 +108,9 @@ export interface ServerCommand {
 
 /**
  * Chooses the server command: the `agentls.server.command` setting when set, else the interpreter
- * selected in the Python extension, else `python3 -m agentls serve` (`python` on Windows, where
- * `python3` is often the Store stub).
+ * selected in the Python extension, else `python3 -P -m agentls serve` (`python` on Windows, where
+ * `python3` is often the Store stub). `-P` keeps the working directory off `sys.path`, so a
+ * workspace's own `agentls/` folder can never replace the server (see launch.ts).
  *
  * @throws Error with a user-facing message when the setting is present but not a list of strings.
  */
@@ -112,7 +119,7 @@ export function serverCommand(
   pythonInterpreter: string | undefined,
   platform: string,
 ): ServerCommand {
-  const serve = ["-m", "agentls", "serve"];
+  const serve = ["-P", "-m", "agentls", "serve"];
   if (Array.isArray(setting) && setting.length > 0) {
     if (!setting.every((part): part is string => typeof part === "string" && part !== "")) {
       throw new Error("agentls.server.command must be a list of non-empty strings, program first.");

@@ -1,9 +1,17 @@
-// Unit tests of outputDocument.ts: streamed output assembly and the Markdown of run, preview and
-// metrics documents.
+// Unit tests of outputDocument.ts: streamed output assembly and the Markdown of run, preview,
+// metrics and memory snapshot documents.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { OutputAssembler, renderManifest, renderMetrics, renderPreview, renderRun } from "../src/outputDocument";
-import type { ManifestEntry, RunResult } from "../src/protocol";
+import {
+  OutputAssembler,
+  formatBytes,
+  renderManifest,
+  renderMemorySnapshot,
+  renderMetrics,
+  renderPreview,
+  renderRun,
+} from "../src/outputDocument";
+import { type ManifestEntry, type MemorySnapshot, type RunResult, isProfilingNotStarted } from "../src/protocol";
 
 const MANIFEST: ManifestEntry[] = [
   { path: "src/app.py", source: "selection", status: "included", reason: null, bytes: 120, size: 120, tokens: 30 },
@@ -104,4 +112,49 @@ test("metrics are laid out as tables of flattened keys", () => {
   assert.ok(md.includes("| cpu.percent | 1.235 |"));
   assert.ok(md.includes("## uptime\n\n5"));
   assert.ok(md.includes("## cache\n\n| Metric | Value |"));
+});
+
+const SNAPSHOT: MemorySnapshot = {
+  tracing: true,
+  snapshot: 2,
+  compared_with: "snapshot 1",
+  traced_bytes: 4_560_000,
+  peak_traced_bytes: 5_000_000,
+  tracemalloc_bytes: 900,
+  top: [{ file: "/srv/agentls/workspace/loader.py", line: 88, size: 4_000_000, count: 64 }],
+  diff: [
+    { file: "/srv/agentls/workspace/loader.py", line: 88, size: 4_000_000, size_diff: 3_900_000, count: 64, count_diff: 60 },
+    { file: "/srv/a|b.py", line: 3, size: 0, size_diff: -1_200, count: 0, count_diff: -2 },
+  ],
+  types: [{ type: "dict", count: 2880, size: 1_326_696 }],
+};
+
+test("a memory snapshot shows sites, their changes and types as tables", () => {
+  const md = renderMemorySnapshot(SNAPSHOT);
+  assert.ok(md.startsWith("# agentls memory snapshot 2\n"));
+  assert.ok(md.includes("**Traced now:** 4.56 MB · **peak:** 5.00 MB · **tracing itself:** 900 B"));
+  assert.ok(md.includes("| /srv/agentls/workspace/loader.py:88 | 4.00 MB | 64 |"));
+  assert.ok(md.includes("## Changes since snapshot 1"));
+  assert.ok(md.includes("| /srv/agentls/workspace/loader.py:88 | +3.90 MB | 4.00 MB | +60 |"));
+  assert.ok(md.includes("| /srv/a\\|b.py:3 | -1.20 KB | 0 B | -2 |"), md);
+  assert.ok(md.includes("| dict | 2880 | 1.33 MB |"));
+  const quiet = renderMemorySnapshot({ ...SNAPSHOT, diff: [] });
+  assert.ok(quiet.includes("Nothing changed."));
+});
+
+test("bytes are shown in decimal units with their sign", () => {
+  assert.equal(formatBytes(0), "0 B");
+  assert.equal(formatBytes(999), "999 B");
+  assert.equal(formatBytes(12_345), "12.3 KB");
+  assert.equal(formatBytes(-4_560_000), "-4.56 MB");
+  assert.equal(formatBytes(2e9), "2.00 GB");
+});
+
+test("only the server's not-started refusal starts profiling", () => {
+  const notStarted = { code: -32803, message: "memory profiling is not started: call ... first" };
+  assert.equal(isProfilingNotStarted(notStarted), true);
+  assert.equal(isProfilingNotStarted({ code: -32803, message: "agentls is still starting; try again" }), false);
+  assert.equal(isProfilingNotStarted({ code: -32602, message: "not started" }), false);
+  assert.equal(isProfilingNotStarted(new Error("not started")), false);
+  assert.equal(isProfilingNotStarted(null), false);
 });

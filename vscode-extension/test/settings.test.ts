@@ -72,12 +72,12 @@ test("the server command comes from the setting first", () => {
 test("then the Python extension's interpreter, then python3", () => {
   assert.deepEqual(serverCommand([], "/proj/.venv/bin/python", "linux"), {
     command: "/proj/.venv/bin/python",
-    args: ["-m", "agentls", "serve"],
+    args: ["-P", "-m", "agentls", "serve"],
     origin: "python-extension",
   });
   assert.deepEqual(serverCommand(undefined, undefined, "linux"), {
     command: "python3",
-    args: ["-m", "agentls", "serve"],
+    args: ["-P", "-m", "agentls", "serve"],
     origin: "default",
   });
   assert.equal(serverCommand([], undefined, "win32").command, "python");
@@ -93,7 +93,7 @@ test("a failed start names the command, the server's last words and the fix", ()
   const traceback = 'Traceback (most recent call last):\n  File "x.py", line 1\nModuleNotFoundError: No module named \'agentls\'\n\n';
   assert.equal(
     startFailureMessage(serverCommand(undefined, undefined, "linux"), traceback, "connection closed"),
-    "The agentls server could not start with `python3 -m agentls serve`: " +
+    "The agentls server could not start with `python3 -P -m agentls serve`: " +
       "ModuleNotFoundError: No module named 'agentls'. Install agentls (pip install agentls), " +
       "select its environment in the Python extension, or set agentls.server.command.",
   );

@@ -1,7 +1,8 @@
 """An agent definition: a Markdown file with YAML front matter whose body is the system prompt.
 
-This module owns the definition format: where definition files live (``DEFINITION_GLOBS``), how
-one file's text becomes a frozen ``AgentDefinition`` (``parse_agent``), and what is wrong with it.
+This module owns the definition format: how one file's text becomes a frozen ``AgentDefinition``
+(``parse_agent``), and what is wrong with it. Where definition files live is
+``agents.locations``; tool names are ``agents.tools``.
 ``Problem`` is one thing wrong with a file, positioned so the LSP layer can publish it as a
 diagnostic. Parsing never raises on bad input: it returns problems. Reading files and knowing which
 definitions exist belong to ``agents.registry``; the format for users is in ``docs/agents.md``.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import difflib
+import functools
 import math
 import re
 from collections.abc import Mapping
@@ -21,6 +23,28 @@ from typing import Any, Literal
 
 import pathspec
 import yaml
+
+from agentls.agents.locations import (
+    COPILOT_FORMATS,
+    DEFINITION_GLOBS,
+    Format,
+    default_name,
+    format_of,
+    is_definition_path,
+)
+from agentls.agents.tools import read_tools, tool_groups
+
+__all__ = [
+    "DEFINITION_GLOBS",
+    "AgentDefinition",
+    "ParseResult",
+    "Problem",
+    "Span",
+    "default_name",
+    "is_definition_path",
+    "parse_agent",
+    "parse_definition",
+]
 
 Severity = Literal["error", "warning", "information", "hint"]
 IncludeKind = Literal["selection", "active_file", "open_files"]
@@ -69,7 +93,9 @@ class AgentDefinition:
     timeout: float | None = None
     output: str = "markdown"
     tools: tuple[str, ...] = ()
-    """Accepted for compatibility with other tools' formats; agentls runs no tools itself."""
+    """The tool names as the file gives them (any shape read to names); agentls runs no tools."""
+    tool_groups: tuple[str, ...] = ()
+    """``tools`` mapped to canonical groups (``agents.tools.GROUPS``)."""
     task: str = ""
     """The default task: what a run started from a code action or code lens asks for."""
     code_action: bool = True
@@ -78,17 +104,28 @@ class AgentDefinition:
     """Unknown front-matter keys, kept and reported as hints."""
     body_line: int = 0
     """0-based line where the body starts in the file."""
+    format: Format = "agentls"
+    """Whose format the file is in (``agents.locations``): decides which variables the body uses."""
+
+    @functools.cached_property
+    def inputs(self) -> tuple[tuple[str, str], ...]:
+        """Copilot's ``${input:name}`` / ``${input:name:placeholder}`` in the body, each name once.
+
+        Computed when first asked for (a run, or the list), so loading never scans bodies.
+        """
+        if self.format not in COPILOT_FORMATS or "${input:" not in self.body:
+            return ()
+        found: dict[str, str] = {}
+        for m in COPILOT_INPUT.finditer(self.body):
+            name, placeholder = m.group(1), (m.group(2) or "").strip()
+            if not found.get(name):
+                found[name] = placeholder
+        return tuple(found.items())
 
 
-DEFINITION_GLOBS: tuple[str, ...] = (
-    ".agents/**/*.md",
-    ".claude/agents/*.md",
-    ".github/agents/*.agent.md",
-)
-"""Where definition files live, relative to a workspace folder; the last two are other tools'."""
+COPILOT_INPUT = re.compile(r"\$\{input:([A-Za-z_][\w.-]*)(?::([^}]*))?\}")
+"""Copilot's ``${input:name}`` and ``${input:name:placeholder}``."""
 
-FOREIGN_DIRS: tuple[str, ...] = (".claude/agents", ".github/agents")
-"""Folders of other tools' agent files (Claude Code, GitHub Copilot); their keys are accepted."""
 
 KNOWN_KEYS: tuple[str, ...] = (
     "name",
@@ -118,6 +155,10 @@ FOREIGN_KEYS: frozenset[str] = frozenset(
         "hooks",
         "mcpServers",
         "memory",
+        "effort",
+        "background",
+        "isolation",
+        "thinking",
         # GitHub Copilot / VS Code custom agents (.github/agents/*.agent.md)
         "argument-hint",
         "target",
@@ -129,18 +170,24 @@ FOREIGN_KEYS: frozenset[str] = frozenset(
         "user-invokable",
         "disable-model-invocation",
         "metadata",
+        "mode",
+        "agent",
+        "title",
+        "hidden",
     }
 )
 """Keys other tools define: still hints (agentls ignores them), worded not to read as typos."""
+
+SPAN_KEYS: frozenset[str] = frozenset({"name", "backend", "model"})
+"""Keys whose value spans a parse keeps for the registry's cross-file problems."""
+
+_STR_TAG = "tag:yaml.org,2002:str"
 
 INHERIT_MODEL = "inherit"
 """Claude Code's way of saying "no override"; read as no ``model`` at all."""
 
 _YAML_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 """libyaml when present: faster, and it refuses nesting deeper than 1000 instead of recursing."""
-
-_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
-"""One line with its break. Only CR, LF and CRLF end lines, as in LSP (unlike str.splitlines)."""
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
@@ -173,8 +220,8 @@ class ParseResult:
     definition can still be listed and asked for by name. ``name_known`` says whether the name
     really came from a readable front matter (or a file without one); the registry only lets such
     names collide, so a file with a YAML error never makes a good file with its stem a "duplicate".
-    ``spans`` maps each top-level key to the span of its value, for problems found later
-    (duplicate names, unknown backends).
+    ``spans`` maps the keys in ``SPAN_KEYS`` to the span of their value, for problems found later
+    (duplicate names, unknown backends, model hints).
     """
 
     name: str
@@ -182,49 +229,10 @@ class ParseResult:
     problems: tuple[Problem, ...]
     name_known: bool = True
     spans: Mapping[str, Span] = field(default_factory=dict)
-
-
-def default_name(source: Path) -> str:
-    """The name of an agent whose file sets none: the stem, without ``.agent`` for Copilot files."""
-    name = source.name
-    for suffix in (".agent.md", ".md"):
-        if name.endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)]
-    return source.stem or name
-
-
-def is_definition_path(rel_posix: str) -> bool:
-    """Whether a path relative to a workspace folder is where a definition file lives.
-
-    Matches ``DEFINITION_GLOBS`` the way shell globs do: ``*`` and ``**`` skip hidden names, which
-    also keeps editor droppings such as Emacs' ``.#reviewer.md`` lock links out of the registry.
-    """
-    parts = rel_posix.split("/")
-    if any(part in ("", ".", "..") for part in parts) or "\\" in rel_posix:
-        return False
-    name = parts[-1]
-    if name.startswith("."):
-        return False
-    if parts[0] == ".agents":
-        return (
-            len(parts) >= 2
-            and name.endswith(".md")
-            and len(name) > len(".md")
-            and not any(part.startswith(".") for part in parts[1:-1])
-        )
-    if len(parts) != 3 or parts[1] != "agents":
-        return False
-    if parts[0] == ".claude":
-        return name.endswith(".md") and len(name) > len(".md")
-    if parts[0] == ".github":
-        return name.endswith(".agent.md") and len(name) > len(".agent.md")
-    return False
-
-
-def is_foreign_format(source: Path) -> bool:
-    """Whether ``source`` is another tool's agent file (``.claude/agents``, ``.github/agents``)."""
-    parent = source.parent
-    return parent.name == "agents" and parent.parent.name in (".claude", ".github")
+    not_agent: str | None = None
+    """Why this file is not an agent at all (no front matter in ``.claude/agents``, an empty
+    file...): the registry then lists it nowhere and only shows this as information."""
+    format: Format = "agentls"
 
 
 def check_glob(pattern: str) -> str | None:
@@ -265,28 +273,107 @@ def parse_agent(text: str, source: Path) -> tuple[AgentDefinition | None, list[P
     return result.definition, list(result.problems)
 
 
-def parse_definition(text: str, source: Path) -> ParseResult:
-    """Like ``parse_agent``, plus the name and value spans the registry needs. Never raises."""
+def parse_definition(text: str, source: Path, fmt: Format | None = None) -> ParseResult:
+    """Like ``parse_agent``, plus the name and value spans the registry needs. Never raises.
+
+    ``fmt`` is the format of the location the file was found in (judged from the path when not
+    given). Only the front matter is scanned: the body is sliced off, never split into lines.
+    """
+    fmt = fmt or format_of(source)
     stem = default_name(source)
     if text.startswith("\ufeff"):
         text = text[1:]
-    lines = _LINE.findall(text)
-    if not lines or lines[0].rstrip() != "---":
-        definition = AgentDefinition(name=stem, source=source, body=text)
-        return ParseResult(stem, definition, ())
-    close = next((i for i in range(1, len(lines)) if lines[i].rstrip() == "---"), None)
+    opening = _OPENING.match(text)
+    if opening is None:
+        return _without_front_matter(text, source, stem, fmt)
+    close = _CLOSING.search(text, opening.start(1)) if opening.group(1) else None
     if close is None:
         problem = Problem(
             "the front matter that starts here has no closing '---' line",
             0,
             0,
             0,
-            len(lines[0].rstrip("\r\n")),
+            opening.start(1),
         )
-        return ParseResult(stem, None, (problem,), name_known=False)
-    front = "".join(lines[1:close])
-    body = "".join(lines[close + 1 :])
-    return _FrontMatter(source, stem, shift=1).parse(front, body, body_line=close + 1)
+        return ParseResult(stem, None, (problem,), name_known=False, format=fmt)
+    front = text[opening.end() : close.end(1)]
+    body = text[close.end() :]
+    breaks = front.count("\n") + front.count("\r") - front.count("\r\n")
+    result = _FrontMatter(source, stem, fmt, shift=1).parse(front, body, body_line=breaks + 2)
+    if fmt == "claude" and result.definition is not None and not result.definition.description:
+        return _not_agent(
+            result,
+            "not an agent: it has no `description`. Claude Code loads a file in .claude/agents "
+            "as an agent only with a name and a description",
+        )
+    return result
+
+
+_OPENING = re.compile(r"---[^\S\r\n]*(\r\n|\r|\n|\Z)")
+"""The opening line of a front matter (trailing spaces allowed), matched at the file's start."""
+
+_CLOSING = re.compile(r"(\r\n|\r|\n)---[^\S\r\n]*(\r\n|\r|\n|\Z)")
+"""A closing ``---`` line with the line break before it (only CR, LF, CRLF break lines)."""
+
+_INDENTED_OPENING = re.compile(
+    r"\A((?:[^\S\r\n]*(?:\r\n|\r|\n))*)([^\S\r\n]*)---[^\S\r\n]*(?:\r\n|\r|\n)"
+)
+"""A ``---`` line after blank lines or indentation: front matter no tool would read."""
+
+_INDENTED_CLOSING = re.compile(r"(?:\r\n|\r|\n)[^\S\r\n]*---[^\S\r\n]*(?:\r\n|\r|\n|\Z)")
+
+
+def _without_front_matter(text: str, source: Path, stem: str, fmt: Format) -> ParseResult:
+    """A file that does not start with ``---``: an agent whose whole text is the prompt, or not.
+
+    Empty files are never agents. In ``.claude/agents``, and for a plain ``*.md`` in
+    ``.github/agents``, the other tool reads only files with front matter, so neither does agentls.
+    Front matter that is indented or follows blank lines is an error: its YAML would otherwise
+    silently become part of the prompt.
+    """
+    if not text.strip():
+        result = ParseResult(stem, None, (), name_known=False, format=fmt)
+        return _not_agent(result, "not an agent: the file is empty")
+    indented = _INDENTED_OPENING.match(text)
+    if indented is not None and _INDENTED_CLOSING.search(text, indented.end() - 1):
+        lead = indented.group(1)
+        line = lead.count("\n") + lead.count("\r") - lead.count("\r\n")
+        column = len(indented.group(2))
+        where = "is indented" if column else "does not start on the first line"
+        problem = Problem(
+            f"this front matter {where}, so it is not read as front matter and its YAML would "
+            "become part of the prompt; start the file with '---' at the beginning of the line",
+            line,
+            column,
+            line,
+            column + 3,
+        )
+        return ParseResult(stem, None, (problem,), name_known=False, format=fmt)
+    plain_copilot = fmt == "copilot" and not source.name.endswith(".agent.md")
+    if fmt == "claude" or plain_copilot:
+        tool = "Claude Code" if fmt == "claude" else "GitHub Copilot"
+        result = ParseResult(stem, None, (), name_known=False, format=fmt)
+        return _not_agent(
+            result,
+            f"not an agent: it has no front matter. {tool} reads a file here as an agent only "
+            "when it starts with a '---' front matter",
+        )
+    definition = AgentDefinition(name=stem, source=source, body=text, format=fmt)
+    return ParseResult(stem, definition, (), format=fmt)
+
+
+def _not_agent(result: ParseResult, reason: str) -> ParseResult:
+    """The same file marked as no agent at all, with the reason as information at its top."""
+    problems = (Problem(reason, 0, 0, 0, 3, "information"),)
+    return ParseResult(
+        result.name,
+        None,
+        problems,
+        name_known=False,
+        spans=result.spans,
+        not_agent=reason,
+        format=result.format,
+    )
 
 
 def _kind(value: object) -> str:
@@ -310,28 +397,11 @@ def _kind(value: object) -> str:
     return type(value).__name__
 
 
-def _split_tools(value: str) -> tuple[str, ...]:
-    """Split Claude Code's ``tools: Read, Grep, Agent(a, b)`` on commas outside parentheses."""
-    items: list[str] = []
-    depth = 0
-    current: list[str] = []
-    for char in value:
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth = max(0, depth - 1)
-        if char == "," and depth == 0:
-            items.append("".join(current).strip())
-            current = []
-        else:
-            current.append(char)
-    items.append("".join(current).strip())
-    return tuple(item for item in items if item)
-
-
 def _suggestion(key: str) -> str:
     """A "did you mean" tail for a key that looks like a misspelt known key."""
     snake = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", key).replace("-", "_").lower()
+    if snake in FOREIGN_KEYS:  # never "did you mean 'model'" for Copilot's `mode`
+        return ""
     if snake in KNOWN_KEYS:
         return f"; did you mean {snake!r}?"
     close = difflib.get_close_matches(snake, KNOWN_KEYS, n=1, cutoff=0.8)
@@ -341,9 +411,10 @@ def _suggestion(key: str) -> str:
 class _FrontMatter:
     """Reads one front matter: YAML nodes (for positions) turned into checked values."""
 
-    def __init__(self, source: Path, stem: str, *, shift: int) -> None:
+    def __init__(self, source: Path, stem: str, fmt: Format, *, shift: int) -> None:
         self.source = source
         self.stem = stem
+        self.format: Format = fmt
         self.shift = shift
         """Lines before the YAML text in the file (the opening '---')."""
         self.line_starts: list[int] = [0]
@@ -353,6 +424,8 @@ class _FrontMatter:
         self.name_failed = False
         """Whether ``name`` was set but unusable; then the file's name is not really known."""
         self.loader: yaml.SafeLoader | None = None
+        self.syntax_failed = False
+        """Whether strict YAML could not read the text at all (the lenient retry may)."""
 
     def position(self, index: int) -> tuple[int, int]:
         """File line and column of a character offset in the YAML text.
@@ -377,11 +450,56 @@ class _FrontMatter:
         self.problems.append(self.span(node).problem(message))
 
     def construct(self, node: yaml.Node) -> Any:
-        """The Python value of a node (the loader caches it, so aliases stay shared)."""
+        """The Python value of a node (the loader caches it, so aliases stay shared).
+
+        A plain string scalar, most of any front matter, is its own value: taken directly, as
+        the loader's string constructor would, without its dispatch.
+        """
+        if type(node) is yaml.ScalarNode and node.tag == _STR_TAG:
+            return node.value
         assert self.loader is not None
         return self.loader.construct_object(node, deep=True)
 
     def parse(self, front: str, body: str, *, body_line: int) -> ParseResult:
+        """Parse strictly; when that fails on syntax, retry the way Claude Code reads the file.
+
+        Claude Code reads ``description: Use when: the tests fail`` although strict YAML takes the
+        second ``': '`` for a nested mapping. When strict parsing fails, plain single-line values
+        that strict YAML misreads are quoted and the text parsed again; if that works the agent is
+        valid, with a hint on each value that needed it.
+        """
+        quoted, lines = _quote_plain_values(front)
+        if not lines:
+            return self._strict(front, body, body_line=body_line)
+        # A top-level plain value with ': ' inside is always a strict YAML error, so the quoted
+        # text is tried first: one parse for such files instead of two.
+        retry = _FrontMatter(self.source, self.stem, self.format, shift=self.shift)
+        relaxed = retry._strict(quoted, body, body_line=body_line)
+        if retry.syntax_failed:
+            return self._strict(front, body, body_line=body_line)
+        hints = tuple(
+            Problem(
+                "quote this value; strict YAML reads ': ' as a mapping (Claude Code reads it as "
+                "text, and so does agentls)",
+                line + self.shift,
+                column,
+                line + self.shift,
+                end,
+                "hint",
+            )
+            for line, column, end in lines
+        )
+        problems = tuple(sorted(relaxed.problems + hints, key=lambda p: (p.line, p.column)))
+        return ParseResult(
+            relaxed.name,
+            relaxed.definition,
+            problems,
+            name_known=relaxed.name_known,
+            spans=relaxed.spans,
+            format=self.format,
+        )
+
+    def _strict(self, front: str, body: str, *, body_line: int) -> ParseResult:
         """Compose, check, build. YAML and structure errors end early; value errors accumulate."""
         self.line_starts = [0] + [m.end() for m in _LINE_BREAK.finditer(front)]
         bad = _NOT_YAML.search(front)
@@ -405,7 +523,7 @@ class _FrontMatter:
             self.loader = None
 
     def _failure(self, problem: Problem) -> ParseResult:
-        return ParseResult(self.stem, None, (problem,), name_known=False)
+        return ParseResult(self.stem, None, (problem,), name_known=False, format=self.format)
 
     def _yaml_failure(self, e: yaml.MarkedYAMLError) -> ParseResult:
         mark = e.problem_mark or e.context_mark
@@ -415,6 +533,7 @@ class _FrontMatter:
             message = f"YAML value not allowed: {what}"
         else:
             message = f"YAML syntax error: {what}"
+            self.syntax_failed = True
         if mark is None:
             return self._failure(Problem(message, 0))
         if e.context and e.context_mark is not None:
@@ -436,20 +555,24 @@ class _FrontMatter:
                 "the front matter must be a mapping of keys to values, "
                 f"not {_kind(self.construct(node))}",
             )
-            return ParseResult(self.stem, None, tuple(self.problems), name_known=False)
+            return ParseResult(
+                self.stem, None, tuple(self.problems), name_known=False, format=self.format
+            )
 
         values: dict[str, Any] = {}
-        seen: dict[str, int] = {}
+        seen: dict[str, yaml.Node] = {}
         for key_node, value_node in pairs:
             key = self.construct(key_node)
             if not isinstance(key, str):
                 self.error(key_node, f"keys must be plain names, not {_kind(key)}")
                 continue
             if key in seen:
-                self.error(key_node, f"duplicate key {key!r} (first set on line {seen[key] + 1})")
+                first = self.position(seen[key].start_mark.index)[0]
+                self.error(key_node, f"duplicate key {key!r} (first set on line {first + 1})")
                 continue
-            seen[key] = self.position(key_node.start_mark.index)[0]
-            self.spans[key] = self.span(value_node)
+            seen[key] = key_node
+            if key in SPAN_KEYS:
+                self.spans[key] = self.span(value_node)
             values[key] = self._value(key, key_node, value_node)
 
         name = values.get("name") if isinstance(values.get("name"), str) else None
@@ -458,7 +581,12 @@ class _FrontMatter:
         problems = tuple(sorted(self.problems, key=lambda p: (p.line, p.column)))
         if any(p.severity == "error" for p in problems):
             return ParseResult(
-                name or self.stem, None, problems, name_known=not self.name_failed, spans=self.spans
+                name or self.stem,
+                None,
+                problems,
+                name_known=not self.name_failed,
+                spans=self.spans,
+                format=self.format,
             )
         definition = AgentDefinition(
             name=name or self.stem,
@@ -466,9 +594,13 @@ class _FrontMatter:
             body=body,
             extra=extra,
             body_line=body_line,
+            format=self.format,
+            tool_groups=tool_groups(fields.get("tools", ())),
             **{k: v for k, v in fields.items() if k != "name"},
         )
-        return ParseResult(definition.name, definition, problems, spans=self.spans)
+        return ParseResult(
+            definition.name, definition, problems, spans=self.spans, format=self.format
+        )
 
     def _value(self, key: str, key_node: yaml.Node, node: yaml.Node) -> Any:
         """The checked value of one key: None when unset or wrong (wrong ones add an error)."""
@@ -538,14 +670,6 @@ class _FrontMatter:
         text = text.strip()
         if not text or text == INHERIT_MODEL:
             return None
-        if is_foreign_format(self.source):
-            self.problems.append(
-                self.span(node).problem(
-                    f"agentls sends model {text!r} to the backend as is; leave `model` out to use "
-                    "the backend's own model",
-                    "hint",
-                )
-            )
         return text
 
     def _string_list(
@@ -632,7 +756,54 @@ class _FrontMatter:
         return value
 
     def _check_tools(self, node: yaml.Node, value: Any) -> tuple[str, ...] | None:
-        if isinstance(value, str):
-            return _split_tools(value)
-        items, ok = self._string_list(node, value, "tools")
-        return tuple(t.strip() for _, t in items if t.strip()) if ok else None
+        """Any shape is accepted; what cannot be read is a hint, never an error."""
+        names, why = read_tools(value)
+        if why is not None:
+            self.problems.append(
+                self.span(node).problem(
+                    f"tools: {why}; agentls ignores what it cannot read (it runs no tools yet)",
+                    "hint",
+                )
+            )
+        return names
+
+
+_PLAIN_VALUE = re.compile(
+    r"([A-Za-z_][\w.-]*)([^\S\r\n]*:[^\S\r\n]+)(.*?)([^\S\r\n]*)(\r\n|\r|\n|$)"
+)
+"""A top-level ``key: value`` line (keys start at column 0)."""
+
+_NOT_PLAIN_START = tuple("\"'[{|>&*!#%")
+"""Values starting with these are quoted, flow, block, anchored, tagged or comments: left alone."""
+
+
+def _quote_plain_values(front: str) -> tuple[str, list[tuple[int, int, int]]]:
+    """The front matter with misread plain single-line values double-quoted, and where they were.
+
+    A value is quoted when it is plain (not quoted, flow, block or tagged), fits on its line
+    (the next line is not an indented continuation) and strict YAML would misread it: it holds
+    ``': '`` or ends with ``':'``, or starts with a character YAML reserves (``@``, backtick).
+    Returns the text and, per quoted value, its 0-based line and column span in the original.
+    """
+    lines = front.splitlines(keepends=True)
+    out: list[str] = []
+    where: list[tuple[int, int, int]] = []
+    for i, line in enumerate(lines):
+        m = _PLAIN_VALUE.fullmatch(line)
+        following = lines[i + 1] if i + 1 < len(lines) else ""
+        continued = following[:1] in (" ", "\t") and following.strip()
+        if m is None or continued:
+            out.append(line)
+            continue
+        value = m.group(3)
+        misread = (
+            ": " in value or ":\t" in value or value.endswith(":") or value.startswith(("@", "`"))
+        )
+        if not value or value.startswith(_NOT_PLAIN_START) or not misread:
+            out.append(line)
+            continue
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        start = m.start(3)
+        out.append(f'{m.group(1)}{m.group(2)}"{escaped}"{m.group(4)}{m.group(5)}')
+        where.append((i, start, start + len(value)))
+    return "".join(out), where

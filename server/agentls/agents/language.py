@@ -27,6 +27,9 @@ from agentls.agents.definition import (
     OUTPUT_KINDS,
     parse_definition,
 )
+from agentls.agents.tools import TOOLS
+from agentls.backends.models import resolve_model
+from agentls.config import BackendConfig, ModelAliases
 
 KEY_DOCS: Mapping[str, tuple[str, str]] = {
     "name": ("The agent's name, used to run it.", "the file name without `.md`/`.agent.md`"),
@@ -71,33 +74,6 @@ VALUE_DOCS: Mapping[str, str] = {
     "diagnostics": "Findings in the output become diagnostics on the files they name.",
 }
 
-TOOL_NAMES: tuple[str, ...] = (
-    # Claude Code subagents
-    "Read",
-    "Write",
-    "Edit",
-    "MultiEdit",
-    "Glob",
-    "Grep",
-    "Bash",
-    "WebFetch",
-    "WebSearch",
-    "Task",
-    "NotebookEdit",
-    "TodoWrite",
-    # GitHub Copilot / VS Code custom agents
-    "codebase",
-    "search",
-    "edit",
-    "fetch",
-    "usages",
-    "problems",
-    "changes",
-    "runCommands",
-    "runTasks",
-    "githubRepo",
-)
-"""Tool names of both foreign formats, offered when completing ``tools``."""
 
 _KEY_LINE = re.compile(r"^(?P<key>[A-Za-z_][\w-]*)[ \t]*:(?P<rest>.*)$")
 _PARTIAL_KEY = re.compile(r"^(?P<key>[A-Za-z_][\w-]*)?$")
@@ -218,7 +194,13 @@ class Catalog:
     backends: Mapping[str, BackendInfo] = field(default_factory=dict)
     default_backend: str | None = None
     model_aliases: Mapping[str, str] = field(default_factory=dict)
-    """Configured model aliases (alias -> the model sent); offered and explained for ``model``."""
+    """Model aliases (alias -> the model sent) of the default backend: ``[models]``, its
+    ``[models.NAME]`` and Claude Code's names on an ``anthropic`` backend; offered and explained
+    for ``model``."""
+    configs: Mapping[str, BackendConfig] = field(default_factory=dict)
+    """The configured backends, to resolve an agent's effective model as a run will."""
+    models: ModelAliases = field(default_factory=ModelAliases)
+    """The ``[models]`` table, with ``configs`` for ``backends.models.resolve_model``."""
 
 
 @dataclass(frozen=True)
@@ -264,7 +246,7 @@ def value_choices(key: str, catalog: Catalog) -> list[tuple[str, str]]:
     if key == "output":
         return [(k, VALUE_DOCS.get(k, "")) for k in OUTPUT_KINDS]
     if key == "tools":
-        return [(t, "tool name") for t in TOOL_NAMES]
+        return [(name, f"{group} tool") for name, group in TOOLS.items()]
     if key == "code_action":
         return [("true", "offered as a code action"), ("false", "not offered")]
     return []
@@ -370,6 +352,13 @@ def _effective(key: str, text: str, source: Path, catalog: Catalog) -> str:
         if info is None:
             return f"Effective: `{backend_name}` (not configured)." if backend_name else ""
         return f"Effective: `{info.name}` ({info.kind})."
+    config = catalog.configs.get(info.name) if info else None
+    if config is not None:
+        choice = resolve_model(definition.model, config, catalog.models)
+        if choice.model is None:
+            return "Effective: the backend's own default model."
+        note = f"\n\n{choice.note}" if choice.note else ""
+        return f"Effective: `{choice.model}` is the model sent.{note}"
     model = definition.model or (info.model if info else None)
     model = catalog.model_aliases.get(model, model) if model else model
     if model is None:

@@ -1,10 +1,17 @@
 """The agent registry: the one owner of the agent definitions currently known.
 
-It knows which definition files each workspace folder holds (found by walking only the three
-``DEFINITION_GLOBS`` locations, never the whole tree), what each file parsed to, and the problems of
-each file once cross-file rules are applied: duplicate names and backends the configuration does not
-define. A broken file is an entry with problems, never an exception, and never stops the others
-loading. Open editor buffers win over disk until the caller says the buffer is gone.
+It knows which definition files each workspace folder holds (found by walking only the
+``agents.locations`` folders, never the whole tree), what each file parsed to, and the problems of
+each file once cross-file rules are applied: duplicate names (one agent served to two tools is not
+a duplicate: the earlier location wins), backends the configuration does not define, and model
+names the configuration maps. A broken file is an entry with problems, never an exception, and
+never stops the others loading. Files that are not agents at all (a ``README.md``-like note without
+front matter in ``.claude/agents``) are entries with one piece of information and are not listed.
+Open editor buffers win over disk until the caller says the buffer is gone.
+
+Symlinked folders are followed when their target is inside the workspace folder (Claude Code
+follows them, and many repositories link ``.claude/agents`` to a folder of their own); a link that
+points out is skipped, logged and listed by ``skipped_links`` for ``agentls doctor``.
 
 All methods that change state are meant to run on the event loop. The reading half is split out
 (``scan_folder``, ``read_definition``): pure functions over immutable results that a worker thread
@@ -16,8 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
-import stat
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,11 +33,19 @@ from agentls.agents.definition import (
     ParseResult,
     Problem,
     Span,
-    default_name,
-    is_definition_path,
     parse_definition,
 )
+from agentls.agents.locations import (
+    LOCATIONS,
+    Format,
+    Location,
+    default_name,
+    format_of,
+    location_of,
+    may_hold_definitions,
+)
 from agentls.errors import InvalidAgent, UnknownAgent
+from agentls.workspace.reader import RawFile, read_regular
 
 logger = logging.getLogger(__name__)
 
@@ -41,11 +55,11 @@ MAX_DEFINITION_BYTES = 1024 * 1024
 MAX_FILES_PER_FOLDER = 10_000
 """Walking stops after this many definition files in one folder, so a runaway tree cannot stall."""
 
-_LOCATIONS: tuple[str, ...] = (".agents", ".claude/agents", ".github/agents")
-"""The directories the walk visits; only ``.agents`` is walked recursively."""
+_PRECEDENCE: dict[str, int] = {location.format: i for i, location in enumerate(LOCATIONS)}
+"""Which format's file is used when one agent is defined in several formats (lower wins)."""
 
-_LOCATION_PARENTS = frozenset({".agents", ".claude", ".claude/agents", ".github", ".github/agents"})
-"""Relative paths whose creation, deletion or move can add or remove definition files wholesale."""
+ModelCheck = Callable[[AgentDefinition], "str | None"]
+"""Says why an agent's ``model`` will not be sent as written (a hint), or None."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +71,9 @@ class AgentEntry:
     definition: AgentDefinition | None
     """None when the file itself did not parse; set (but not runnable) on cross-file errors."""
     problems: tuple[Problem, ...]
+    listed: bool = True
+    """False for files that are no agent (not a definition) or whose agent another file serves."""
+    format: Format = "agentls"
 
     @property
     def valid(self) -> bool:
@@ -75,6 +92,10 @@ class AgentEntry:
             "description": d.description if d else "",
             "backend": d.backend if d else None,
             "model": d.model if d else None,
+            "tools": list(d.tools) if d else [],
+            "tool_groups": list(d.tool_groups) if d else [],
+            "inputs": [{"name": n, "placeholder": p} for n, p in d.inputs] if d else [],
+            "format": self.format,
             "source": display(self.source),
             "valid": self.valid,
             "problems": [problem_text(p) for p in self.problems],
@@ -89,6 +110,45 @@ def problem_text(problem: Problem) -> str:
 
 
 @dataclass(frozen=True)
+class SkippedLink:
+    """A symlink in a definition location that points outside its workspace folder."""
+
+    path: Path
+    """The link itself, under the workspace folder."""
+    is_dir: bool
+
+    def entry(self, rel: str) -> ParseResult:
+        """A file link's registry entry: no agent, with the message as information on it."""
+        reason = self.message(rel)
+        return ParseResult(
+            default_name(self.path),
+            None,
+            (Problem(reason, 0, 0, 0, 0, "information"),),
+            name_known=False,
+            not_agent=reason,
+            format=format_of(self.path),
+        )
+
+    def message(self, rel: str) -> str:
+        """What the log, ``doctor`` and the diagnostic say; names the link, not its target."""
+        what = "folder" if self.is_dir else "file"
+        return (
+            f"skipped {rel}: this symlinked {what} points outside the workspace folder, "
+            "and agentls reads nothing there"
+        )
+
+
+@dataclass(frozen=True)
+class FoundFile:
+    """A definition file found by the walk."""
+
+    path: Path
+    """The path as found (through any symlinked folder, by the link's name)."""
+    real: Path
+    location: Location
+
+
+@dataclass(frozen=True)
 class FolderScan:
     """What one folder's definition files parsed to; built off the loop, applied on it."""
 
@@ -97,6 +157,13 @@ class FolderScan:
     files: Mapping[Path, ParseResult]
     real: Mapping[Path, Path] = field(default_factory=dict)
     """Each file's realpath, so a file reached through two symlinks counts once."""
+    skipped: tuple[SkippedLink, ...] = ()
+    """Symlinks the walk did not follow because they point outside the folder."""
+    followed: tuple[Path, ...] = ()
+    """Realpaths of symlinked folders the walk followed: changes there change definitions."""
+    texts: Mapping[Path, str] = field(default_factory=dict)
+    """The text each file was parsed from (diagnostics are positioned against it, and the next
+    scan keeps the parse of a file whose text did not change)."""
 
 
 def canonical(path: Path) -> Path:
@@ -109,41 +176,29 @@ def canonical(path: Path) -> Path:
     return Path(os.path.realpath(path.parent)) / path.name
 
 
-def read_definition(path: Path, max_bytes: int = MAX_DEFINITION_BYTES) -> str | Problem | None:
+def read_definition(
+    path: Path, within: Sequence[Path], max_bytes: int = MAX_DEFINITION_BYTES
+) -> str | Problem | None:
     """The text of a definition file, a Problem saying why it cannot be had, or None if missing.
 
-    Opens without blocking and checks the file is regular before reading, so a FIFO or device
-    someone named ``*.md`` cannot hang the server.
+    Read through the safe reader (``workspace.reader``), so the rules are the same at start-up
+    and on every reload the watcher or a save triggers: a symlink is followed only to a target
+    inside ``within`` that is not on the deny-list (``.agents/reviewer.md -> ../.env`` and a late
+    ``.agents/late.md -> ~/.ssh/id_rsa`` are refused, as None: no agent, like a missing file);
+    a FIFO or device is a Problem, never a hang; a file over ``max_bytes`` is not read.
     """
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(path, flags)
-    except (FileNotFoundError, NotADirectoryError):
+    got = read_regular(path, max_bytes=max_bytes, within=within, follow_symlink=True)
+    if isinstance(got, RawFile):
+        return decode_definition(got.data)
+    if got in ("missing", "outside_workspace", "secret"):
+        if got != "missing":
+            logger.info("%s is not read as an agent definition: %s", path, got.replace("_", " "))
         return None
-    except OSError as e:
-        return Problem(f"cannot read this file: {e.strerror or type(e).__name__}")
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            return Problem("not a regular file; an agent definition must be a plain text file")
-        if info.st_size > max_bytes:
-            return _too_large(max_bytes)
-        chunks: list[bytes] = []
-        size = 0
-        while size <= max_bytes:
-            chunk = os.read(fd, max_bytes + 1 - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-    except OSError as e:
-        return Problem(f"cannot read this file: {e.strerror or type(e).__name__}")
-    finally:
-        os.close(fd)
-    data = b"".join(chunks)
-    if len(data) > max_bytes:  # it grew after fstat
+    if got == "not_a_file":
+        return Problem("not a regular file; an agent definition must be a plain text file")
+    if got == "too_large":
         return _too_large(max_bytes)
-    return decode_definition(data)
+    return Problem("cannot read this file")
 
 
 def decode_definition(data: bytes) -> str | Problem:
@@ -180,54 +235,109 @@ def _size_problem(text: str, max_bytes: int) -> Problem | None:
 
 
 def parse_text(
-    path: Path, text: str | Problem, max_bytes: int = MAX_DEFINITION_BYTES
+    path: Path,
+    text: str | Problem,
+    max_bytes: int = MAX_DEFINITION_BYTES,
+    fmt: Format | None = None,
 ) -> ParseResult:
     """Parse a definition's text, or turn a read failure into an entry that carries it."""
+    fmt = fmt or format_of(path)
     if isinstance(text, str):
         problem = _size_problem(text, max_bytes)
         if problem is None:
-            return parse_definition(text, path)
+            return parse_definition(text, path, fmt)
         text = problem
-    return ParseResult(default_name(path), None, (text,), name_known=False)
+    return ParseResult(default_name(path), None, (text,), name_known=False, format=fmt)
 
 
 def definition_files(folder: Path) -> list[Path]:
-    """Every definition file of a (realpath) folder, sorted, found by walking the three locations.
+    """Every definition file of a (realpath) folder, sorted (see ``walk_folder``)."""
+    return [found.path for found in walk_folder(folder)[0]]
 
-    Symlinked directories are not followed (the walk could otherwise leave the folder or loop);
-    symlinked files are kept when their target is inside the folder.
+
+def walk_folder(folder: Path) -> tuple[list[FoundFile], list[SkippedLink], list[Path]]:
+    """Find the definition files of a (realpath) folder by walking only the definition locations.
+
+    Hidden names are skipped; recursive locations are walked into subfolders. A symlink (to a
+    folder, a file, or the location itself) is followed only when its target is inside the folder;
+    one pointing out is returned as skipped. A folder reached twice (a link loop, two links to one
+    place) is walked once. Each file costs one realpath only when it or its folder is a link.
+
+    Returns the files found (sorted by path), the links skipped, and the realpaths of the linked
+    folders that were followed.
     """
-    found: list[Path] = []
+    root = str(folder)
+    found: list[FoundFile] = []
+    skipped: list[SkippedLink] = []
+    followed: list[Path] = []
+    visited: set[str] = set()
 
-    def consider(directory: str, name: str) -> None:
-        path = Path(directory) / name
-        rel = path.relative_to(folder).as_posix()
-        if not is_definition_path(rel):
-            return
-        if not Path(os.path.realpath(path)).is_relative_to(folder):
-            logger.info("skipping %s: it links outside the workspace folder", rel)
-            return
-        found.append(path)
+    def inside(real: str) -> bool:
+        return real == root or real.startswith(root + os.sep)
 
-    for location in _LOCATIONS:
-        top = folder / location
-        if os.path.islink(top) or not top.is_dir() or os.path.realpath(top) != str(top):
-            continue
-        if location == ".agents":
-            for directory, dirnames, filenames in os.walk(
-                top, onerror=_log_walk_error, followlinks=False
-            ):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                for name in sorted(filenames):
-                    consider(directory, name)
-        else:
-            try:
-                names = sorted(entry.name for entry in os.scandir(top))
-            except OSError as e:
-                logger.warning("cannot list %s: %s", location, e.strerror)
+    def walk(top: str, real_top: str, location: Location) -> None:
+        # iterative: a hostile tree nested thousands of folders deep must not overflow the stack
+        pending = [(top, real_top)]
+        while pending:
+            directory, real_dir = pending.pop()
+            if real_dir in visited:
                 continue
-            for name in names:
-                consider(str(top), name)
+            visited.add(real_dir)
+            try:
+                with os.scandir(directory) as it:
+                    entries = sorted(it, key=lambda e: e.name)
+            except OSError as e:
+                _log_walk_error(e)
+                continue
+            subfolders: list[tuple[str, str]] = []
+            for entry in entries:
+                name = entry.name
+                if name.startswith(".") or len(found) >= MAX_FILES_PER_FOLDER:
+                    continue
+                try:
+                    is_link = entry.is_symlink()
+                    is_dir = entry.is_dir()
+                except OSError:
+                    continue
+                if is_dir:
+                    if not location.recursive:
+                        continue
+                    real = os.path.realpath(entry.path) if is_link else os.path.join(real_dir, name)
+                    if not inside(real):
+                        skipped.append(SkippedLink(Path(entry.path), True))
+                        continue
+                    if real in visited:
+                        continue
+                    if is_link:
+                        followed.append(Path(real))
+                    subfolders.append((entry.path, real))
+                elif location.matches_name(name):
+                    if is_link:
+                        real = os.path.realpath(entry.path)
+                        if not inside(real):
+                            skipped.append(SkippedLink(Path(entry.path), False))
+                            continue
+                    else:
+                        real = os.path.join(real_dir, name)
+                    found.append(FoundFile(Path(entry.path), Path(real), location))
+            pending.extend(reversed(subfolders))
+
+    for location in LOCATIONS:
+        top = os.path.join(root, *location.directory.split("/"))
+        if not os.path.isdir(top):
+            if os.path.islink(top) and not inside(os.path.realpath(top)):
+                skipped.append(SkippedLink(Path(top), True))
+            continue
+        real_top = os.path.realpath(top)
+        if not inside(real_top):
+            # the location itself, or a folder on the way to it, links out of the folder
+            skipped.append(SkippedLink(_outer_link(folder, location), True))
+            continue
+        if real_top != top:
+            followed.append(Path(real_top))
+        if real_top in visited:
+            continue
+        walk(top, real_top, location)
         if len(found) >= MAX_FILES_PER_FOLDER:
             logger.warning(
                 "more than %d agent definition files in %s; the rest are ignored",
@@ -235,7 +345,18 @@ def definition_files(folder: Path) -> list[Path]:
                 folder,
             )
             break
-    return sorted(found[:MAX_FILES_PER_FOLDER], key=str)
+    found.sort(key=lambda f: str(f.path))
+    return found[:MAX_FILES_PER_FOLDER], skipped, followed
+
+
+def _outer_link(folder: Path, location: Location) -> Path:
+    """The first symlink on the way from ``folder`` to a location: the one to name to the user."""
+    path = folder
+    for part in location.directory.split("/"):
+        path = path / part
+        if os.path.islink(path):
+            return path
+    return path
 
 
 def _log_walk_error(error: OSError) -> None:
@@ -243,26 +364,44 @@ def _log_walk_error(error: OSError) -> None:
     logger.warning("cannot list %s: %s", error.filename, error.strerror)
 
 
-def scan_folder(folder: Path, max_bytes: int = MAX_DEFINITION_BYTES) -> FolderScan:
+def scan_folder(
+    folder: Path,
+    max_bytes: int = MAX_DEFINITION_BYTES,
+    known: Mapping[Path, tuple[str, ParseResult]] | None = None,
+) -> FolderScan:
     """Read and parse every definition file of a folder. Pure: safe to run in a worker thread.
 
-    A file reached twice through symlinks is kept once, under its lexically first path.
+    A file reached twice through symlinks is kept once, under its lexically first path. A file
+    link that points outside the folder is an entry that says so (information), never read.
+    ``known`` holds the previous scan's texts and parses: a file whose text is unchanged keeps its
+    parse (a rescan of 1,000 agents reads them all but parses only what changed).
     """
     root = Path(os.path.realpath(folder))
     files: dict[Path, ParseResult] = {}
     real: dict[Path, Path] = {}
+    texts: dict[Path, str] = {}
     seen: set[Path] = set()
-    for path in definition_files(root):
-        target = Path(os.path.realpath(path))
-        if target in seen:
+    found, skipped, followed = walk_folder(root)
+    for item in found:
+        if item.real in seen:
             continue
-        text = read_definition(path, max_bytes)
-        if text is None:  # deleted between the walk and the read
+        text = read_definition(item.path, (root,), max_bytes)
+        if text is None:  # deleted between the walk and the read, or refused
             continue
-        seen.add(target)
-        files[path] = parse_text(path, text, max_bytes)
-        real[path] = target
-    return FolderScan(root, files, real)
+        seen.add(item.real)
+        real[item.path] = item.real
+        if isinstance(text, str):
+            texts[item.path] = text
+            previous = known.get(item.path) if known else None
+            if previous is not None and previous[0] == text:
+                files[item.path] = previous[1]
+                continue
+        files[item.path] = parse_text(item.path, text, max_bytes, item.location.format)
+    for link in skipped:
+        if not link.is_dir:
+            files[link.path] = link.entry(link.path.relative_to(root).as_posix())
+            real[link.path] = link.path
+    return FolderScan(root, files, real, tuple(skipped), tuple(followed), texts)
 
 
 class AgentRegistry:
@@ -284,11 +423,21 @@ class AgentRegistry:
         """File -> its realpath, to ignore a second path to a file already known."""
         self._buffers: dict[Path, str] = {}
         """Files whose editor buffer was given; it wins over disk until ``update(path, None)``."""
+        self._texts: dict[Path, str] = {}
+        """File -> the text it was last parsed from, so diagnostics need no second read."""
         self._backends: frozenset[str] | None = None
         """Backend names from the configuration; None until ``set_backends``, then checked."""
         self._default_backend: str | None = None
         self._entries: dict[Path, AgentEntry] = {}
         """File -> its entry with every problem; what callers see."""
+        self._model_check: ModelCheck | None = None
+        """Set by ``set_model_check``: a hint for a model that will not be sent as written."""
+        self._skipped: dict[Path, tuple[SkippedLink, ...]] = {}
+        """Folder -> symlinks its walk did not follow (they point out of it)."""
+        self._followed: dict[Path, tuple[Path, ...]] = {}
+        """Folder -> realpaths of linked folders its walk followed."""
+        self.version = 0
+        """Goes up whenever the entries are rebuilt: callers cache what they derive from them."""
 
     # -- changing what is known -------------------------------------------------------------
 
@@ -298,7 +447,13 @@ class AgentRegistry:
         This reads files on the calling thread; to keep a large folder off the event loop, run
         ``scan_folder`` in a worker and pass the result to ``apply_scan``.
         """
-        return self.apply_scan(scan_folder(folder, self._max_bytes))
+        real_folder = Path(os.path.realpath(folder))
+        known = {
+            path: (self._texts[path], self._parsed[path])
+            for path in self._claims.get(real_folder, ())
+            if path in self._texts and path in self._parsed and path not in self._buffers
+        }
+        return self.apply_scan(scan_folder(folder, self._max_bytes, known))
 
     def apply_scan(self, scan: FolderScan) -> set[Path]:
         """Swap in a folder's scan. Open buffers keep winning over what the scan read from disk."""
@@ -306,21 +461,36 @@ class AgentRegistry:
         previous = self._claims.get(folder, set())
         files = dict(scan.files)
         real = dict(scan.real)
+        texts = dict(scan.texts)
         for path, text in self._buffers.items():
             rel = _relative(path, folder)
-            if rel is not None and is_definition_path(rel):
-                files[path] = parse_text(path, text, self._max_bytes)
+            location = location_of(rel) if rel is not None else None
+            if location is not None:
+                files[path] = parse_text(path, text, self._max_bytes, location.format)
                 real.setdefault(path, Path(os.path.realpath(path)))
+                texts[path] = text
+        known = set(self._skipped.get(folder, ()))
+        for link in scan.skipped:
+            if link not in known:
+                logger.warning("%s", link.message(link.path.relative_to(folder).as_posix()))
+        self._skipped[folder] = scan.skipped
+        self._followed[folder] = scan.followed
         self._claims[folder] = set(files)
         for path in previous - set(files):
             self._forget_if_unclaimed(path)
         self._parsed.update(files)
         self._real.update(real)
+        for path in files:
+            self._texts.pop(path, None)
+        self._texts.update(texts)
         return self._refresh()
 
     def remove_folder(self, folder: Path) -> set[Path]:
         """Forget a workspace folder and its files (unless another known folder also holds them)."""
-        files = self._claims.pop(Path(os.path.realpath(folder)), set())
+        real_folder = Path(os.path.realpath(folder))
+        files = self._claims.pop(real_folder, set())
+        self._skipped.pop(real_folder, None)
+        self._followed.pop(real_folder, None)
         for path in files:
             self._forget_if_unclaimed(path)
         return self._refresh()
@@ -334,21 +504,32 @@ class AgentRegistry:
         ignored, except that creating, deleting or moving a definition directory rescans its
         folder.
         """
-        key = canonical(path)
+        key = self._key(path)
         folders = [f for f in self._claims if _is_definition_in(key, f)]
         if not folders:
+            if text is None and self.follows(path):
+                return self.rescan_following([path])
             return self._rescan_for_directory(key) if text is None else set()
         target = Path(os.path.realpath(key))
         if any(p != key and r == target for p, r in self._real.items()):
             logger.debug("%s is another path to a known definition file; ignored", key)
             return set()
+        fmt = _format_in(key, folders[0])
         if text is not None:
             self._buffers[key] = text
-            result: ParseResult | None = parse_text(key, text, self._max_bytes)
+            result: ParseResult | None = parse_text(key, text, self._max_bytes, fmt)
         else:
             self._buffers.pop(key, None)
-            read = read_definition(key, self._max_bytes)
-            result = None if read is None else parse_text(key, read, self._max_bytes)
+            # Judged against every known folder at this read, exactly as the start-up scan.
+            read = read_definition(key, tuple(self._claims), self._max_bytes)
+            result = None if read is None else parse_text(key, read, self._max_bytes, fmt)
+            text = read if isinstance(read, str) else None
+            if read is None and _links_out(key, folders):
+                # as at start-up: a link out of the folder is named, never silently missing
+                rel = _relative(key, folders[0]) or key.name
+                link = SkippedLink(key, False)
+                logger.warning("%s", link.message(rel))
+                result = link.entry(rel)
         if result is None:
             for f in folders:
                 self._claims[f].discard(key)
@@ -358,6 +539,10 @@ class AgentRegistry:
             self._claims[f].add(key)
         self._parsed[key] = result
         self._real[key] = target
+        if text is None:
+            self._texts.pop(key, None)
+        else:
+            self._texts[key] = text
         return self._refresh()
 
     def set_backends(self, names: Collection[str], default: str | None) -> set[Path]:
@@ -370,11 +555,36 @@ class AgentRegistry:
         self._default_backend = default
         return self._refresh()
 
+    def set_model_check(self, check: ModelCheck | None) -> set[Path]:
+        """Record how to judge agents' models (from the configuration); revalidate every agent.
+
+        ``check`` returns a hint for an agent whose ``model`` will not be sent as written (mapped
+        through ``[models]``, or replaced by the backend's own model), shown on its ``model`` key.
+        """
+        self._model_check = check
+        return self._refresh()
+
     # -- reading ----------------------------------------------------------------------------
 
     def agents(self) -> list[AgentEntry]:
-        """Every known entry, valid or not, sorted by name (then file)."""
-        return sorted(self._entries.values(), key=lambda e: (e.name, str(e.source)))
+        """Every listed entry, valid or not, sorted by name (then file).
+
+        Files that are not agents, and files whose agent another format's file serves, are left
+        out; they still have problems (``files``, ``problems``).
+        """
+        return sorted(
+            (e for e in self._entries.values() if e.listed), key=lambda e: (e.name, str(e.source))
+        )
+
+    def skipped_links(self) -> list[tuple[Path, SkippedLink]]:
+        """Symlinks in definition locations that were not followed, with their folder."""
+        return [(folder, link) for folder, links in self._skipped.items() for link in links]
+
+    def follows(self, path: Path) -> bool:
+        """Whether ``path`` lies in a symlinked folder that a walk followed (it may hold agents)."""
+        return any(
+            path.is_relative_to(target) for targets in self._followed.values() for target in targets
+        )
 
     def get(self, name: str) -> AgentDefinition:
         """The runnable definition called ``name``.
@@ -383,10 +593,11 @@ class AgentRegistry:
         (naming the file and its first error) when it exists but cannot run.
         """
         candidates = sorted(
-            (e for e in self._entries.values() if e.name == name), key=lambda e: str(e.source)
+            (e for e in self._entries.values() if e.name == name and e.listed),
+            key=lambda e: str(e.source),
         )
         if not candidates:
-            valid = sorted({e.name for e in self._entries.values() if e.valid})
+            valid = sorted({e.name for e in self._entries.values() if e.valid and e.listed})
             raise UnknownAgent(name, valid)
         known = [e for e in candidates if self._parsed[e.source].name_known]
         entry = (known or candidates)[0]
@@ -399,8 +610,19 @@ class AgentRegistry:
 
     def problems(self, path: Path) -> list[Problem]:
         """The problems of one definition file (empty when it has none or is not known)."""
-        entry = self._entries.get(path) or self._entries.get(canonical(path))
+        entry = (
+            self._entries.get(path)
+            or self._entries.get(Path(os.path.abspath(path)))
+            or self._entries.get(canonical(path))
+        )
         return list(entry.problems) if entry else []
+
+    def text(self, path: Path) -> str | None:
+        """The text a definition file was last parsed from (buffer or disk); None if unknown.
+
+        Diagnostics are positioned against it, so publishing them never reads the file again.
+        """
+        return self._texts.get(path) or self._texts.get(canonical(path))
 
     def files(self) -> list[Path]:
         """Every definition file known, sorted: the files diagnostics are published for."""
@@ -408,12 +630,41 @@ class AgentRegistry:
 
     # -- internals --------------------------------------------------------------------------
 
+    def _key(self, path: Path) -> Path:
+        """The key a changed path is known by: as given (through a symlinked folder, by the
+        link's name), else with its directory resolved, else the known file it is a path to."""
+        lexical = Path(os.path.abspath(path))
+        if any(_is_definition_in(lexical, f) for f in self._claims):
+            return lexical
+        key = canonical(path)
+        if any(_is_definition_in(key, f) for f in self._claims):
+            return key
+        if self.follows(key):
+            target = Path(os.path.realpath(key))
+            for known, real in self._real.items():
+                if real == target:
+                    return known
+        return key
+
+    def rescan_following(self, paths: Collection[Path]) -> set[Path]:
+        """Changes inside followed symlinked folders: rescan each folder that follows one, once.
+
+        Files there are known by their path through the link, and a new file can appear in any
+        subfolder, so the folder is walked again (only its definition locations).
+        """
+        changed: set[Path] = set()
+        for folder, targets in list(self._followed.items()):
+            if any(path.is_relative_to(t) for path in paths for t in targets):
+                changed |= self.load_folder(folder)
+        return changed
+
     def _forget_if_unclaimed(self, path: Path) -> None:
         if any(path in files for files in self._claims.values()):
             return
         self._parsed.pop(path, None)
         self._real.pop(path, None)
         self._buffers.pop(path, None)
+        self._texts.pop(path, None)
 
     def _rescan_for_directory(self, key: Path) -> set[Path]:
         """Rescan folders where ``key`` is a definition directory or holds known definition files.
@@ -426,7 +677,7 @@ class AgentRegistry:
             if rel is None:
                 continue
             holds_known = any(p.is_relative_to(key) for p in self._claims[folder])
-            if holds_known or rel in _LOCATION_PARENTS or rel.startswith(".agents/"):
+            if holds_known or may_hold_definitions(rel):
                 changed |= self.load_folder(folder)
         return changed
 
@@ -466,30 +717,70 @@ class AgentRegistry:
         return Problem(message, 0, 0, 0, 3)
 
     def _refresh(self) -> set[Path]:
-        """Apply the cross-file rules to every file; return files whose problems changed."""
+        """Apply the cross-file rules to every file; return files whose problems changed.
+
+        Names: among files whose name is known, the agent is served by the file of the earliest
+        location (``.agents``, ``.claude/agents``, ``.github/agents``, ``.github/prompts``), the
+        lexically first within it. Another file of the same format with that name is a duplicate
+        (an error); a file of another format is the same agent written for another tool (a hint,
+        and it is not listed).
+        """
+        owners: dict[str, tuple[tuple[int, str], Path]] = {}
+        for path, result in self._parsed.items():
+            if result.name_known and result.not_agent is None:
+                rank = (_PRECEDENCE.get(result.format, len(_PRECEDENCE)), str(path))
+                current = owners.get(result.name)
+                if current is None or rank < current[0]:
+                    owners[result.name] = (rank, path)
         entries: dict[Path, AgentEntry] = {}
-        owners: dict[str, Path] = {}
         for path in sorted(self._parsed, key=str):
             result = self._parsed[path]
+            if result.not_agent is not None:
+                entries[path] = AgentEntry(
+                    result.name, path, None, result.problems, listed=False, format=result.format
+                )
+                continue
             problems = list(result.problems)
-            if result.definition is not None:
-                backend_problem = self._backend_problem(result, result.definition)
+            listed = True
+            definition = result.definition
+            if definition is not None:
+                backend_problem = self._backend_problem(result, definition)
                 if backend_problem is not None:
                     problems.append(backend_problem)
+                hint = self._model_check(definition) if self._model_check else None
+                if hint is not None:
+                    span = result.spans.get("model") or Span(0, 0, 0, 3)
+                    problems.append(span.problem(hint, "hint"))
             if result.name_known:
-                owner = owners.setdefault(result.name, path)
+                owner = owners[result.name][1]
                 if owner != path:
-                    span = result.spans.get("name") or Span(0, 0, 0, 0)
-                    problems.append(
-                        span.problem(
-                            f"another agent is already named {result.name!r} "
-                            f"({self._display(owner)}); rename one of them"
+                    span = result.spans.get("name") or Span(0, 0, 0, 3)
+                    owner_format = self._parsed[owner].format
+                    if owner_format == result.format:
+                        problems.append(
+                            span.problem(
+                                f"another agent is already named {result.name!r} "
+                                f"({self._display(owner)}); rename one of them"
+                            )
                         )
-                    )
+                    else:
+                        listed = False
+                        problems.append(
+                            span.problem(
+                                f"agent {result.name!r} is also defined in "
+                                f"{self._display(owner)}, which agentls runs (the order is "
+                                ".agents, .claude/agents, .github/agents, .github/prompts); "
+                                "this file stays for the other tool",
+                                "hint",
+                            )
+                        )
             problems.sort(key=lambda p: (p.line, p.column))
-            entries[path] = AgentEntry(result.name, path, result.definition, tuple(problems))
+            entries[path] = AgentEntry(
+                result.name, path, definition, tuple(problems), listed, result.format
+            )
         previous = self._entries
         self._entries = entries
+        self.version += 1
         return {
             path
             for path in previous.keys() | entries.keys()
@@ -507,4 +798,19 @@ def _relative(path: Path, folder: Path) -> str | None:
 
 def _is_definition_in(path: Path, folder: Path) -> bool:
     rel = _relative(path, folder)
-    return rel is not None and is_definition_path(rel)
+    return rel is not None and location_of(rel) is not None
+
+
+def _links_out(path: Path, folders: Collection[Path]) -> bool:
+    """Whether ``path`` is a symlink whose target lies outside every one of ``folders``."""
+    if not os.path.islink(path):
+        return False
+    real = Path(os.path.realpath(path))
+    return not any(real.is_relative_to(folder) for folder in folders)
+
+
+def _format_in(path: Path, folder: Path) -> Format:
+    """The format of the location ``path`` is in (relative to ``folder``), else from the path."""
+    rel = _relative(path, folder)
+    location = location_of(rel) if rel is not None else None
+    return location.format if location is not None else format_of(path)

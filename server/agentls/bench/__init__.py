@@ -1,4 +1,4 @@
-"""``agentls bench``: measure agentls on this machine against its targets (design.md section 6).
+"""``agentls bench``: measure agentls on this machine against its targets (docs/performance.md).
 
 Owns the command line of the bench and the order scenarios run in. Each scenario measures one
 thing several times and reports the median with min-max; ratios come from measurements taken side
@@ -28,7 +28,7 @@ import orjson
 import psutil
 
 from agentls import __version__
-from agentls.bench import local_scenarios, server_scenarios
+from agentls.bench import local_scenarios, registry_scenarios, server_scenarios
 from agentls.bench.plan import DEFAULT, QUICK, BenchError, Plan
 from agentls.bench.stats import ScenarioResult
 
@@ -50,6 +50,7 @@ SCENARIOS: dict[str, Scenario] = {
     "hit_rate": local_scenarios.scenario_hit_rate,
     "memory": server_scenarios.scenario_memory,
     "streaming": server_scenarios.scenario_streaming,
+    "registry": registry_scenarios.scenario_registry,
 }
 """Every scenario, in the order they run."""
 

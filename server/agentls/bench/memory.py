@@ -6,6 +6,12 @@ that streams a short answer, runs RUNS runs (8 at a time, as the default concurr
 prints one JSON line: resident memory sampled every tenth of the way, history and cache figures.
 A fresh process is used so the figures are this workload's alone; everything else (context
 building, the engine, history in SQLite, metrics) is the code the server runs.
+
+Then it asks the service's memory profiler (``agentls.memory.profile``) where the memory goes:
+tracing starts after the last RSS sample (so it does not weigh on the RSS figures), another tenth
+of the runs goes through in two halves with a snapshot after each, and the second snapshot's
+difference shows what the last twentieth of the runs left behind (a leak would be a site that
+keeps growing).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +28,13 @@ import psutil
 
 from agentls.backends.base import Backend, BackendEvent, BackendRequest, TextDelta, Usage
 from agentls.config import BackendConfig, Limits, Settings
-from agentls.requests import parse_run
+from agentls.requests import MemoryProfileArgs, parse_run
 from agentls.service import AgentService, NoBuffers
 
 CONCURRENCY = 8
+
+PROFILE_TOP = 10
+"""Rows of each list the profile part reports."""
 
 
 class _FakeBackend:
@@ -78,21 +87,24 @@ async def run(runs: int, folder: Path, data_dir: Path) -> dict[str, Any]:
     await service.index.wait_ready(timeout=30)
     samples: list[tuple[int, int]] = [(0, _rss())]
     step = max(1, runs // 10)
-    done = 0
     failed = 0
-    while done < runs:
-        batch = min(CONCURRENCY, runs - done)
-        results = await asyncio.gather(
-            *(
-                service.run(parse_run({"agent": "review", "task": f"run {done + i}"}), NoBuffers())
-                for i in range(batch)
-            )
-        )
-        failed += sum(r["status"] != "succeeded" for r in results)
-        before = done
-        done += batch
-        if done // step != before // step or done == runs:
+    sampled = [0]
+
+    def sample(done: int) -> None:
+        """Every tenth of the way (and at the end)."""
+        if done // step != sampled[0] // step or done == runs:
             samples.append((done, _rss()))
+        sampled[0] = done
+
+    failed += await _runs(service, 0, runs, on_batch=sample)
+    # Where it goes: trace another tenth of the runs, in two halves, a snapshot after each.
+    traced = max(2 * CONCURRENCY, runs // 10)
+    await service.memory_profile(MemoryProfileArgs("start"))
+    failed += await _runs(service, runs, traced // 2)
+    first = await service.memory_profile(MemoryProfileArgs("snapshot", PROFILE_TOP))
+    failed += await _runs(service, runs + traced // 2, traced - traced // 2)
+    second = await service.memory_profile(MemoryProfileArgs("snapshot", PROFILE_TOP))
+    service.memory.stop()
     out = {
         "runs": runs,
         "failed": failed,
@@ -102,9 +114,40 @@ async def run(runs: int, folder: Path, data_dir: Path) -> dict[str, Any]:
         "cache_max_bytes": limits.cache_max_bytes,
         "history_max_entries": limits.history_max_entries,
         "history_max_bytes": limits.history_max_bytes,
+        "profile": {
+            "traced_runs": traced,
+            "first": {k: first[k] for k in ("traced_bytes", "tracemalloc_bytes", "top", "types")},
+            "second": {k: second[k] for k in ("traced_bytes", "top", "diff", "types")},
+        },
     }
     await service.shutdown()
     return out
+
+
+async def _runs(
+    service: AgentService,
+    first: int,
+    count: int,
+    on_batch: Callable[[int], None] | None = None,
+) -> int:
+    """Push ``count`` runs through the service, ``CONCURRENCY`` at a time; how many failed."""
+    done = 0
+    failed = 0
+    while done < count:
+        batch = min(CONCURRENCY, count - done)
+        results = await asyncio.gather(
+            *(
+                service.run(
+                    parse_run({"agent": "review", "task": f"run {first + done + i}"}), NoBuffers()
+                )
+                for i in range(batch)
+            )
+        )
+        failed += sum(r["status"] != "succeeded" for r in results)
+        done += batch
+        if on_batch is not None:
+            on_batch(first + done)
+    return failed
 
 
 def main(argv: list[str]) -> int:

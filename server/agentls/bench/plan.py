@@ -45,6 +45,10 @@ class Plan:
     memory_runs: int
     streaming_runs: int
     streaming_rounds: int
+    registry_rounds: int = 5
+    """Rounds of the registry scenario (each: one in-process load, one server)."""
+    registry_list_reps: int = 50
+    """Warm ``agents.list`` requests per round."""
 
 
 DEFAULT = Plan(
@@ -101,4 +105,6 @@ QUICK = Plan(
     memory_runs=2_000,
     streaming_runs=64,
     streaming_rounds=1,
+    registry_rounds=1,
+    registry_list_reps=10,
 )

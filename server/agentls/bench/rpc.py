@@ -15,7 +15,7 @@ import itertools
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,14 +48,20 @@ class ServerProcess:
         self._reader = asyncio.get_running_loop().create_task(self._read_loop())
 
     @classmethod
-    async def spawn(cls, env: Mapping[str, str], cwd: Path | None = None) -> ServerProcess:
-        """Start ``python -m agentls serve`` with the given environment (stderr discarded)."""
+    async def spawn(
+        cls,
+        env: Mapping[str, str],
+        cwd: Path | None = None,
+        argv: Sequence[str] = ("-m", "agentls", "serve"),
+    ) -> ServerProcess:
+        """Start ``python -m agentls serve`` (or ``python *argv``) with the given environment.
+
+        stderr is discarded.
+        """
         started = time.perf_counter()
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
-            "-m",
-            "agentls",
-            "serve",
+            *argv,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
@@ -143,16 +149,19 @@ class ServerProcess:
         return await self.request("workspace/executeCommand", params, timeout)
 
     async def initialize(
-        self, folder: Path | None, options: Mapping[str, Any] | None = None
+        self,
+        folder: Path | None,
+        options: Mapping[str, Any] | None = None,
+        *,
+        more_folders: Sequence[Path] = (),
     ) -> dict[str, Any]:
         """``initialize`` (empty client capabilities) then ``initialized``."""
+        folders = [f for f in (folder, *more_folders) if f is not None]
         params: dict[str, Any] = {
             "processId": os.getpid(),
             "capabilities": {},
             "rootUri": folder.as_uri() if folder else None,
-            "workspaceFolders": (
-                [{"uri": folder.as_uri(), "name": folder.name}] if folder else None
-            ),
+            "workspaceFolders": [{"uri": f.as_uri(), "name": f.name} for f in folders] or None,
             "initializationOptions": dict(options or {}),
         }
         result = await self.request("initialize", params)

@@ -52,23 +52,52 @@ async def _trivial(server: ServerProcess) -> None:
         raise BenchError(f"unexpected answer to the trivial command: {result!r}")
 
 
+BARE_PYGLS = (
+    "-c",
+    "from pygls.lsp.server import LanguageServer\nLanguageServer('bare', '0').start_io()\n",
+)
+"""A stock pygls server with no features: the floor agentls' start-up is compared with."""
+
+
+async def _time_initialize(env: Mapping[str, str], folder: Path, argv: tuple[str, ...]) -> float:
+    """Spawn a server, send ``initialize``; milliseconds until the answer (then close it)."""
+    server = await ServerProcess.spawn(env, argv=argv)
+    try:
+        await server.initialize(folder)
+        return _ms(time.perf_counter() - server.started)
+    finally:
+        await server.close()
+
+
 async def scenario_startup(plan: Plan, work: Path) -> ScenarioResult:
-    """Spawn -> ``initialize`` answered, its RSS, and ``agentls --help``, round-robin."""
+    """Spawn -> ``initialize`` answered, side by side with bare pygls; RSS; ``agentls --help``.
+
+    Each round spawns agentls and a bare pygls server (alternating which goes first) with the
+    same client, so the ratio compares two measurements taken moments apart.
+    """
     result = ScenarioResult("startup")
     folder = work / "empty"
     folder.mkdir(parents=True, exist_ok=True)
     env = server_env(work)
     init: list[float] = []
+    bare: list[float] = []
+    ratio: list[float] = []
     rss: list[float] = []
     helps: list[float] = []
-    for _ in range(plan.startup_runs):
-        server = await ServerProcess.spawn(env)
-        try:
-            await server.initialize(folder)
-            init.append(_ms(time.perf_counter() - server.started))
-            rss.append(psutil.Process(server.pid).memory_info().rss / 1e6)
-        finally:
-            await server.close()
+    for i in range(plan.startup_runs):
+        order = [False, True] if i % 2 else [True, False]
+        for ours in order:
+            if ours:
+                server = await ServerProcess.spawn(env)
+                try:
+                    await server.initialize(folder)
+                    init.append(_ms(time.perf_counter() - server.started))
+                    rss.append(psutil.Process(server.pid).memory_info().rss / 1e6)
+                finally:
+                    await server.close()
+            else:
+                bare.append(await _time_initialize(env, folder, BARE_PYGLS))
+        ratio.append(init[-1] / bare[-1])
         started = time.perf_counter()
         done = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -82,6 +111,18 @@ async def scenario_startup(plan: Plan, work: Path) -> ScenarioResult:
             raise BenchError("agentls --help failed")
         helps.append(_ms(time.perf_counter() - started))
     result.figures.append(summarise("spawn -> initialize answered", "ms", init, target=("<=", 450)))
+    result.figures.append(
+        summarise("bare pygls: spawn -> initialize answered", "ms", bare, note="same client")
+    )
+    result.figures.append(
+        summarise(
+            "agentls / bare pygls",
+            "x",
+            ratio,
+            target=("<=", 1.1),
+            note="side by side in each round",
+        )
+    )
     result.figures.append(
         summarise("RSS when initialize is answered", "MB", rss, target=("<=", 60))
     )
@@ -213,18 +254,21 @@ def _preview_workspace(work: Path) -> tuple[Path, list[Path]]:
 
 
 async def _preview_in_process(
-    plan: Plan, work: Path, folder: Path, request: dict[str, Any]
-) -> tuple[list[float], list[float], list[float]]:
-    """The same preview without the protocol: what the service and the builder take alone."""
+    plan: Plan, work: Path, folder: Path, request: dict[str, Any], paths: list[Path]
+) -> dict[str, list[float]]:
+    """The same preview without the protocol: what the service and the builder take alone.
+
+    The builder is timed twice: on an unchanged tree (the last assembly is revalidated file by
+    file and reused) and with one file rewritten before each build (a full assembly).
+    """
     settings = Settings(
         default_backend="none",
         backends={"none": BackendConfig(name="none", kind="command", argv=("true",))},
         data_dir=work / "data-in-process",
     )
     service = AgentService(settings, [folder], watch=False)
-    service_ms: list[float] = []
-    build_ms: list[float] = []
-    encode_ms: list[float] = []
+    out: dict[str, list[float]] = {"service": [], "build": [], "build_changed": [], "encode": []}
+    reps = max(3, plan.preview_warm_reps)
     try:
         await service.start()
         await service.index.wait_ready(timeout=60)
@@ -232,14 +276,15 @@ async def _preview_in_process(
         agent = service.registry.get("bench")
         answer = await service.preview(args, NoBuffers())
         _check_preview(answer, 1000)
-        for _ in range(max(3, plan.preview_warm_reps)):
+        for _ in range(reps):
             started = time.perf_counter()
             answer = await service.preview(args, NoBuffers())
-            service_ms.append(_ms(time.perf_counter() - started))
+            out["service"].append(_ms(time.perf_counter() - started))
             started = time.perf_counter()
             orjson.dumps({"jsonrpc": "2.0", "id": 1, "result": answer})
-            encode_ms.append(_ms(time.perf_counter() - started))
-            started = time.perf_counter()
+            out["encode"].append(_ms(time.perf_counter() - started))
+
+        async def build() -> None:
             await service.builder.build(
                 agent,
                 ContextRequest(task="look"),
@@ -247,15 +292,96 @@ async def _preview_in_process(
                 max_files=1000,
                 max_context_tokens=10_000_000,
             )
-            build_ms.append(_ms(time.perf_counter() - started))
+
+        await build()
+        for _ in range(reps):
+            started = time.perf_counter()
+            await build()
+            out["build"].append(_ms(time.perf_counter() - started))
+        for i in range(reps):
+            touch(paths[i % len(paths)])
+            started = time.perf_counter()
+            await build()
+            out["build_changed"].append(_ms(time.perf_counter() - started))
     finally:
         await service.shutdown()
-    return service_ms, build_ms, encode_ms
+    return out
+
+
+def touch(path: Path) -> None:
+    """Rewrite a file with the same bytes: a new mtime, so every cached copy of it is stale."""
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+
+
+async def bare_transport_ms(
+    env: Mapping[str, str], work: Path, result: bytes, reps: int
+) -> list[float]:
+    """Milliseconds for the same client to get ``result`` from a peer that only sends it.
+
+    The peer (``agentls.bench.bare_transport``) answers with prebuilt bytes, so this is the
+    floor of moving that answer: the pipe, the client's reader and its JSON decoding.
+    """
+    payload = work / "bare-result.json"
+    payload.write_bytes(result)
+    peer = await ServerProcess.spawn(env, argv=("-m", "agentls.bench.bare_transport", str(payload)))
+    times: list[float] = []
+    try:
+        got = await peer.request("bench/answer")  # also warms the peer's page cache
+        if orjson.dumps(got) != result:
+            raise BenchError("the bare transport did not send the answer back unchanged")
+        for _ in range(reps):
+            started = time.perf_counter()
+            await peer.request("bench/answer")
+            times.append(_ms(time.perf_counter() - started))
+    finally:
+        await peer.close()
+    return times
+
+
+PACK_REQUEST = {"agent": "pack", "task": "pack"}
+"""The preview ``pack_server`` answers: every ``*.py`` file of the tree."""
+
+
+async def pack_server(work: Path, tree: Path) -> ServerProcess:
+    """A real server over ``tree`` plus a folder of its own that holds the ``pack`` agent.
+
+    The agent and its configuration sit in a second workspace folder, so the packed tree is the
+    very tree files-to-prompt packs, with nothing of the bench's in it.
+    """
+    agents = real_dir(work / "pack-agents")
+    (agents / "agentls.toml").write_text(
+        'default_backend = "none"\n[backends.none]\nkind = "command"\nargv = ["true"]\n',
+        encoding="utf-8",
+    )
+    write_agent(
+        agents,
+        "pack",
+        "Pack {{workspace}}.",
+        """
+        name: pack
+        context: ["**/*.py"]
+        max_files: 100000
+        max_context_tokens: 1000000000
+        """,
+    )
+    server = await ServerProcess.spawn(server_env(work))
+    try:
+        await server.initialize(tree, more_folders=[agents])
+        await server.wait_indexed()
+    except BaseException:
+        await server.close()
+        raise
+    return server
 
 
 def _check_preview(answer: Mapping[str, Any], files: int) -> None:
     manifest = answer.get("manifest") or []
-    included = [m for m in manifest if isinstance(m, dict) and m["status"] == "included"]
+    included = [
+        m
+        for m in manifest
+        if isinstance(m, dict) and m["status"] == "included" and m["source"] != "agent"
+    ]
     if len(included) != files:
         raise BenchError(f"preview included {len(included)} of {files} files")
 
@@ -268,6 +394,8 @@ async def scenario_preview(plan: Plan, work: Path) -> ScenarioResult:
     request = {"agent": "bench", "task": "look"}
     cold: list[float] = []
     warm: list[float] = []
+    bare: list[float] = []
+    ratio: list[float] = []
     size = 0
     for _ in range(plan.preview_rounds):
         server = await ServerProcess.spawn(env)
@@ -289,21 +417,37 @@ async def scenario_preview(plan: Plan, work: Path) -> ScenarioResult:
             warm.append(percentile(reps, 0.5))
         finally:
             await server.close()
+        floor = await bare_transport_ms(env, work, orjson.dumps(answer), plan.preview_warm_reps)
+        bare.append(percentile(floor, 0.5))
+        ratio.append(warm[-1] / bare[-1])
     result.info["response_mb"] = round(size / 1e6, 2)
-    service_ms, build_ms, encode_ms = await _preview_in_process(plan, work, folder, request)
+    local = await _preview_in_process(plan, work, folder, request, paths)
     result.figures.append(
         summarise(
             "context assembly in the service (builder, warm)",
             "ms",
-            build_ms,
+            local["build"],
             target=("<=", 5),
-            note="ContextBuilder.build, 1,000 files, 10 MB",
+            note="ContextBuilder.build, 1,000 files, 10 MB, each revalidated",
         )
     )
     result.figures.append(
-        summarise("AgentService.preview in-process (warm)", "ms", service_ms, note="+ prompt text")
+        summarise(
+            "the same, one file changed before each build",
+            "ms",
+            local["build_changed"],
+            note="a full assembly: one file read again",
+        )
     )
-    result.figures.append(summarise("orjson encoding of that answer", "ms", encode_ms))
+    result.figures.append(
+        summarise(
+            "AgentService.preview in-process (warm)",
+            "ms",
+            local["service"],
+            note="+ prompt text and manifest",
+        )
+    )
+    result.figures.append(summarise("orjson encoding of that answer", "ms", local["encode"]))
     cold_label = "first preview (cold: empty cache" + (", page cache dropped)" if CAN_DROP else ")")
     result.figures.append(summarise(cold_label, "ms", cold))
     result.figures.append(
@@ -313,6 +457,23 @@ async def scenario_preview(plan: Plan, work: Path) -> ScenarioResult:
             warm,
             target=("<=", 15),
             note="median of the repeats in each server; includes the client's JSON decode",
+        )
+    )
+    result.figures.append(
+        summarise(
+            "bare transport of the same bytes",
+            "ms",
+            bare,
+            note="a peer that only writes the prebuilt answer; same client, same decode",
+        )
+    )
+    result.figures.append(
+        summarise(
+            "repeated preview / bare transport",
+            "x",
+            ratio,
+            target=("<=", 2.0),
+            note="side by side in each round",
         )
     )
     return result
@@ -367,6 +528,26 @@ async def scenario_memory(plan: Plan, work: Path) -> ScenarioResult:
         summarise("RSS growth over the second half", "MB", [mb[-1] - half], note="plateau ~ 0")
     )
     result.figures.append(summarise("RSS before the first run", "MB", [mb[0]]))
+    profile = figures["profile"]
+    first, second = profile["first"], profile["second"]
+    half = profile["traced_runs"] // 2
+    result.info["profile"] = profile
+    result.figures.append(
+        summarise(
+            f"traced by tracemalloc after {half:,} more runs",
+            "MB",
+            [first["traced_bytes"] / 1e6],
+            note="agentls.memory.profile started after the RSS samples; top sites in info",
+        )
+    )
+    result.figures.append(
+        summarise(
+            f"traced growth over the next {profile['traced_runs'] - half:,} runs",
+            "KB",
+            [(second["traced_bytes"] - first["traced_bytes"]) / 1e3],
+            note="plateau ~ 0: the second snapshot's difference, in info",
+        )
+    )
     return result
 
 
@@ -397,6 +578,7 @@ async def scenario_streaming(plan: Plan, work: Path) -> ScenarioResult:
     busy_p50: list[float] = []
     busy_p99: list[float] = []
     wall: list[float] = []
+    stall: list[float] = []
     server = await ServerProcess.spawn(server_env(work))
     try:
         await server.initialize(folder, {"trusted": True})
@@ -418,7 +600,17 @@ async def scenario_streaming(plan: Plan, work: Path) -> ScenarioResult:
                 lat.append(await _timed_trivial(server))
                 await asyncio.sleep(0.002)
             records = await gathered
-            wall.append(_ms(time.perf_counter() - started))
+            took = time.perf_counter() - started
+            wall.append(_ms(took))
+            stall.append(
+                _longest_stall(
+                    await server.send(
+                        "workspace/executeCommand",
+                        {"command": "agentls.metrics", "arguments": [{}]},
+                    ),
+                    took,
+                )
+            )
             bad = [r for r in records if r["status"] != "succeeded" or "token39" not in r["output"]]
             if bad:
                 raise BenchError(f"{len(bad)} streaming runs did not succeed: {bad[0]['error']}")
@@ -439,7 +631,22 @@ async def scenario_streaming(plan: Plan, work: Path) -> ScenarioResult:
         summarise("trivial p99 during runs", "ms", busy_p99, target=("<=", 20), note=note)
     )
     result.figures.append(summarise(f"{plan.streaming_runs} runs, wall time", "ms", wall))
+    result.figures.append(
+        summarise(
+            "longest event-loop stall during runs",
+            "ms",
+            stall,
+            note="the server's loop heartbeat (agentls.metrics loop); 0 = none over 50 ms",
+        )
+    )
     return result
+
+
+def _longest_stall(metrics: Mapping[str, Any], seconds: float) -> float:
+    """The longest loop stall the server saw in the last ``seconds`` (0 if none over 50 ms)."""
+    stalls = metrics["loop"]["stalls"]
+    recent = [s["ms"] for s in stalls if s["ago_ms"] <= seconds * 1000]
+    return max(recent, default=0.0)
 
 
 async def _timed_trivial(server: ServerProcess) -> float:

@@ -1,7 +1,7 @@
 """Summaries of repeated measurements: the owner of how a bench figure is reduced and shown.
 
 Every figure is the median of several runs with their min-max, because the machine is shared and
-noisy (notes/performance.md). Ratios are formed per round from measurements taken side by side,
+noisy (docs/performance.md). Ratios are formed per round from measurements taken side by side,
 then summarised the same way, so a slow minute does not flatter one side.
 """
 
@@ -37,7 +37,7 @@ class Figure:
     high: float
     runs: int
     target: str | None = None
-    """The goal from design.md section 6, as text (``<= 450``), when there is one."""
+    """The goal from docs/performance.md's targets, as text (``<= 450``), when there is one."""
     met: bool | None = None
     """Whether the median meets the target (None without a target)."""
     note: str = ""

@@ -3,7 +3,7 @@
 Trees are deterministic (same names, sizes and bytes for a given shape) so runs compare.
 "Cold" means the file data is not in the page cache: ``drop_page_cache`` asks the kernel to drop
 each file's pages with ``posix_fadvise(POSIX_FADV_DONTNEED)``, which needs no privileges and
-keeps dentries and inodes cached (notes/performance.md, section 3: a little faster than
+keeps dentries and inodes cached (measured on the 2-vCPU machine: a little faster than
 ``drop_caches``, and the same ordering of methods). Where ``posix_fadvise`` is missing, cold
 runs are reported as skipped.
 """

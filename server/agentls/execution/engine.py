@@ -13,7 +13,14 @@ starts; at most ``max_queued`` runs may wait for a slot, beyond that ``submit`` 
   cancelled, which is what makes the backend close its HTTP stream or kill its process group);
 * ``timed_out``: the run took longer than its job's timeout (the time spent queued does not count).
 
-Partial output is kept in every case. Each finished run is handed to ``on_finished`` (history,
+Partial output is kept in every case, with its secrets redacted (``context/secrets.py``, the
+detectors the prompt's files go through) before the record exists: a model may repeat a key it
+read with a tool, and history keeps records on disk. The streamed pieces (``RunObserver.output``)
+are not redacted: they go only to the editor, as they arrive. The scan costs about 6 ms per MB:
+an output up to ``INLINE_SCAN_CHARS`` is scanned on the event loop, a longer one (up to the 8 MB
+default cap: 50 ms) in a worker thread, so the loop keeps answering. Each finished run is handed
+to
+``on_finished`` (history,
 metrics) exactly once, then to the observer, and then resolves its handle. Observers are the LSP
 layer's business: an exception in one is logged and never changes the run.
 
@@ -30,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from agentls.backends.base import Backend, BackendError, BackendRequest, TextDelta, Usage
+from agentls.context.secrets import Finding, redact_text
 from agentls.errors import AgentlsError, Overloaded
 from agentls.execution.records import RunRecord, RunStatus
 
@@ -37,6 +45,10 @@ logger = logging.getLogger(__name__)
 
 INTERNAL_ERROR = "internal error; see the server log"
 """The error of a run that failed for a reason that is a bug, not the backend's doing."""
+
+INLINE_SCAN_CHARS = 256 * 1024
+"""Outputs up to this many characters are scanned for secrets on the event loop (about 1.5 ms);
+longer ones in a worker thread."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +134,9 @@ class _Run:
         """Set when the output went over the cap: the error the run fails with."""
         self.started_mono: float | None = None
         self.cancel_requested = False
+        self.ending = False
+        """The backend is done and the record is being built (its output scanned): too late to
+        cancel."""
         self.finished = False
 
 
@@ -185,7 +200,7 @@ class ExecutionEngine:
     def cancel(self, run_id: str) -> bool:
         """Cancel a queued or running run; False for unknown or already finished ids."""
         run = self._runs.get(run_id)
-        if run is None or run.finished or run.task is None or run.task.done():
+        if run is None or run.finished or run.ending or run.task is None or run.task.done():
             return False
         if run.cancel_requested:
             return True  # a second cancel must not interrupt the backend's own cleanup
@@ -275,7 +290,27 @@ class ExecutionEngine:
         finally:
             self._running -= 1
             self._slots.release()
-        self._finish(run, status, error)
+        run.ending = True
+        self._finish(run, status, error, await self._scan_output(run))
+
+    @staticmethod
+    async def _scan_output(run: _Run) -> tuple[str, tuple[Finding, ...]]:
+        """The run's output with its secrets redacted; a long one is scanned in a thread.
+
+        The run has ended by now, so a cancel that arrives during the scan changes nothing: the
+        scan (bounded by the output cap) is waited for, and the run keeps its status.
+        """
+        text = "".join(run.chunks)
+        if len(text) <= INLINE_SCAN_CHARS:
+            return redact_text(text)
+        scan = asyncio.ensure_future(asyncio.to_thread(redact_text, text))
+        while True:
+            try:
+                return await asyncio.shield(scan)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
 
     async def _drive(self, run: _Run) -> tuple[RunStatus, str | None]:
         """Run the backend under the job's timeout; map every way it can end to a status."""
@@ -358,19 +393,30 @@ class ExecutionEngine:
             run.queued = False
             self._queued -= 1
 
-    def _finish(self, run: _Run, status: RunStatus, error: str | None) -> None:
-        """Build the final record and hand it out, exactly once per run."""
+    def _finish(
+        self,
+        run: _Run,
+        status: RunStatus,
+        error: str | None,
+        scanned: tuple[str, tuple[Finding, ...]] | None = None,
+    ) -> None:
+        """Build the final record and hand it out, exactly once per run.
+
+        ``scanned`` is the redacted output when the caller has it (``_scan_output``); the paths
+        that end a run before it produced anything scan here.
+        """
         if run.finished:
             return
         run.finished = True
         job = run.job
         duration = 0.0 if run.started_mono is None else time.monotonic() - run.started_mono
+        output, secrets = scanned if scanned is not None else redact_text("".join(run.chunks))
         record = RunRecord(
             id=job.id,
             agent=job.agent,
             task=job.task,
             status=status,
-            output="".join(run.chunks),
+            output=output,
             started_at=run.handle.submitted_at,
             duration_ms=round(duration * 1000, 3),
             backend=job.backend_name,
@@ -379,6 +425,7 @@ class ExecutionEngine:
             usage=run.usage,
             manifest=job.manifest,
             workspace=job.workspace,
+            output_secrets=[{"line": f.line, "kind": f.kind} for f in secrets],
         )
         run.chunks = []
         if job.finalize is not None:

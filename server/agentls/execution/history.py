@@ -17,17 +17,28 @@ per checkpoint instead), readers never block the writer, and two editor windows 
 can share the file (``BEGIN IMMEDIATE`` plus ``busy_timeout`` serialise their writes). ``FULL``
 would fsync on each commit for a guarantee a run history does not need.
 
+Age: with ``max_age_days`` set, runs older than that are dropped from both tiers by
+``prune_expired``, which ``open`` calls and the service calls again every
+``EXPIRY_INTERVAL_SECONDS`` (one indexed ``DELETE``). Off by default: a history is bounded by
+entries and bytes whatever its age, and the age bound is for users who want old runs gone.
+
 Failure is never an exception to the caller: a file that is not a database or fails its integrity
 check is renamed aside (``.corrupt-<time>``), what can still be read from it is copied into a fresh
 file, and a folder that cannot be written (or a disk error later, such as a full disk) turns the
 history into memory only, with ``degraded`` set to the reason and one warning logged.
 
-All calls are synchronous and made on the event loop: each is one short SQLite statement or
-transaction (well under a millisecond for an insert), which is cheaper than a thread hop.
+Calls are synchronous and made on the event loop: each is one short SQLite statement or
+transaction (well under a millisecond for an insert), which is cheaper than a thread hop. The two
+pieces of disk work that are not short happen elsewhere: ``open`` (an integrity check that reads
+the whole file, and salvage) is meant for a worker thread before the history is used, and WAL
+checkpoints (the only fsyncs, which a busy disk can stretch to hundreds of milliseconds) run on a
+checkpoint thread with a connection of its own, every ``CHECKPOINT_EVERY`` writes, instead of inside
+whichever insert SQLite's automatic checkpoint would pick.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -52,6 +63,9 @@ SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 2000
 """How long a write waits for another process (a second editor window) holding the lock."""
 
+CHECKPOINT_EVERY = 200
+"""Writes between two WAL checkpoints (a few hundred KB of WAL for typical records)."""
+
 MEMORY_ENTRIES_WITH_DISK = 1000
 """Default memory bound (entries) when a disk store holds the full history."""
 
@@ -60,6 +74,11 @@ MEMORY_BYTES_WITH_DISK = 8 * 1024 * 1024
 
 ENTRY_OVERHEAD = 160
 """Bytes counted per memory entry besides its JSON: the key, the entry object, the LRU links."""
+
+EXPIRY_INTERVAL_SECONDS = 3600.0
+"""How often a running server drops runs older than ``history_max_age_days`` (besides at start)."""
+
+SECONDS_PER_DAY = 86_400.0
 
 MIN_MAX_BYTES = 64 * 1024
 """The smallest byte bound honoured: below it not even a short run fits."""
@@ -145,7 +164,7 @@ def _dumps(data: dict[str, Any]) -> bytes:
         raw = orjson.dumps(data, default=str)
     except orjson.JSONEncodeError:
         raw = orjson.dumps(_clean_strings(data), default=str)
-    # An exact-size copy: orjson's result can keep its oversized buffer alive (performance.md §6).
+    # An exact-size copy: orjson's result can keep its oversized buffer alive.
     return bytes(memoryview(raw))
 
 
@@ -160,6 +179,7 @@ class ExecutionHistory:
         max_bytes: int,
         memory_max_entries: int | None = None,
         memory_max_bytes: int | None = None,
+        max_age_days: float | None = None,
     ) -> None:
         """Configure the bounds; nothing is opened until ``open``.
 
@@ -170,6 +190,8 @@ class ExecutionHistory:
             memory_max_entries: The memory bound when a disk store exists (default: the smaller
                 of ``max_entries`` and ``MEMORY_ENTRIES_WITH_DISK``).
             memory_max_bytes: Likewise for bytes (default: ``MEMORY_BYTES_WITH_DISK``).
+            max_age_days: Runs that started longer ago than this are dropped by
+                ``prune_expired``; None or 0 keeps runs whatever their age.
         """
         self._path = Path(path) if path is not None else None
         self._max_entries = max(1, max_entries)
@@ -180,11 +202,15 @@ class ExecutionHistory:
             mem_entries = memory_max_entries or min(self._max_entries, MEMORY_ENTRIES_WITH_DISK)
             mem_bytes = memory_max_bytes or min(self._max_bytes, MEMORY_BYTES_WITH_DISK)
         self._mem_max_entries = max(1, mem_entries)
+        self._max_age = max_age_days * SECONDS_PER_DAY if max_age_days else None
+        """The age bound in seconds, or None when runs are kept whatever their age."""
         self._mem: cachetools.LRUCache[str, _Entry] = cachetools.LRUCache(
             maxsize=max(MIN_MAX_BYTES, mem_bytes), getsizeof=_entry_size
         )
         self._conn: sqlite3.Connection | None = None
         """The open store, or None (not opened, memory only, or degraded)."""
+        self._checkpointer: _Checkpointer | None = None
+        """Checkpoints the WAL off the loop while the store is open."""
         self.degraded: str | None = None
         """Why the disk store is not in use although a path was given; None when all is well."""
         self._warned = False
@@ -192,9 +218,23 @@ class ExecutionHistory:
     # -- lifecycle ------------------------------------------------------------------------------
 
     def open(self) -> None:
-        """Open (or create) the disk store; on any trouble fall back to memory. Never raises."""
+        """Open (or create) the disk store, then drop expired runs; never raises.
+
+        On any trouble with the store, the history falls back to memory. It reads the whole file
+        once (the integrity check), so the server calls it from a worker thread before anything
+        else uses the history.
+        """
+        self._open_store()
+        self.prune_expired()
+
+    def _open_store(self) -> None:
         self.close()
         self.degraded = None
+        self._open()
+        if self._conn is not None and self._path is not None:
+            self._checkpointer = _Checkpointer(self._path)
+
+    def _open(self) -> None:
         if self._path is None:
             return
         try:
@@ -223,6 +263,9 @@ class ExecutionHistory:
 
     def close(self) -> None:
         """Close the disk store (memory is kept). Safe to call twice."""
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            checkpointer.close()
         conn, self._conn = self._conn, None
         if conn is not None:
             try:
@@ -231,6 +274,50 @@ class ExecutionHistory:
                 logger.debug("closing the history file failed", exc_info=True)
 
     # -- records --------------------------------------------------------------------------------
+
+    def prune_expired(self, now: float | None = None) -> int:
+        """Drop runs that started more than ``max_age_days`` before ``now``, in memory and on disk.
+
+        Returns:
+            How many runs were dropped from the disk store (from memory when there is none).
+            Always 0 when no age bound is set.
+        """
+        if self._max_age is None:
+            return 0
+        cutoff = (time.time() if now is None else now) - self._max_age
+        expired = [
+            key
+            for key in list(self._mem.keys())
+            if cachetools.Cache.__getitem__(self._mem, key).started_at < cutoff
+        ]
+        for key in expired:
+            del self._mem[key]
+        conn = self._conn
+        if conn is None:
+            removed = len(expired)
+        else:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    removed = conn.execute(
+                        "DELETE FROM runs WHERE started_at < ?", (cutoff,)
+                    ).rowcount
+                    self._vacuum_if_worth_it(conn)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                    raise
+            except (sqlite3.Error, OSError) as e:
+                self._degrade(f"pruning the history file failed: {e}")
+                removed = len(expired)
+        if removed:
+            logger.info(
+                "history: dropped %d run(s) older than %g days",
+                removed,
+                self._max_age / SECONDS_PER_DAY,
+            )
+        return removed
 
     def add(self, record: RunRecord) -> None:
         """Remember a finished run (memory and disk), evicting the oldest beyond the bounds."""
@@ -374,9 +461,16 @@ class ExecutionHistory:
 
     def _connect(self) -> sqlite3.Connection:
         assert self._path is not None
-        conn = sqlite3.connect(self._path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        # Opened on a worker thread, then used on the loop's: never by two threads at once.
+        conn = sqlite3.connect(
+            self._path,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,
+            check_same_thread=False,
+        )
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer's job, off the loop
             try:
                 check = conn.execute("PRAGMA quick_check").fetchall()
             except sqlite3.DatabaseError as e:
@@ -427,6 +521,9 @@ class ExecutionHistory:
                 raise
         except (sqlite3.Error, OSError) as e:
             self._degrade(f"writing the history file failed: {e}")
+            return
+        if self._checkpointer is not None:
+            self._checkpointer.wrote()
 
     @staticmethod
     def _totals(conn: sqlite3.Connection) -> tuple[int, int]:
@@ -456,6 +553,10 @@ class ExecutionHistory:
         finally:
             cursor.close()
         conn.executemany("DELETE FROM runs WHERE rowid = ?", victims)
+        self._vacuum_if_worth_it(conn)
+
+    def _vacuum_if_worth_it(self, conn: sqlite3.Connection) -> None:
+        """Give freed pages back to the file system once they add up (inside a transaction)."""
         free_pages = conn.execute("PRAGMA freelist_count").fetchone()[0]
         page_size = conn.execute("PRAGMA page_size").fetchone()[0]
         if free_pages * page_size > max(self._max_bytes // 4, 1024 * 1024):
@@ -544,3 +645,55 @@ class ExecutionHistory:
                 wider[key] = cachetools.Cache.__getitem__(self._mem, key)
             self._mem = wider
             self._mem_max_entries = self._max_entries
+
+
+class _Checkpointer:
+    """WAL checkpoints on a thread of their own, so that no insert on the loop waits for an fsync.
+
+    The loop's connection has automatic checkpoints off; this one copies the WAL back into the
+    database every ``CHECKPOINT_EVERY`` writes (``PASSIVE``: it never blocks a writer, and a
+    checkpoint that cannot finish now finishes next time). Its connection lives and dies on the
+    pool's single thread. The last connection to close checkpoints whatever is left.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="agentls-history"
+        )
+        self._pending: concurrent.futures.Future[None] | None = None
+        self._writes = 0
+        """Writes since the last checkpoint was asked for (counted on the loop)."""
+        self._conn: sqlite3.Connection | None = None
+        """Used only on the pool's thread."""
+
+    def wrote(self) -> None:
+        """Count one committed write; ask for a checkpoint when enough have gathered."""
+        self._writes += 1
+        if self._writes < CHECKPOINT_EVERY:
+            return
+        if self._pending is not None and not self._pending.done():
+            return  # the previous one is still running: the next write asks again
+        self._writes = 0
+        self._pending = self._pool.submit(self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        try:
+            if self._conn is None:
+                self._conn = sqlite3.connect(
+                    self._path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None
+                )
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error:
+            logger.debug("history checkpoint failed; the next one will retry", exc_info=True)
+
+    def _close_connection(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+            self._conn = None
+
+    def close(self) -> None:
+        """Finish a running checkpoint, close the connection, end the thread."""
+        self._pool.submit(self._close_connection)
+        self._pool.shutdown(wait=True)

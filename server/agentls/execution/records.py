@@ -6,12 +6,12 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "timed_out"]
-FINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
 
 
 @dataclass(frozen=True)
 class RunRecord:
-    """A finished run. Never holds an API key: errors are the backends' scrubbed messages."""
+    """A finished run. Never holds an API key: errors are the backends' scrubbed messages, and
+    the output went through the same secret detectors as the prompt's files."""
 
     id: str
     agent: str
@@ -32,6 +32,9 @@ class RunRecord:
     for runs that did not finish, which leave the agent's previous findings in place)."""
     findings_dropped: int = 0
     """Findings refused: paths outside the workspace, secret files, over the per-run limit."""
+    output_secrets: list[dict[str, Any]] = field(default_factory=list)
+    """``{"line", "kind"}`` of each secret removed from ``output`` (``context/secrets.py``): the
+    output is stored and returned with ``[REDACTED:kind]`` in its place."""
 
     def to_dict(self) -> dict[str, Any]:
         """The protocol form (also what history persists).

@@ -6,7 +6,8 @@ for each finding with a ``fix`` that touches the range. ``textDocument/codeLens`
 file shows ``▶ Run`` and ``Context: N files, ~T tokens`` (a cached summary, recomputed in the
 background when the workspace changes, then ``workspace/codeLens/refresh`` when the client
 supports it). Both are answered from memory: the registry, the findings store, open buffers and the
-context cache; no disk reads, no backend.
+context cache; no disk reads, no backend. The service's modules (``agentls.findings`` and what it
+pulls in) are imported inside the functions: this module loads before ``initialize`` is answered.
 
 Their commands go to ``agentls.ask``, which runs the agent (or previews its context) and shows the
 result: findings become diagnostics through the run itself, text goes into a Markdown document in
@@ -25,10 +26,10 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 
 from agentls import requests
-from agentls.findings import JSON_PREFIX, Finding, is_finding_line, locate_fix
 from agentls.lsp.documents import EditorBuffers, uri_to_path
 
 if TYPE_CHECKING:
+    from agentls.findings import Finding
     from agentls.lsp.server import AgentLanguageServer
     from agentls.service import AgentService
 
@@ -84,6 +85,8 @@ def _position(codec: Any, lines: Sequence[str], line: int, column: int) -> dict[
 def _quick_fixes(
     ls: AgentLanguageServer, service: AgentService, uri: str, rng: types.Range
 ) -> list[dict[str, Any]]:
+    from agentls.findings import locate_fix
+
     path = uri_to_path(uri)
     if path is None:
         return []
@@ -93,9 +96,9 @@ def _quick_fixes(
     text = _document_text(ls, service, uri)
     if text is None:
         return []
-    document = ls.workspace.get_text_document(uri)
-    lines = document.lines if uri in ls.workspace.text_documents else text.splitlines(True)
-    codec = document.position_codec
+    document = ls.workspace.text_documents.get(uri)
+    lines = document.lines if document is not None else text.splitlines(True)
+    codec = ls.workspace.position_codec
     actions = []
     for finding in candidates:
         where = locate_fix(text, finding)
@@ -329,6 +332,8 @@ async def ask(ls: AgentLanguageServer, service: AgentService, args: tuple[Any, .
 
 def _has_text_beyond_findings(result: dict[str, Any]) -> bool:
     """A diagnostics run whose output is only finding lines needs no document."""
+    from agentls.findings import JSON_PREFIX, is_finding_line
+
     for line in str(result.get("output") or "").splitlines():
         stripped = line.strip()
         if stripped and not stripped.startswith(JSON_PREFIX) and not is_finding_line(stripped):

@@ -5,7 +5,10 @@ holds unsaved edits, so the features follow what the user sees, saved or not), c
 position to code points, ask the service module, and convert back. Only files the server treats as
 definitions get answers (and a workspace folder's ``agentls.toml``, for backend names and kinds),
 and only from open buffers: nothing is read from disk, except the configuration file a backend name
-points to when go-to-definition is asked for.
+points to when go-to-definition is asked for (through the safe reader, by the service).
+
+Nothing here imports the service's modules (YAML, the configuration) at import time: this module
+is loaded before ``initialize`` is answered, and its features only run once the service exists.
 """
 
 from __future__ import annotations
@@ -17,24 +20,21 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 from pygls.workspace import TextDocument
 
-from agentls.agents import language
-from agentls.agents.definition import is_definition_path
-from agentls.config import BACKEND_KINDS, WORKSPACE_CONFIG_NAME
 from agentls.lsp.documents import uri_to_path
 
 if TYPE_CHECKING:
+    from agentls.agents import language
     from agentls.lsp.server import AgentLanguageServer
 
 logger = logging.getLogger(__name__)
-
-MAX_CONFIG_BYTES = 1024 * 1024
-"""A configuration file larger than this is not read to find a backend's table."""
 
 TRIGGER_CHARACTERS = [":", " ", "-", "[", ","]
 
 
 def _definition_document(ls: AgentLanguageServer, uri: str) -> tuple[TextDocument, Path] | None:
     """The open buffer of a definition file inside the workspace, else None."""
+    from agentls.agents.locations import is_definition_path
+
     service = ls.service
     document = ls.workspace.text_documents.get(uri)
     path = uri_to_path(uri)
@@ -48,6 +48,8 @@ def _definition_document(ls: AgentLanguageServer, uri: str) -> tuple[TextDocumen
 
 def _config_document(ls: AgentLanguageServer, uri: str) -> TextDocument | None:
     """The open buffer of a workspace folder's ``agentls.toml``, else None."""
+    from agentls.config import WORKSPACE_CONFIG_NAME
+
     service = ls.service
     document: TextDocument | None = ls.workspace.text_documents.get(uri)
     path = uri_to_path(uri)
@@ -79,6 +81,9 @@ def completion(
     ls: AgentLanguageServer, params: types.CompletionParams
 ) -> types.CompletionList | None:
     """Keys (with their documentation) and the values each key takes."""
+    from agentls.agents import language
+    from agentls.config import BACKEND_KINDS
+
     if ls.service is None:
         return None
     catalog = ls.service.language_catalog()
@@ -118,6 +123,8 @@ def completion(
 
 def hover(ls: AgentLanguageServer, params: types.HoverParams) -> types.Hover | None:
     """What a key or value means, its default, and the effective value."""
+    from agentls.agents import language
+
     found = _definition_document(ls, params.text_document.uri)
     if found is None or ls.service is None:
         return None
@@ -136,6 +143,8 @@ def definition(
     ls: AgentLanguageServer, params: types.DefinitionParams
 ) -> list[types.Location] | None:
     """From ``backend: NAME`` to ``[backends.NAME]`` in the configuration file that defines it."""
+    from agentls.agents import language
+
     service = ls.service
     if service is None:
         return None
@@ -153,7 +162,9 @@ def definition(
     if name is None:
         return None
     for config_file in service.backend_config_files(name):
-        text = _config_text(ls, config_file)
+        text = _open_text(ls, config_file)
+        if text is None:
+            text = service.config_file_text(config_file)
         if text is None:
             continue
         header = language.backend_header_line(text, name)
@@ -172,26 +183,21 @@ def definition(
     return None
 
 
-def _config_text(ls: AgentLanguageServer, path: Path) -> str | None:
-    """A configuration file's text: its open buffer, else the file (bounded), else None."""
+def _open_text(ls: AgentLanguageServer, path: Path) -> str | None:
+    """The text of the open buffer of ``path``, else None."""
     for uri, document in ls.workspace.text_documents.items():
         if uri_to_path(uri) == path:
             source: str = document.source
             return source
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_CONFIG_BYTES + 1)
-    except OSError:
-        return None
-    if len(data) > MAX_CONFIG_BYTES:
-        return None
-    return data.decode("utf-8", "replace")
+    return None
 
 
 def document_symbols(
     ls: AgentLanguageServer, params: types.DocumentSymbolParams
 ) -> list[types.DocumentSymbol] | None:
     """The agent, with its front-matter keys as children."""
+    from agentls.agents import language
+
     found = _definition_document(ls, params.text_document.uri)
     if found is None:
         return None

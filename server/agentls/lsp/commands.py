@@ -37,6 +37,7 @@ HISTORY_GET = "agentls.history.get"
 METRICS = "agentls.metrics"
 CACHE_CLEAR = "agentls.cache.clear"
 FINDINGS_CLEAR = "agentls.findings.clear"
+MEMORY_PROFILE = "agentls.memory.profile"
 
 SERVICE_WAIT_SECONDS = 30.0
 """A command sent right after ``initialized`` waits this long for the service to start."""
@@ -157,6 +158,12 @@ async def _findings_clear(
     return service.clear_findings(parsed.agent, parsed.uri)
 
 
+async def _memory_profile(
+    ls: AgentLanguageServer, service: AgentService, args: tuple[Any, ...]
+) -> Any:
+    return await service.memory_profile(requests.parse_memory_profile(requests.single_object(args)))
+
+
 COMMANDS: dict[str, Handler] = {
     AGENTS_LIST: _agents_list,
     RUN: _run,
@@ -169,6 +176,7 @@ COMMANDS: dict[str, Handler] = {
     CACHE_CLEAR: _cache_clear,
     FINDINGS_CLEAR: _findings_clear,
     actions.ASK: actions.ask,
+    MEMORY_PROFILE: _memory_profile,
 }
 
 

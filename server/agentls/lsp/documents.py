@@ -2,26 +2,29 @@
 
 Open buffers are owned by pygls' ``Workspace`` (it applies didOpen/didChange before our handlers
 run); ``EditorBuffers`` only reads them for the context builder, so unsaved text wins over disk.
-Agent-definition problems and agents' findings are published from one function,
-``publish_problems``: one ``publishDiagnostics`` per file carries both, since a later publish for a
-URI replaces the earlier one.
+Agent-definition problems, agents' findings and the keys of an untrusted workspace's
+``agentls.toml`` that were ignored are all published from one place, ``_publish``: one
+``publishDiagnostics`` per file carries every kind, since a later publish for a URI replaces the
+earlier one (a finding on ``agentls.toml`` must not wipe its ignored-key warnings, nor the reverse).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 from lsprotocol import types
 from pygls.uris import from_fs_path, to_fs_path
 from pygls.workspace.position_codec import PositionCodec
 
-from agentls.agents.definition import Problem
-from agentls.findings import Finding
-
 if TYPE_CHECKING:
+    from agentls.agents.definition import Problem
+    from agentls.config import IgnoredSetting
+    from agentls.findings import Finding
     from agentls.lsp.server import AgentLanguageServer
 
 _SEVERITY = {
@@ -154,25 +157,79 @@ def finding_diagnostic(
     )
 
 
+PUBLISH_BATCH = 100
+"""Files published per loop turn: a collection of 1,000 agents loading must not hold up the
+requests (the first ``agents.list``) queued behind its diagnostics."""
+
+
 def publish_problems(ls: AgentLanguageServer, paths: set[Path]) -> None:
-    """Publish each file's definition problems and findings (an empty list clears them)."""
+    """Publish each file's definition problems, findings and configuration warnings (an empty
+    list clears them).
+
+    Beyond ``PUBLISH_BATCH`` files the rest follow in later loop turns. Each publish reads the
+    problems when it is sent, so a later change to a file is never overtaken by a stale batch.
+    Positions are converted against the open buffer, or else against the text the registry
+    parsed. Never against pygls' own fallback, which reads the whole file from disk on the event
+    loop with no size or type check (a FIFO there hung the server; a 400 MB file was read).
+    """
+    ordered = sorted(paths)
+    _publish(ls, ordered[:PUBLISH_BATCH])
+    if len(ordered) > PUBLISH_BATCH:
+        rest = set(ordered[PUBLISH_BATCH:])
+        asyncio.get_running_loop().call_soon(publish_problems, ls, rest)
+
+
+def _publish(ls: AgentLanguageServer, paths: list[Path]) -> None:
     service = ls.service
-    if service is None:
-        return
-    for path in sorted(paths):
+    documents = ls.workspace.text_documents
+    codec = ls.workspace.position_codec
+    for path in paths:
         uri = from_fs_path(str(path)) or path.as_uri()
-        problems = service.registry.problems(path)
-        findings = service.findings_for(path)
-        document = ls.workspace.get_text_document(uri)
+        problems = service.registry.problems(path) if service is not None else []
+        findings = service.findings_for(path) if service is not None else []
         lines: Sequence[str] = ()
-        if problems or findings:
-            try:
+        if service is not None and (problems or findings):
+            document = documents.get(unquote(uri))
+            if document is not None:
                 lines = document.lines
-            except (OSError, UnicodeDecodeError):  # deleted or unreadable: positions as they are
-                lines = ()
-        codec = document.position_codec
+            else:
+                text = service.file_text(path)
+                lines = tuple(text.splitlines(True)) if text else ()
         diagnostics = [to_diagnostic(p, lines, codec) for p in problems]
         diagnostics.extend(finding_diagnostic(f, lines, codec) for f in findings)
+        diagnostics.extend(ls.config_diagnostics.get(path, ()))
         ls.text_document_publish_diagnostics(
             types.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics)
         )
+
+
+def open_text(ls: AgentLanguageServer, uri: str) -> str | None:
+    """The text of a document the editor has open; None when it is not open.
+
+    ``Workspace.get_text_document`` would make up a document for an unknown URI whose text is
+    read from disk on first use, unchecked; this never touches the disk.
+    """
+    document = ls.workspace.text_documents.get(unquote(uri))
+    return None if document is None else document.source
+
+
+def publish_ignored_settings(ls: AgentLanguageServer, ignored: Sequence[IgnoredSetting]) -> None:
+    """A warning per ignored key on its ``agentls.toml`` (first line: the file is not read again
+    for positions), published with the file's other diagnostics; a file that had warnings and has
+    none left is published again without them."""
+    by_file: dict[Path, list[types.Diagnostic]] = {}
+    for item in ignored:
+        by_file.setdefault(item.file, []).append(
+            types.Diagnostic(
+                range=types.Range(
+                    start=types.Position(line=0, character=0),
+                    end=types.Position(line=1, character=0),
+                ),
+                message=f"{item.key} ignored: {item.reason}",
+                severity=types.DiagnosticSeverity.Warning,
+                source="agentls",
+            )
+        )
+    previous = set(ls.config_diagnostics)
+    ls.config_diagnostics = by_file
+    _publish(ls, sorted(previous | by_file.keys()))

@@ -1,6 +1,6 @@
 """The JSON-RPC layer: owner of what a client message may do before pygls sees it, and of replies.
 
-pygls 2.1.1 trusts its input (hardening notes §3): a request without ``params`` or with params it
+pygls 2.1.1 trusts its input (docs/reliability.md): a request without ``params`` or with params it
 cannot structure is never answered, ``"arguments": "abc"`` becomes ``['a', 'b', 'c']``, ``123``
 becomes ``"123"``, requests are served before ``initialize`` and dropped after ``shutdown``,
 ``shutdown`` with requests in flight fails with ``dictionary changed size during iteration``, and

@@ -1,10 +1,16 @@
 """The language server: lifecycle, configuration, document and file events, composed in one place.
 
 ``create_server()`` builds an ``AgentLanguageServer`` and registers every handler. The server
-answers ``initialize`` before touching the workspace (and starts watching the client's
-``processId``); on ``initialized`` it pulls the client's configuration, builds the
-``AgentService`` and starts it in the background. Handlers here are adapters: they translate LSP
-events into service calls.
+answers ``initialize`` before touching the workspace; on ``initialized`` it pulls the client's
+configuration, builds the ``AgentService`` and starts it in the background. Handlers here are
+adapters: they translate LSP events into service calls.
+
+Start-up: ``initialize`` is answered with pygls, lsprotocol and the LSP layer loaded, nothing
+more. Just after the answer is written, a worker thread imports the service and everything
+under it (the configuration, YAML, the builder, the index, pathspec, httpx, SQLite...) while the
+loop stays free, and ``initialized`` waits for that import before it builds the service. An
+editor waits for the ``initialize`` answer before it does anything; ``tests/quality`` keeps the
+list of what that answer costs honest.
 
 Ending: ``shutdown`` answers within ``SHUTDOWN_SECONDS`` whatever the runs do (their cleanup goes
 on in the background); ``aclose`` is the transport's last call on every way out (``exit``, end of
@@ -16,22 +22,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
-from pygls.exceptions import FeatureRequestError
+from pygls.exceptions import FeatureRequestError, JsonRpcException
 from pygls.lsp.server import LanguageServer
 
 from agentls import __version__
-from agentls.config import Settings, load_settings
+from agentls.errors import REQUEST_FAILED
 from agentls.lsp import actions, agent_files, commands
-from agentls.lsp.documents import EditorBuffers, publish_problems, uri_to_path
+from agentls.lsp.documents import (
+    EditorBuffers,
+    open_text,
+    publish_ignored_settings,
+    publish_problems,
+    uri_to_path,
+)
 from agentls.lsp.protocol import AgentlsProtocol
-from agentls.parent_watch import watch_parent
-from agentls.service import AgentService
+
+if TYPE_CHECKING:
+    from agentls.config import Settings
+    from agentls.service import AgentService
 
 logger = logging.getLogger(__name__)
 
@@ -75,9 +90,21 @@ class AgentLanguageServer(LanguageServer):
         self._closing: asyncio.Task[None] | None = None
         """The service's shutdown, once started (it may outlive the ``shutdown`` request)."""
         self._parent_watch: asyncio.Task[None] | None = None
+        self._service_import: asyncio.Future[Any] | None = None
+        """The import of ``agentls.service`` in a worker thread, started after ``initialize``."""
         self._last_popup = -ERROR_POPUP_INTERVAL
         self.lens_refresher: actions.LensRefresher | None = None
         """Recomputes code-lens summaries after workspace changes (made on first use)."""
+        self.over_tcp = False
+        """Set by ``agentls serve --tcp``: the client is a TCP peer, not necessarily the editor."""
+        self.tcp_token: str | None = None
+        """``AGENTLS_TCP_TOKEN`` when the server was started with one."""
+        self.client_authenticated = True
+        """False for a TCP peer that did not present the token: its settings may not define
+        backends or declare trust (decided at ``initialize``)."""
+        self.config_diagnostics: dict[Path, list[types.Diagnostic]] = {}
+        """The ignored-key warnings of each ``agentls.toml`` (``publish_ignored_settings``), kept
+        so that every publish for that file carries them beside its findings."""
 
     @property
     def lsp(self) -> AgentlsProtocol:
@@ -106,10 +133,29 @@ class AgentLanguageServer(LanguageServer):
             )
         )
 
+    def after_initialize(self, pid: int | None) -> None:
+        """Once the ``initialize`` answer is out: import the service off the loop, watch the client.
+
+        The import takes 100-300 ms (YAML alone ~75 ms); on the loop it would hold every
+        request for that long, in a thread it overlaps the client's own work after the answer.
+        """
+        self.import_service()
+        self.watch_client_process(pid)
+
+    def import_service(self) -> asyncio.Future[Any]:
+        """The (shared) import of ``agentls.service`` in a worker thread."""
+        if self._service_import is None:
+            self._service_import = asyncio.ensure_future(
+                asyncio.to_thread(importlib.import_module, "agentls.service")
+            )
+        return self._service_import
+
     def watch_client_process(self, pid: int | None) -> None:
         """End the session when the client process (``initialize``'s ``processId``) dies."""
         if pid is None or self._parent_watch is not None:
             return
+        from agentls.parent_watch import watch_parent  # psutil: not needed for the answer
+
         lifecycle = self.lsp.lifecycle
         self._parent_watch = asyncio.ensure_future(
             watch_parent(pid, lambda: lifecycle.request_exit(1, f"client process {pid} is gone"))
@@ -230,19 +276,81 @@ class AgentLanguageServer(LanguageServer):
 
     def current_settings(self) -> Settings:
         """Merge every configuration layer now."""
-        return load_settings(self.folders(), self.init_options, self.client_config)
+        from agentls.config import load_settings
+
+        return load_settings(
+            self.folders(),
+            self.init_options,
+            self.client_config,
+            client_trusted=self.client_authenticated,
+        )
+
+    def accept_client(self, params: types.InitializeParams) -> None:
+        """Decide at ``initialize`` whether this session may run, and how far the client is trusted.
+
+        Refuses (an error answer, then exit code 3) when the running agentls package lies inside
+        a workspace folder: the repository may have supplied the server's code. A TCP client is
+        authenticated only by presenting ``AGENTLS_TCP_TOKEN`` (compared in constant time).
+        """
+        import hmac
+
+        from agentls.provenance import REFUSED_EXIT_CODE, inside_folders
+
+        options = params.initialization_options
+        self.init_options = dict(options) if isinstance(options, dict) else {}
+        token = self.init_options.pop("token", None)
+        folders = [
+            p for f in params.workspace_folders or [] if (p := uri_to_path(f.uri)) is not None
+        ]
+        if not folders and params.root_uri and (root := uri_to_path(params.root_uri)):
+            folders.append(root)
+        refusal = inside_folders(folders)
+        if refusal is not None:
+            logger.error("%s", refusal)
+            lifecycle = self.lsp.lifecycle
+            asyncio.get_running_loop().call_soon(
+                lifecycle.request_exit, REFUSED_EXIT_CODE, "the package is inside the workspace"
+            )
+            raise JsonRpcException(message=refusal, code=REQUEST_FAILED)
+        if self.over_tcp:
+            self.client_authenticated = (
+                self.tcp_token is not None
+                and isinstance(token, str)
+                and hmac.compare_digest(token.encode(), self.tcp_token.encode())
+            )
+            if not self.client_authenticated:
+                logger.warning(
+                    "TCP client not authenticated (no or wrong initializationOptions.token): "
+                    "its settings cannot define backends or declare trust"
+                )
+
+    def publish_config_problems(self, settings: Settings) -> None:
+        """Warnings on each ``agentls.toml`` whose keys were ignored; cleared when none are left."""
+        publish_ignored_settings(self, settings.ignored)
 
     async def start_service(self) -> None:
         """Build and start the session (called once, after ``initialized``)."""
+        await self.import_service()
+        from agentls.service import AgentService  # loaded by now: see the module docstring
+
         await self.pull_client_config()
         settings = self.current_settings()
         logging.getLogger("agentls").setLevel(settings.log_level)
         for problem in settings.problems:
             logger.warning("configuration: %s", problem)
+        for item in settings.ignored:
+            logger.warning("configuration: %s", item)
+        self.publish_config_problems(settings)
+        from agentls.backends.descendants import watch_orphans
+
+        watch_orphans(asyncio.get_running_loop())
         service = AgentService(settings, self.folders())
         buffers = EditorBuffers(self)
-        service.on_problems_changed = lambda paths: publish_problems(self, paths)
-        service.on_findings_changed = lambda paths: publish_problems(self, paths)
+        # The first diagnostics (every definition file) go out after the commands that waited
+        # for the service: an editor's first agents.list must not queue behind 1,000 of them.
+        first: set[Path] = set()
+        service.on_problems_changed = first.update
+        service.on_findings_changed = first.update
         service.on_context_changed = lambda: actions.lens_refresher(self).workspace_changed()
         service.on_config_file_changed = self.reload_settings_soon
         service.is_open_in_editor = buffers.is_open
@@ -251,6 +359,9 @@ class AgentLanguageServer(LanguageServer):
             await service.start()
         finally:
             self._service_ready.set()
+            service.on_problems_changed = lambda paths: publish_problems(self, paths)
+            service.on_findings_changed = lambda paths: publish_problems(self, paths)
+            asyncio.get_running_loop().call_soon(publish_problems, self, first)
         logger.info("agentls %s serving %s", __version__, [str(f) for f in service.roots.folders])
 
     def reload_settings_soon(self) -> None:
@@ -261,7 +372,9 @@ class AgentLanguageServer(LanguageServer):
     async def _reload_settings(self) -> None:
         await self.pull_client_config()
         if self.service is not None:
-            self.service.update_settings(self.current_settings())
+            settings = self.current_settings()
+            self.service.update_settings(settings)
+            self.publish_config_problems(settings)
 
     def _background(self, task: asyncio.Future[Any]) -> None:
         """Keep a strong reference and log failures of fire-and-forget work."""
@@ -282,9 +395,9 @@ def create_server() -> AgentLanguageServer:
 
     @ls.feature(types.INITIALIZE)
     def on_initialize(ls: AgentLanguageServer, params: types.InitializeParams) -> None:
-        options = params.initialization_options
-        ls.init_options = dict(options) if isinstance(options, dict) else {}
-        ls.watch_client_process(params.process_id)
+        ls.accept_client(params)
+        # The answer is written as this handler returns; what the answer does not need waits.
+        asyncio.get_running_loop().call_soon(ls.after_initialize, params.process_id)
 
     @ls.feature(types.INITIALIZED)
     def on_initialized(ls: AgentLanguageServer, params: types.InitializedParams) -> None:
@@ -299,6 +412,13 @@ def create_server() -> AgentLanguageServer:
     async def on_folders(
         ls: AgentLanguageServer, params: types.DidChangeWorkspaceFoldersParams
     ) -> None:
+        from agentls.provenance import REFUSED_EXIT_CODE, inside_folders
+
+        refusal = inside_folders(ls.folders())
+        if refusal is not None:
+            logger.error("%s", refusal)
+            ls.lsp.lifecycle.request_exit(REFUSED_EXIT_CODE, "the package is inside the workspace")
+            return
         if ls.service is not None:
             await ls.service.set_folders(ls.folders())
 
@@ -390,5 +510,5 @@ def _buffer_changed(ls: AgentLanguageServer, uri: str, *, open_: bool) -> None:
     path = uri_to_path(uri)
     if ls.service is None or path is None:
         return
-    text = ls.workspace.get_text_document(uri).source if open_ else None
+    text = open_text(ls, uri) if open_ else None
     ls.service.buffer_changed(path, text)

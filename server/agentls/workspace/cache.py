@@ -1,7 +1,7 @@
 """File contents held in memory: the owner of every cached byte.
 
 An LRU bounded by **bytes** (cachetools), where an entry costs ``len(data)`` plus a fixed overhead.
-Content is UTF-8 bytes, so that count is the real memory cost (notes/performance.md, section 6:
+Content is UTF-8 bytes, so that count is the real memory cost (measured resident memory:
 1.03x for bytes, against up to 4x for a ``str`` holding one emoji).
 
 An entry is trusted only while the file's ``(mtime_ns, size)`` on disk still match the ones seen
@@ -18,11 +18,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from cachetools import LRUCache
+from cachetools import Cache, LRUCache
 
 from agentls.metrics import IoStats
 from agentls.workspace.loader import CachedFile, LoadReport, load_files
@@ -75,6 +75,7 @@ class FileCache:
         workers: int = 4,
         revalidate: bool = True,
         scan_secrets: bool = True,
+        folders: Callable[[], Sequence[Path]] | None = None,
     ) -> None:
         """An empty cache.
 
@@ -87,6 +88,9 @@ class FileCache:
             scan_secrets: look for secrets in what is loaded, in the reading threads
                 (``CachedFile.secrets``). False exists so the bench can show what scanning
                 costs; the server always scans.
+            folders: the workspace folders at the time of a load; every file read must resolve
+                into one of them, its target not deny-listed (``reader.read_regular``). The
+                server always passes them; None is for tests and the bench.
 
         Raises:
             ValueError: a negative ``max_bytes`` or a ``workers`` below 1.
@@ -115,6 +119,12 @@ class FileCache:
         """Whether loads scan for secrets (always, in the server)."""
         self.io = IoStats()
         """What loading misses from disk cost (files, bytes, time, parallelism)."""
+        self._folders = folders
+        """Where files may be read from, asked at each load (the folders can change)."""
+
+    def _within(self) -> tuple[Path, ...] | None:
+        """The folders every read of this load must resolve into (None: not checked)."""
+        return tuple(self._folders()) if self._folders is not None else None
 
     def get(self, path: Path) -> CachedFile | None:
         """The cached content of ``path`` if it is still what is on disk.
@@ -144,6 +154,39 @@ class FileCache:
             return None
         self._hits += 1
         return item
+
+    def still_holds(self, entries: Sequence[tuple[Path, CachedFile]]) -> bool:
+        """Whether each ``(path, item)`` is still this cache's entry and still what is on disk.
+
+        The check ``get`` makes (one ``os.stat`` per file), for a caller that kept the entries of
+        an earlier lookup (the context builder's last assembly). When all hold, each counts as a
+        hit and goes to the front of the LRU, as ``get`` would have done; at the first that does
+        not, nothing is counted or moved: the caller looks the files up again with ``get``, which
+        judges (and counts) each one.
+        """
+        lru = self._lru
+        peek = Cache.__getitem__  # a read that leaves the LRU order alone
+        stat = os.stat
+        revalidate = self._revalidate
+        for path, item in entries:
+            try:
+                held = peek(lru, path)
+            except KeyError:
+                return False
+            if held is not item:
+                return False
+            if revalidate:
+                try:
+                    st = stat(path)
+                except (OSError, ValueError):
+                    return False
+                if item.racy or st.st_mtime_ns != item.mtime_ns or st.st_size != item.size:
+                    return False
+        touch = lru.__getitem__  # the LRU's own refresh, as a hit through ``get``
+        for path, _ in entries:
+            touch(path)
+        self._hits += len(entries)
+        return True
 
     def put(self, path: Path, item: CachedFile) -> None:
         """Remember a file's content, evicting the least recently used ones to make room.
@@ -192,6 +235,7 @@ class FileCache:
             workers=self._workers,
             on_report=self._record_load,
             scan_secrets=self._scan_secrets,
+            within=self._within(),
         )
         for path, value in loaded.items():
             if isinstance(value, CachedFile):
@@ -235,6 +279,7 @@ class FileCache:
                 workers=self._workers,
                 on_report=self._record_load,
                 scan_secrets=self._scan_secrets,
+                within=self._within(),
             )
             for path, value in got.items():
                 if isinstance(value, CachedFile) and path not in self._lru:

@@ -24,6 +24,8 @@ from typing import Literal
 
 import pathspec
 
+from agentls.workspace import reader
+
 logger = logging.getLogger(__name__)
 
 IgnoreReason = Literal["gitignored", "agentlsignored", "secret"]
@@ -39,8 +41,9 @@ BINARY_SNIFF_BYTES = 8192
 _MAX_IGNORE_FILE_BYTES = 1024 * 1024
 """An ignore file bigger than this is not a real one; it is skipped with a warning."""
 
-_SECRET_DIRS = frozenset({".aws", ".ssh", ".gnupg", ".kube", ".docker"})
-"""Directories whose whole content is credentials (or keys to them)."""
+_SECRET_DIRS = frozenset({".aws", ".ssh", ".gnupg", ".kube", ".docker", ".terraform"})
+"""Directories whose whole content is credentials (or keys to them); ``.terraform/`` holds
+provider state and plans with the same secrets as ``*.tfstate``."""
 
 _SECRET_NAMES = frozenset(
     {
@@ -54,13 +57,36 @@ _SECRET_NAMES = frozenset(
         "kubeconfig",
         "credentials.json",
         "service-account.json",
+        "credentials",
+        "application_default_credentials.json",
+        ".vault-token",
+        ".s3cfg",
+        ".boto",
+        "fish_history",
     }
 )
-"""Exact file names (lower-cased) that hold tokens or passwords."""
+"""Exact file names (lower-cased) that hold tokens or passwords. A bare ``credentials`` is the
+AWS/GCP CLI form; ``fish_history`` is the one shell history whose name has no leading dot."""
 
-_SECRET_PREFIXES = (".env", "id_rsa", "id_dsa", "id_ecdsa", "id_ed25519")
-"""Name prefixes: dotenv files of every flavour and SSH private keys (and their ``.pub`` too,
-which is harmless but not worth a special case)."""
+_SECRET_PREFIXES = (
+    ".env",
+    "id_rsa",
+    "id_dsa",
+    "id_ecdsa",
+    "id_ed25519",
+    "deploy_key",
+)
+"""Name prefixes: dotenv files of every flavour, SSH private keys (and their ``.pub`` too,
+which is harmless but not worth a special case), deploy keys."""
+
+_SECRET_PATHS = ("gh/hosts.yml", "gh/hosts.yaml")
+"""Path endings: the GitHub CLI's tokens (``~/.config/gh/hosts.yml``)."""
+
+_BACKUP_SUFFIXES = (".bak", ".orig", ".old", ".backup", ".save", ".sav", ".tmp", ".copy")
+"""What editors, merges and people append to a file they keep a copy of."""
+
+_SWAP_SUFFIXES = (".swp", ".swo", ".swn", ".swx")
+"""Vim swap files: ``.<name>.swp`` holds the text of ``<name>``."""
 
 _SECRET_SUFFIXES = (
     ".pem",
@@ -75,8 +101,50 @@ _SECRET_SUFFIXES = (
     ".tfstate.backup",
     ".kubeconfig",
     ".env",
+    ".p8",
+    ".tfvars",
+    ".tfvars.json",
 )
-"""Name suffixes: private keys and key stores, Terraform state (full of secrets), env files."""
+"""Name suffixes: private keys and key stores (``.p8``: Apple and Snowflake keys), Terraform
+state and variable files (full of secrets), env files."""
+
+
+def _is_secret_name(name: str) -> bool:
+    """Whether a lower-cased file name (without its backup decorations) is deny-listed."""
+    return (
+        name in _SECRET_NAMES
+        or name.startswith(_SECRET_PREFIXES)
+        or name.endswith(_SECRET_SUFFIXES)
+        or (name.startswith(".") and name.endswith("history"))  # .bash_history, .zhistory...
+        or (name.startswith("ssh_host_") and name.endswith("_key"))
+        or (name.startswith("client_secret") and name.endswith(".json"))  # OAuth clients
+    )
+
+
+def _undecorated(name: str) -> list[str]:
+    """The names a backup, swap or autosave file stands for (``.netrc~`` -> ``.netrc``).
+
+    ``key.pem.bak``, ``.netrc~``, ``.env.orig``, ``#.env#`` (Emacs), ``.server.pem.swp`` (Vim);
+    decorations may stack (``id_rsa.bak~``).
+    """
+    out: list[str] = []
+    while True:
+        before = name
+        name = name.rstrip("~")
+        if len(name) > 2 and name.startswith("#") and name.endswith("#"):
+            name = name[1:-1]
+        for suffix in _BACKUP_SUFFIXES:
+            if name.endswith(suffix) and len(name) > len(suffix):
+                name = name[: -len(suffix)]
+        for suffix in _SWAP_SUFFIXES:
+            if name.endswith(suffix) and len(name) > len(suffix):
+                name = name[: -len(suffix)]
+                if name.startswith(".") and len(name) > 1:
+                    out.append(name)  # ".env.swp" is the swap file of ".env" or of "env"
+                    name = name[1:]
+        if name == before or not name:
+            return out
+        out.append(name)
 
 
 def is_secret(rel_posix: str) -> bool:
@@ -90,20 +158,27 @@ def is_secret(rel_posix: str) -> bool:
             (``.ssh``) is judged the same way, so the walk never descends into it.
 
     Returns:
-        True for the deny-list: ``.env*``, ``*.pem``, ``*.key``, SSH keys, ``.npmrc``, ``.pypirc``,
-        ``.netrc``, ``.git-credentials``, ``*.p12``/``*.pfx``, key stores, Terraform state,
-        kubeconfig, and anything under ``.aws/``, ``.ssh/``, ``.gnupg/``, ``.kube/``,
-        ``.docker/``.
+        True for the deny-list: ``.env*``, ``*.pem``, ``*.key``, ``*.p8``, SSH keys (user, host
+        and deploy keys), ``.npmrc``, ``.pypirc``, ``.netrc``, ``.git-credentials``, ``.s3cfg``,
+        ``.boto``, ``.vault-token``, a bare ``credentials``, cloud credential JSON
+        (``client_secret*.json``, ``application_default_credentials.json``), ``gh/hosts.yml``,
+        ``*.p12``/``*.pfx``, key stores, Terraform state and variables, kubeconfig, shell
+        histories, anything under ``.aws/``, ``.ssh/``, ``.gnupg/``, ``.kube/``, ``.docker/``,
+        ``.terraform/``, and backup, swap and autosave copies of all of these (``key.pem.bak``,
+        ``.netrc~``, ``.env.swp``, ``#.env#``).
     """
-    parts = rel_posix.lower().split("/")
+    lowered = rel_posix.lower()
+    parts = lowered.split("/")
     name = parts[-1]
     if any(part in _SECRET_DIRS for part in parts):
         return True
-    return (
-        name in _SECRET_NAMES
-        or name.startswith(_SECRET_PREFIXES)
-        or name.endswith(_SECRET_SUFFIXES)
-    )
+    if lowered.endswith(_SECRET_PATHS) and (
+        lowered in _SECRET_PATHS or lowered.endswith(tuple("/" + p for p in _SECRET_PATHS))
+    ):
+        return True
+    if _is_secret_name(name):
+        return True
+    return any(_is_secret_name(plain) for plain in _undecorated(name))
 
 
 def looks_binary(head: bytes) -> bool:
@@ -141,20 +216,22 @@ def compile_patterns(lines: Iterable[str], source: str) -> pathspec.GitIgnoreSpe
     return spec if len(spec) else None
 
 
-def _read_lines(path: Path) -> list[str] | None:
-    """The lines of an ignore file, or None when there is none (or it cannot be read)."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read(_MAX_IGNORE_FILE_BYTES + 1)
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+def _read_lines(path: Path, folder: Path) -> list[str] | None:
+    """The lines of an ignore file, or None when there is none (or it may not be read).
+
+    Read through the safe reader: a FIFO, a device or a symlink out of ``folder`` (``.gitignore
+    -> /dev/stdin``) is skipped instead of blocking the walk or reading the editor's pipe.
+    """
+    got = reader.read_regular(
+        path, max_bytes=_MAX_IGNORE_FILE_BYTES, within=(folder,), follow_symlink=True
+    )
+    if isinstance(got, str):
+        if got == "too_large":
+            logger.warning("skipping %s: larger than %d bytes", path, _MAX_IGNORE_FILE_BYTES)
+        elif got != "missing":
+            logger.warning("skipping %s: %s", path, got.replace("_", " "))
         return None
-    except OSError as e:
-        logger.warning("cannot read %s: %s", path, e.strerror or type(e).__name__)
-        return None
-    if len(data) > _MAX_IGNORE_FILE_BYTES:
-        logger.warning("skipping %s: larger than %d bytes", path, _MAX_IGNORE_FILE_BYTES)
-        return None
-    return data.decode("utf-8", errors="replace").splitlines()
+    return got.data.decode("utf-8", errors="replace").splitlines()
 
 
 class IgnoreRules:
@@ -162,9 +239,12 @@ class IgnoreRules:
 
     Precedence follows git: a deeper ``.gitignore`` decides before a shallower one, the last
     matching line of a file wins, ``.git/info/exclude`` comes after every ``.gitignore``, and a
-    file inside an ignored directory stays ignored. ``.agentlsignore`` is consulted first: its
-    patterns ignore (reason ``agentlsignored``) and its ``!`` patterns re-include files that
-    ``.gitignore`` leaves out (generated code an agent should see, say). Secrets stay denied.
+    file inside an ignored directory stays ignored. ``.agentlsignore`` is consulted before the
+    ``.gitignore`` files: its patterns ignore (reason ``agentlsignored``) and its ``!`` patterns
+    re-include files that ``.gitignore`` leaves out (generated code an agent should see, say).
+    Two things no file of the repository can re-include: secrets, and what the user excluded in
+    ``.git/info/exclude`` (unlike git, where a ``.gitignore`` negation beats it: that file is
+    the user's, the others are the repository's, and the repository is not trusted).
     """
 
     def __init__(self, folder: Path) -> None:
@@ -192,12 +272,12 @@ class IgnoreRules:
             folder: the workspace folder (a realpath).
         """
         rules = cls(folder)
-        agentls = _read_lines(folder / AGENTLS_IGNORE)
+        agentls = _read_lines(folder / AGENTLS_IGNORE, folder)
         if agentls is not None:
             rules._agentls = compile_patterns(agentls, str(folder / AGENTLS_IGNORE))
             rules.sources.append(folder / AGENTLS_IGNORE)
         exclude_file = folder / ".git" / "info" / "exclude"
-        exclude = _read_lines(exclude_file)
+        exclude = _read_lines(exclude_file, folder)
         if exclude is not None:
             rules._exclude = compile_patterns(exclude, str(exclude_file))
             rules.sources.append(exclude_file)
@@ -264,7 +344,7 @@ class IgnoreRules:
             Whether a ``.gitignore`` with patterns was found.
         """
         path = self.folder / rel_dir / GITIGNORE if rel_dir else self.folder / GITIGNORE
-        lines = _read_lines(path)
+        lines = _read_lines(path, self.folder)
         if lines is None:
             return False
         return self.add_gitignore(rel_dir, lines, source=path)
@@ -324,6 +404,11 @@ class IgnoreRules:
         if "/.git/" in f"/{rel_posix}/":
             return "gitignored"
         key = f"{rel_posix}/" if is_dir else rel_posix
+        # The user's own exclusions come first: .git/info/exclude is not part of the repository,
+        # so no file the repository ships (.agentlsignore's "!*", a .gitignore's "!x") may
+        # re-include what it leaves out.
+        if self._exclude is not None and self._exclude.check_file(key).include:
+            return "gitignored"
         if self._agentls is not None:
             decided = self._agentls.check_file(key).include
             if decided is True:
@@ -344,8 +429,6 @@ class IgnoreRules:
                 if slash <= 0:
                     break
                 slash = key.rfind("/", 0, slash)
-        if self._exclude is not None and self._exclude.check_file(key).include:
-            return "gitignored"
         return None
 
     def is_ignore_file(self, rel_posix: str) -> bool:

@@ -23,7 +23,7 @@ import logging
 import os
 import re
 import stat
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -55,6 +55,10 @@ LARGE_BATCH = 512
 
 MAX_LISTED_IN_EXCLUDED_DIRS = 1000
 """How many files ``match`` lists, per call, from excluded directories a glob names explicitly."""
+
+MATCH_SLICE = 2_000
+"""Files matched against a glob between two yields to the event loop (``expand``): about 10 ms
+of ``pathspec`` matching on the project's 2-vCPU machine."""
 
 _GLOB_CHARS = re.compile(r"[*?\[\\]")
 
@@ -402,7 +406,7 @@ class WorkspaceIndex:
     def match(
         self, folder: Path, patterns: Sequence[str]
     ) -> tuple[list[FileEntry], list[tuple[Path, str]]]:
-        """The files of a folder that glob patterns select.
+        """The files of a folder that glob patterns select, in one go (see ``expand``).
 
         Args:
             folder: a workspace folder (as in ``WorkspaceRoots.folders``).
@@ -419,6 +423,40 @@ class WorkspaceIndex:
         Raises:
             InvalidArguments: a pattern is not a valid glob (field ``context``).
         """
+        steps = self._match_steps(folder, patterns)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                result: tuple[list[FileEntry], list[tuple[Path, str]]] = done.value
+                return result
+
+    async def expand(
+        self, folder: Path, patterns: Sequence[str]
+    ) -> tuple[list[FileEntry], list[tuple[Path, str]]]:
+        """``match``, handing the event loop back every ``MATCH_SLICE`` files.
+
+        A ``**/*`` over 100,000 files took seconds of matching in one go; in slices, requests
+        that arrive meanwhile (``agentls.status``, a cancel) are answered between two of them.
+        Each slice matches a copy of the snapshot taken when the call began, so changes noted
+        meanwhile cannot disturb it (they show in the next call).
+
+        Raises:
+            InvalidArguments: a pattern is not a valid glob (field ``context``).
+        """
+        steps = self._match_steps(folder, patterns)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                result: tuple[list[FileEntry], list[tuple[Path, str]]] = done.value
+                return result
+            await asyncio.sleep(0)
+
+    def _match_steps(
+        self, folder: Path, patterns: Sequence[str]
+    ) -> Generator[None, None, tuple[list[FileEntry], list[tuple[Path, str]]]]:
+        """The matching of ``match``, pausing (``yield``) after each slice of files."""
         key = (folder, tuple(patterns))
         cached = self._match_cache.get(key)
         if cached is not None and cached[0] == self._generation:
@@ -427,11 +465,22 @@ class WorkspaceIndex:
         snap = self._snaps.get(folder)
         if spec is None or snap is None:
             return [], []
+        generation = self._generation
         match = spec.match_file
-        entries = [e for e in snap.entries.values() if match(e.rel)]
-        excluded = [(p, info[1]) for p, info in snap.excluded.items() if match(info[0])]
+        usable = list(snap.entries.values())
+        left_out = list(snap.excluded.items())
+        entries: list[FileEntry] = []
+        excluded: list[tuple[Path, str]] = []
+        for start in range(0, len(usable), MATCH_SLICE):
+            entries.extend(e for e in usable[start : start + MATCH_SLICE] if match(e.rel))
+            yield
+        for start in range(0, len(left_out), MATCH_SLICE):
+            part = left_out[start : start + MATCH_SLICE]
+            excluded.extend((p, info[1]) for p, info in part if match(info[0]))
+            yield
         excluded.extend(self._in_excluded_dirs(snap, key[1], match))
-        self._match_cache[key] = (self._generation, entries, excluded)
+        if generation == self._generation:
+            self._match_cache[key] = (generation, entries, excluded)
         return list(entries), list(excluded)
 
     def _in_excluded_dirs(

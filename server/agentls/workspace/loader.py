@@ -1,17 +1,17 @@
 """Reading files from disk, in parallel when that pays, and the value a read produces.
 
-Measured on the project's 2-vCPU machine (notes/performance.md, section 3): with the page cache
+Measured on the project's 2-vCPU machine (``agentls bench --scenario load``): with the page cache
 warm, one thread reading sequentially is fastest (1,000 x 10 KB in 21 ms) and thread pools are 2-5x
 slower; with a cold cache, one contiguous slice per worker thread is fastest (94 ms against 154 ms
 sequential), while a task per file is slower than either. Which case holds is not knowable up front,
 so ``load_files`` reads a small probe sequentially, times it, and only splits the rest into slices
 when the probe ran at cold-cache speed.
 
-Every read is defensive (hardening rows F6, S2): ``O_NONBLOCK`` so a FIFO cannot block,
-``O_NOFOLLOW`` so a final component swapped for a symlink after the containment check is
-refused, ``fstat`` after ``open`` so the size and type checked are those of the file actually read,
-and a read bounded by ``max_file_bytes`` whatever the file claims. A failure is a value (a reason
-string), never an exception: one unreadable file does not fail the others.
+Every read goes through ``reader.read_regular`` (hardening rows F6, S2): regular files only,
+opened without blocking or following a last symlink, the size checked on the open descriptor and
+bounded while reading, containment in the workspace folders and the deny-list judged at the read.
+A failure is a value (a reason string), never an exception: one unreadable file does not fail
+the others.
 
 Secrets inside a file are looked for here too (``scan_secrets``), in the worker thread that read it:
 on a cold load the scan of one file overlaps the disk reads of the others, and the result is kept
@@ -25,10 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import errno
+import functools
 import logging
-import os
-import stat
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -39,21 +37,14 @@ import xxhash
 
 from agentls.context.secrets import Redaction, redact
 from agentls.workspace.filters import looks_binary
+from agentls.workspace.reader import ReadFailure, read_regular
 
 logger = logging.getLogger(__name__)
 
-FailureReason = Literal["missing", "too_large", "binary", "not_a_file", "unreadable"]
+FailureReason = ReadFailure | Literal["binary"]
 """Why a file could not be read; the context manifest shows these to the user."""
 
 Strategy = Literal["auto", "sequential", "sliced"]
-
-_OPEN_FLAGS = (
-    os.O_RDONLY
-    | getattr(os, "O_NONBLOCK", 0)
-    | getattr(os, "O_NOFOLLOW", 0)
-    | getattr(os, "O_CLOEXEC", 0)
-    | getattr(os, "O_NOCTTY", 0)
-)
 
 _UTF8_BOM = b"\xef\xbb\xbf"
 
@@ -135,95 +126,48 @@ def _as_utf8(data: bytes) -> bytes:
     return data
 
 
-def _opened_elsewhere(fd: int, path: Path) -> FailureReason | None:
-    """Whether the open file is not the one asked for (a directory on the way was swapped).
-
-    ``O_NOFOLLOW`` guards only the last component; a directory replaced by a symlink between the
-    containment check and ``open`` would lead out of the workspace. The kernel's own name for the
-    descriptor tells. Where ``/proc`` is missing the check is skipped.
-    """
-    try:
-        opened = os.readlink(f"/proc/self/fd/{fd}")
-    except OSError:
-        return None
-    if opened == os.fspath(path):
-        return None
-    if opened.endswith(" (deleted)"):
-        return "missing"
-    logger.warning("refusing %s: it resolved elsewhere when opened", path)
-    return "unreadable"
-
-
 def read_file(
-    path: Path, *, max_file_bytes: int, scan_secrets: bool = False
+    path: Path,
+    *,
+    max_file_bytes: int,
+    scan_secrets: bool = False,
+    within: Sequence[Path] | None = None,
 ) -> CachedFile | FailureReason:
-    """Read one file defensively; blocking, for a worker thread.
+    """Read one file through ``reader.read_regular``; blocking, for a worker thread.
 
     Args:
         path: a realpath. A symlink as the last component is refused (``not_a_file``), and so
             is a path that leads elsewhere when opened (``unreadable``).
         max_file_bytes: files larger than this are not read (``too_large``).
         scan_secrets: also look for secrets in the content (``CachedFile.secrets``).
+        within: the workspace folders the file must resolve into (the server always passes
+            them; None is for tests and the bench reading their own trees).
 
     Returns:
         The content, or why there is none.
     """
-    try:
-        fd = os.open(path, _OPEN_FLAGS)
-    except (FileNotFoundError, NotADirectoryError):
-        return "missing"
-    except OSError as e:
-        if e.errno in (errno.ELOOP, errno.ENXIO, errno.ENODEV, errno.EISDIR):
-            return "not_a_file"
-        return "unreadable"
-    except ValueError:  # an embedded NUL: callers resolve paths first, but never crash
-        return "missing"
-    try:
-        moved = _opened_elsewhere(fd, path)
-        if moved is not None:
-            return moved
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            return "not_a_file"
-        if st.st_size > max_file_bytes:
-            return "too_large"
-        read_at_ns = time.time_ns()
-        limit = max_file_bytes + 1
-        want = min(st.st_size + 1, limit)
-        data = os.read(fd, want)
-        if len(data) == want and want < limit:
-            # The file grew since fstat: keep reading, bounded by the limit.
-            chunks = [data]
-            total = len(data)
-            while total < limit:
-                chunk = os.read(fd, min(limit - total, 1 << 20))
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                total += len(chunk)
-            data = b"".join(chunks)
-        if len(data) > max_file_bytes:
-            return "too_large"
-    except OSError as e:
-        logger.debug("reading %s failed: %s", path, e.strerror or type(e).__name__)
-        return "unreadable"
-    finally:
-        os.close(fd)
-    if looks_binary(data):
+    raw = read_regular(path, max_bytes=max_file_bytes, within=within)
+    if isinstance(raw, str):
+        return raw
+    if looks_binary(raw.data):
         return "binary"
-    text = _as_utf8(data)
+    text = _as_utf8(raw.data)
     return CachedFile(
         data=text,
-        mtime_ns=st.st_mtime_ns,
-        size=st.st_size,
+        mtime_ns=raw.mtime_ns,
+        size=raw.size,
         hash=xxhash.xxh3_64_intdigest(text),
-        racy=read_at_ns - st.st_mtime_ns < _racy_window_ns(st.st_mtime_ns),
+        racy=raw.read_at_ns - raw.mtime_ns < _racy_window_ns(raw.mtime_ns),
         secrets=redact(text) if scan_secrets else None,
     )
 
 
 def read_files(
-    paths: Sequence[Path], *, max_file_bytes: int, scan_secrets: bool = False
+    paths: Sequence[Path],
+    *,
+    max_file_bytes: int,
+    scan_secrets: bool = False,
+    within: Sequence[Path] | None = None,
 ) -> dict[Path, CachedFile | str]:
     """Read files one after the other in the calling thread (the fastest way when warm).
 
@@ -231,25 +175,31 @@ def read_files(
         paths: realpaths; duplicates are read once.
         max_file_bytes: the per-file size limit.
         scan_secrets: also look for secrets in each content.
+        within: the workspace folders each file must resolve into (``read_file``).
 
     Returns:
         Each path's content or failure reason, in the order given.
     """
     return {
-        path: read_file(path, max_file_bytes=max_file_bytes, scan_secrets=scan_secrets)
+        path: read_file(
+            path, max_file_bytes=max_file_bytes, scan_secrets=scan_secrets, within=within
+        )
         for path in dict.fromkeys(paths)
     }
 
 
 def _timed_read(
-    paths: Sequence[Path], max_file_bytes: int, scan_secrets: bool
+    paths: Sequence[Path],
+    max_file_bytes: int,
+    scan_secrets: bool,
+    within: Sequence[Path] | None,
 ) -> tuple[dict[Path, CachedFile | str], float, int]:
     """``read_files`` plus the duration of the reads alone and the bytes they read.
 
     The secrets scan runs after the clock stops: the probe must time the disk, not the CPU.
     """
     started = time.perf_counter()
-    result = read_files(paths, max_file_bytes=max_file_bytes)
+    result = read_files(paths, max_file_bytes=max_file_bytes, within=within)
     elapsed = time.perf_counter() - started
     nbytes = 0
     for path, value in result.items():
@@ -280,6 +230,7 @@ async def load_files(
     strategy: Strategy = "auto",
     on_report: Callable[[LoadReport], None] | None = None,
     scan_secrets: bool = False,
+    within: Sequence[Path] | None = None,
 ) -> dict[Path, CachedFile | str]:
     """Read files off the event loop, choosing sequential or sliced reading by measurement.
 
@@ -291,10 +242,11 @@ async def load_files(
             benchmarks).
         on_report: called on the loop with the call's figures once it is done (metrics).
         scan_secrets: also look for secrets in each content, in the reading thread.
+        within: the workspace folders each file must resolve into (``read_file``).
 
     Returns:
         Each path's content or failure reason (``missing``, ``too_large``, ``binary``,
-        ``not_a_file``, ``unreadable``), in the order given.
+        ``not_a_file``, ``unreadable``, ``outside_workspace``, ``secret``), in the order given.
 
     Raises:
         ValueError: ``workers`` < 1 or ``max_file_bytes`` < 0.
@@ -307,7 +259,8 @@ async def load_files(
     if not unique:
         return {}
     started = time.perf_counter()
-    result, used = await _load(unique, max_file_bytes, workers, strategy, scan_secrets)
+    folders = tuple(within) if within is not None else None
+    result, used = await _load(unique, max_file_bytes, workers, strategy, scan_secrets, folders)
     if on_report is not None:
         contents = [v for v in result.values() if isinstance(v, CachedFile)]
         on_report(
@@ -324,36 +277,34 @@ async def load_files(
 
 
 async def _load(
-    unique: list[Path], max_file_bytes: int, workers: int, strategy: Strategy, scan: bool
+    unique: list[Path],
+    max_file_bytes: int,
+    workers: int,
+    strategy: Strategy,
+    scan: bool,
+    within: tuple[Path, ...] | None,
 ) -> tuple[dict[Path, CachedFile | str], int]:
     """``load_files``'s reading, returning how many threads read at once in the end."""
     small = strategy == "auto" and len(unique) <= PROBE_FILES
+    read = functools.partial(
+        read_files, max_file_bytes=max_file_bytes, scan_secrets=scan, within=within
+    )
     if strategy == "sequential" or workers == 1 or small:
-        got = await asyncio.to_thread(
-            read_files, unique, max_file_bytes=max_file_bytes, scan_secrets=scan
-        )
-        return got, 1
+        return await asyncio.to_thread(read, unique), 1
     result: dict[Path, CachedFile | str] = {}
     rest = unique
     if strategy == "auto":
         probe, rest = unique[:PROBE_FILES], unique[PROBE_FILES:]
-        result, elapsed, nbytes = await asyncio.to_thread(_timed_read, probe, max_file_bytes, scan)
+        result, elapsed, nbytes = await asyncio.to_thread(
+            _timed_read, probe, max_file_bytes, scan, within
+        )
         if not probe_looks_cold(len(probe), nbytes, elapsed):
-            result.update(
-                await asyncio.to_thread(
-                    read_files, rest, max_file_bytes=max_file_bytes, scan_secrets=scan
-                )
-            )
+            result.update(await asyncio.to_thread(read, rest))
             return result, 1
         logger.debug("cold read of %d files: %.1f ms for the probe", len(unique), elapsed * 1e3)
     step = -(-len(rest) // workers)
     slices = [rest[i : i + step] for i in range(0, len(rest), step)]
-    parts = await asyncio.gather(
-        *(
-            asyncio.to_thread(read_files, part, max_file_bytes=max_file_bytes, scan_secrets=scan)
-            for part in slices
-        )
-    )
+    parts = await asyncio.gather(*(asyncio.to_thread(read, part) for part in slices))
     for part in parts:
         result.update(part)
     return result, len(slices)
