@@ -154,3 +154,13 @@ def test_model_aliases_are_offered_and_resolved() -> None:
     assert value is not None and "`qwen-small` is sent" in value.markdown
     key = language.hover(text, SOURCE, 1, 1, catalog)
     assert key is not None and "Effective: `qwen-small` is the model sent" in key.markdown
+
+
+def test_tool_names_come_from_the_tool_table() -> None:
+    """Every name the tools module groups is offered, spelled as its tool spells it."""
+    from agentls.agents.tools import TOOLS, group_of
+
+    offered = dict(language.value_choices("tools", CATALOG))
+    assert set(offered) == set(TOOLS)
+    assert offered["runCommands"] == "execute tool" and offered["Grep"] == "search tool"
+    assert all(group_of(name) == TOOLS[name] for name in offered)

@@ -133,3 +133,66 @@ async def test_code_action_agents_and_lens_summaries(
     assert service.context_summary("files")[1] is False
     assert await service.refresh_summaries(["files"], NoBuffers()) is True
     assert service.context_summary("files")[0].files == 2  # type: ignore[union-attr]
+
+
+async def test_a_result_document_holds_the_redacted_output(
+    workspace: Path, started: tuple[AgentService, list[set[Path]]]
+) -> None:
+    """What ``agentls.ask`` writes comes from the run record, whose output is already redacted."""
+    service, _ = started
+    secret = "postgres://app:hunter2hunter2@db/app"
+    _report(workspace, f"connect with {secret}\n")
+    result = await service.run(RunArgs(agent="chat", task="t"), NoBuffers())
+    assert result["status"] == "succeeded" and result["output_secrets"]
+    document = (await service.write_result(result)).read_text()
+    assert "hunter2hunter2" not in document
+    assert "postgres://app:[REDACTED:url_password]@db/app" in document
+
+
+async def test_file_text_reads_only_workspace_files_through_the_safe_reader(
+    workspace: Path, started: tuple[AgentService, list[set[Path]]]
+) -> None:
+    """Diagnostics on a file the editor has not opened are placed against a bounded, contained,
+    non-secret read; anything else keeps its positions as given."""
+    service, _ = started
+    assert service.file_text(workspace / "src" / "a.py") == "a = 1\nb = 2\n"
+    (workspace / ".env").write_text("TOKEN=abc\n")
+    assert service.file_text(workspace / ".env") is None
+    outside = workspace.parent / "outside.txt"
+    outside.write_text("not the workspace's\n")
+    assert service.file_text(outside) is None
+    (workspace / "src" / "big.txt").write_bytes(b"x" * (2 * 1024 * 1024))
+    assert service.file_text(workspace / "src" / "big.txt") is None
+
+
+async def test_the_language_catalog_takes_model_aliases_from_the_models_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agentls.agents import language
+
+    monkeypatch.setenv("AGENTLS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config-home"))
+    root = tmp_path / "ws"
+    (root / ".agents").mkdir(parents=True)
+    (root / "agentls.toml").write_text(
+        'default_backend = "local"\n'
+        '[backends.local]\nkind = "openai"\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "qwen"\n'
+        '[backends.other]\nkind = "openai"\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "big"\n'
+        '[models]\nsonnet = "qwen-coder"\n[models.other]\nsonnet = "big-coder"\n'
+    )
+    root = Path(os.path.realpath(root))
+    service = AgentService(load_settings([root], {"trusted": True}), [root], watch=False)
+    catalog = service.language_catalog()
+    assert catalog.model_aliases == {"sonnet": "qwen-coder"}
+    text = "---\nmodel: sonnet\n---\n"
+    assert ("sonnet", "alias of qwen-coder") in language.value_choices("model", catalog)
+    source = root / ".agents" / "a.md"
+    hover = language.hover(text, source, 1, 1, catalog)
+    assert hover is not None and "Effective: `qwen-coder` is the model sent" in hover.markdown
+    # the agent's own backend's [models.NAME] wins, as it does for a run
+    other = language.hover("---\nbackend: other\nmodel: sonnet\n---\n", source, 2, 1, catalog)
+    assert other is not None and "Effective: `big-coder` is the model sent" in other.markdown
+    # a foreign name is not sent: the hover says what is, and why
+    foreign = language.hover("---\nmodel: opus\n---\n", source, 1, 1, catalog)
+    assert foreign is not None and "Effective: `qwen` is the model sent" in foreign.markdown
+    assert "Claude Code alias" in foreign.markdown
