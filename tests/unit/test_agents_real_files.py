@@ -403,9 +403,34 @@ def test_a_hostile_deeply_nested_tree_is_walked_without_recursion(
         os.chdir("d")
     Path("bottom.md").write_text(agent("bottom"), encoding="utf-8")
     monkeypatch.chdir(tmp_path)
-    reg = AgentRegistry()
-    reg.load_folder(root)
-    assert [e.name for e in reg.agents()] == ["bottom"]
+    try:
+        reg = AgentRegistry()
+        reg.load_folder(root)
+        assert [e.name for e in reg.agents()] == ["bottom"]
+    finally:
+        _remove_chain(deep)
+
+
+def _remove_chain(top: Path) -> None:
+    """Remove a chain of nested ``d`` folders bottom-up without recursion.
+
+    pytest removes old temporary folders with a recursive walk, which this tree overflows: left
+    behind, it makes every later session on the machine end with a RecursionError.
+    """
+    here = os.getcwd()
+    os.chdir(top)
+    depth = 0
+    try:
+        while os.path.isdir("d"):
+            os.chdir("d")
+            depth += 1
+        for name in os.listdir("."):
+            os.unlink(name)
+        for _ in range(depth):
+            os.chdir("..")
+            os.rmdir("d")
+    finally:
+        os.chdir(here)
 
 
 def test_a_rescan_parses_only_the_files_that_changed(
