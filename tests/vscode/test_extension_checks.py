@@ -61,7 +61,8 @@ def test_server_settings_default_to_unset_and_document_the_server_default() -> N
     for lf in fields(Limits):
         prop = PROPERTIES[f"agentls.limits.{lf.name}"]
         assert f"`{lf.default}`" in prop["markdownDescription"], lf.name
-        assert ("integer" if lf.type == "int" else "number") in prop["type"], lf.name
+        integer = lf.type in ("int", "int | None")
+        assert ("integer" if integer else "number") in prop["type"], lf.name
 
 
 def test_settings_that_run_programs_are_restricted_in_untrusted_workspaces() -> None:
