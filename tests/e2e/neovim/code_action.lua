@@ -18,7 +18,7 @@ local ok, err = pcall(function()
   local ready = false
   local client_id = vim.lsp.start_client({
     name = "agentls",
-    cmd = { vim.env.AGENTLS_PYTHON, "-m", "agentls", "serve" },
+    cmd = { vim.env.AGENTLS_PYTHON, "-P", "-m", "agentls", "serve" },
     root_dir = root,
     workspace_folders = { { uri = vim.uri_from_fname(root), name = "ws" } },
     init_options = { trusted = true },
