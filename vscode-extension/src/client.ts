@@ -295,12 +295,21 @@ export class ServerClient implements vscode.Disposable {
             const listed = (await next("agentls.agents.list", [{}])) as { agents?: ListedAgent[] };
             return listed?.agents ?? [];
           };
-          const sent = await withTask(args, listAgents, (agent) =>
-            vscode.window.showInputBox({
-              title: `Ask ${agent}`,
-              prompt: "What should the agent do? The selection or the active file is attached.",
-              ignoreFocusOut: true,
-            }),
+          const sent = await withTask(
+            args,
+            listAgents,
+            (agent) =>
+              vscode.window.showInputBox({
+                title: `Ask ${agent}`,
+                prompt: "What should the agent do? The selection or the active file is attached.",
+                ignoreFocusOut: true,
+              }),
+            (agent, name, placeholder) =>
+              vscode.window.showInputBox({
+                title: `Ask ${agent}: ${name}`,
+                prompt: placeholder || `Value for \${input:${name}}`,
+                ignoreFocusOut: true,
+              }),
           );
           return sent === undefined ? undefined : ((await next(command, sent)) as unknown);
         },

@@ -35,3 +35,29 @@ test("a given task, a preview, or an unknown agent is left alone", async () => {
     assert.equal(await withTask(args, list, never), args);
   }
 });
+
+const copilot: ListedAgent[] = [
+  { name: "plan", task: "plan it", inputs: [{ name: "goal", placeholder: "what to reach" }] },
+];
+const listCopilot = (): Promise<ListedAgent[]> => Promise.resolve(copilot);
+const noTask = (): Promise<string> => Promise.reject(new Error("must not ask for a task"));
+
+test("a Copilot agent's inputs are asked for and sent as variables", async () => {
+  const asked: string[] = [];
+  const out = await withTask([{ agent: "plan", uri: "file:///a.py" }], listCopilot, noTask, (a, n, p) => {
+    asked.push(`${a}:${n}:${p}`);
+    return Promise.resolve("ship");
+  });
+  assert.deepEqual(out, [{ agent: "plan", uri: "file:///a.py", variables: { goal: "ship" } }]);
+  assert.deepEqual(asked, ["plan:goal:what to reach"]);
+});
+
+test("inputs already given are not asked again; dismissing an input sends nothing", async () => {
+  const given = [{ agent: "plan", variables: { goal: "x" } }];
+  const never = (): Promise<string> => Promise.reject(new Error("must not ask"));
+  assert.equal(await withTask(given, listCopilot, noTask, never), given);
+  const out = await withTask([{ agent: "plan", preview: true }], listCopilot, noTask, () =>
+    Promise.resolve(undefined),
+  );
+  assert.equal(out, undefined);
+});
