@@ -301,7 +301,6 @@ def load_settings(
     layers.append(_Layer("client", "initializationOptions", init))
     layers.append(_Layer("client", "workspace/configuration", client))
 
-    trusted = trusted_flag is True or _listed_as_trusted(user.get("trusted_workspaces"), folders)
     merged: dict[str, Any] = {}
     backend_origin: dict[str, Origin] = {}
     for layer in layers:

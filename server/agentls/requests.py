@@ -95,6 +95,9 @@ def single_object(arguments: Sequence[Any] | None, *, optional: bool = False) ->
     obj = arguments[0]
     if obj is None and optional:
         return {}
+    if isinstance(obj, list) and not obj:
+        # Lua cannot tell an empty object from an empty list, and Neovim encodes ``{}`` as ``[]``.
+        return {}
     if not isinstance(obj, dict):
         raise InvalidArguments("arguments", f"expected an object, got {json_kind(obj)}")
     return obj
@@ -172,6 +175,41 @@ def parse_history_list(raw: Mapping[str, Any]) -> HistoryListArgs:
     if status is not None and status not in RUN_STATUSES:
         raise InvalidArguments("status", f"expected one of {', '.join(RUN_STATUSES)}")
     return HistoryListArgs(limit, _str(raw, "agent"), status)
+
+
+@dataclass(frozen=True)
+class FindingsClearArgs:
+    """``agentls.findings.clear``: everything when both are unset."""
+
+    agent: str | None = None
+    uri: str | None = None
+
+
+def parse_findings_clear(raw: Mapping[str, Any]) -> FindingsClearArgs:
+    """``agentls.findings.clear``: ``{agent?, uri?}``."""
+    _no_unknown(raw, {"agent", "uri"})
+    return FindingsClearArgs(_str(raw, "agent"), _str(raw, "uri"))
+
+
+@dataclass(frozen=True)
+class AskArgs:
+    """``agentls.ask``: a run started from a code action or code lens, its result shown."""
+
+    run: RunArgs
+    task_given: bool
+    """Whether the caller passed ``task`` (else the agent's default task is used)."""
+    preview: bool = False
+    """Show the context the run would send instead of running."""
+
+
+def parse_ask(raw: Mapping[str, Any]) -> AskArgs:
+    """``agentls.ask``: ``{agent, uri?, range?, task?, variables?, preview?}``."""
+    _no_unknown(raw, {"agent", "uri", "range", "task", "variables", "preview"})
+    preview = raw.get("preview", False)
+    if not isinstance(preview, bool):
+        raise InvalidArguments("preview", f"expected a boolean, got {json_kind(preview)}")
+    run = parse_run({k: v for k, v in raw.items() if k != "preview"}, dry_run_allowed=False)
+    return AskArgs(run, raw.get("task") is not None, preview)
 
 
 def parse_memory_profile(raw: Mapping[str, Any]) -> MemoryProfileArgs:

@@ -24,18 +24,21 @@ from typing import Any
 import orjson
 
 from agentls.agents.definition import AgentDefinition
+from agentls.agents.language import BackendInfo, Catalog
 from agentls.agents.locations import LOCATION_ROOTS, is_definition_path, may_hold_definitions
 from agentls.agents.registry import AgentRegistry, scan_folder
 from agentls.backends.base import BackendError, BackendRequest
 from agentls.backends.factory import BackendFactory
-from agentls.backends.models import ModelChoice, resolve_model
+from agentls.backends.models import ModelChoice, backend_aliases, resolve_model
 from agentls.calibration import FILE_NAME as CALIBRATION_FILE
 from agentls.calibration import Calibration, Estimate
 from agentls.config import (
+    MAX_CONFIG_FILE_BYTES,
     WORKSPACE_CONFIG_NAME,
     BackendConfig,
     Settings,
     default_data_dir,
+    user_config_path,
     with_child_limits,
 )
 from agentls.context.builder import (
@@ -45,12 +48,15 @@ from agentls.context.builder import (
     ContextResult,
     Selection,
 )
+from agentls.context.summaries import ContextSummaries, Summary
 from agentls.context.tokens import bytes_within
 from agentls.errors import EditConflict, InvalidArguments, UnknownRun
 from agentls.execution.engine import ExecutionEngine, RunJob, RunObserver
 from agentls.execution.history import EXPIRY_INTERVAL_SECONDS, ExecutionHistory, history_path
+from agentls.execution.outputs import new_preview_id, render_preview, render_run, write_document
 from agentls.execution.records import RunRecord
 from agentls.execution.tool_loop import ToolPlan
+from agentls.findings import Finding, FindingCollector, FindingStore, restore
 from agentls.loop_lag import LoopLag
 from agentls.memory_profile import MemoryProfiler
 from agentls.metrics import Metrics
@@ -59,10 +65,15 @@ from agentls.tools.edits import EditState, content_hash
 from agentls.tools.toolbox import Toolbox, granted_groups
 from agentls.workspace.cache import FileCache
 from agentls.workspace.index import WorkspaceIndex
+from agentls.workspace.reader import read_regular
 from agentls.workspace.roots import WorkspaceRoots
 from agentls.workspace.watcher import Watcher
 
 logger = logging.getLogger(__name__)
+
+MAX_POSITION_FILE_BYTES = 1024 * 1024
+"""A file a finding is about that is larger than this is not read to place the diagnostic (its
+positions are used as given)."""
 
 INDEX_WAIT_SECONDS = 30.0
 """How long a run waits for the first workspace scan before building with what is known."""
@@ -151,6 +162,16 @@ class AgentService:
         """(run, edit) pairs sent in a ``workspace/applyEdit`` that has not been answered yet."""
         self._no_tools: set[tuple[str, str | None]] = set()
         """(backend, model) pairs whose provider said the model cannot call tools."""
+        self.findings = FindingStore()
+        """Findings of ``output: diagnostics`` agents, per agent (their latest finished run)."""
+        self.on_findings_changed: Callable[[set[Path]], None] = lambda paths: None
+        """Set by the adapter: files whose findings changed (publish diagnostics)."""
+        self._collectors: dict[str, FindingCollector] = {}
+        """Runs in flight that collect findings, by run id (``finding_collector``)."""
+        self.summaries = ContextSummaries()
+        """Cached context sizes per agent, for code lenses."""
+        self.on_context_changed: Callable[[], None] = lambda: None
+        """Set by the adapter: something contexts depend on changed (refresh code lenses)."""
         self._scan_task: asyncio.Task[None] | None = None
         self._watch_task: asyncio.Task[None] | None = None
         self._expiry_task: asyncio.Task[None] | None = None
@@ -181,6 +202,7 @@ class AgentService:
             # Walking and reading the definitions touches the disk: a worker thread does it.
             changed |= self.registry.apply_scan(await asyncio.to_thread(scan_folder, folder))
         self.on_problems_changed(changed | set(self.registry.files()))
+        self._restore_findings()
         if self._watch and self.roots.folders:
             self.watcher = Watcher(self.roots.folders, self.files_changed)
             # The watcher proves itself live only after a quiet interval; commands need not wait.
@@ -265,6 +287,7 @@ class AgentService:
         # the registry's model check reads self.settings, so this refresh applies [models] too
         changed = self.registry.set_backends(settings.backends.keys(), settings.default_backend)
         self.on_problems_changed(changed)
+        self._context_changed()
 
     # -- change notifications ----------------------------------------------------------------
 
@@ -272,6 +295,7 @@ class AgentService:
         """Disk changed (watcher or editor notification): invalidate, reindex, reload agents."""
         self.cache.invalidate(paths)
         self.index.note_changes(paths)
+        self._context_changed()
         problems: set[Path] = set()
         config_changed = False
         linked: set[Path] = set()
@@ -303,6 +327,7 @@ class AgentService:
     def buffer_changed(self, path: Path, text: str | None) -> None:
         """An editor buffer opened, changed (``text``) or closed (``None``): agents follow it."""
         folder = self.roots.folder_of(path)
+        self._context_changed()
         if folder is None or not is_definition_path(path.relative_to(folder).as_posix()):
             return
         self.on_problems_changed(self.registry.update(path, text))
@@ -328,6 +353,7 @@ class AgentService:
         for entry in self.registry.agents():
             d = entry.to_dict(display)
             d["uri"] = entry.source.as_uri()
+            d["task"] = entry.definition.task if entry.definition else ""
             if entry.definition is not None:
                 choice = self.model_for(entry.definition)
                 d["model"] = choice.model
@@ -481,6 +507,13 @@ class AgentService:
                 budget_bytes=max(0, budget - len(context.prompt_bytes)),
                 bytes_per_token=estimate.bytes_per_token,
             )
+        finalize = None
+        if agent.output == "diagnostics" and refusal is None and not args.dry_run:
+            collector = FindingCollector(
+                self.roots, self.roots.folder_of(agent.source), agent.name, run_id
+            )
+            self._collectors[run_id] = collector
+            finalize = self._finalizer(collector)
         job = RunJob(
             id=run_id,
             agent=agent.name,
@@ -502,6 +535,7 @@ class AgentService:
             started_at=started,
             tools=tools,
             notes=notes,
+            finalize=finalize,
         )
         return RunPlan(job, config, context, estimate, refusal, choice)
 
@@ -552,6 +586,208 @@ class AgentService:
             on_tools_unsupported=lambda: self._no_tools.add(key),
         )
         return plan, ()
+
+    # -- editor features -----------------------------------------------------------------------
+
+    def code_action_agents(self) -> list[AgentDefinition]:
+        """Valid agents offered as code actions: they take the selection or the active file, and
+        do not opt out with ``code_action: false``. Answered from memory."""
+        out = []
+        for entry in self.registry.agents():
+            d = entry.definition
+            if d is None or not entry.valid or not d.code_action:
+                continue
+            if d.include and not {"selection", "active_file"} & set(d.include):
+                continue
+            out.append(d)
+        return out
+
+    def language_catalog(self) -> Catalog:
+        """The configuration facts completion and hover offer (from memory)."""
+        return Catalog(
+            backends={
+                name: BackendInfo(name, b.kind, b.model, b.origin)
+                for name, b in self.settings.backends.items()
+            },
+            default_backend=self.settings.default_backend,
+            model_aliases=self._default_aliases(),
+            configs=self.settings.backends,
+            models=self.settings.models,
+        )
+
+    def _default_aliases(self) -> dict[str, str]:
+        """The model aliases that apply to the default backend (``[models]`` alone without one)."""
+        default = self.settings.backend(None)
+        if default is None:
+            return dict(self.settings.models.common)
+        return backend_aliases(default, self.settings.models)
+
+    def backend_config_files(self, name: str) -> list[Path]:
+        """The configuration files that may define ``[backends.NAME]``, the winning layer first."""
+        config = self.settings.backends.get(name)
+        if config is None:
+            return []
+        workspace = [f / WORKSPACE_CONFIG_NAME for f in self.roots.folders]
+        if config.origin == "workspace":
+            return workspace
+        if config.origin == "user":
+            return [user_config_path()]
+        return []
+
+    def context_summary(self, agent: str) -> tuple[Summary | None, bool]:
+        """The cached context size of an agent and whether it is current (code lenses)."""
+        return self.summaries.get(agent)
+
+    async def refresh_summaries(self, agents: Sequence[str], buffers: BufferSource) -> bool:
+        """Recompute stale summaries; True when any shown value changed."""
+        changed = False
+        for name in agents:
+            if self.summaries.get(name)[1]:
+                continue
+            generation = self.summaries.generation
+            try:
+                agent = self.registry.get(name)
+                settings = self.settings
+                estimate = self._estimate(agent, settings.backend(agent.backend))
+                context = await self._build(
+                    agent, RunArgs(agent=name, task=agent.task), buffers, estimate, settings
+                )
+            except Exception:  # an agent that cannot build shows no summary, never an error
+                logger.debug("no context summary for %s", name, exc_info=True)
+                continue
+            files = sum(1 for m in context.manifest if m.status in ("included", "truncated"))
+            changed |= self.summaries.store(name, generation, Summary(files, context.tokens))
+        self.summaries.forget({e.name for e in self.registry.agents()})
+        return changed
+
+    def _context_changed(self) -> None:
+        self.summaries.invalidate()
+        self.on_context_changed()
+
+    def outputs_folder(self) -> Path:
+        """Where result documents go: beside this workspace's history, in the data folder."""
+        data_dir = self.settings.data_dir or default_data_dir()
+        if self.roots.folders:
+            return history_path(data_dir, self.roots.folders).parent / "outputs"
+        return data_dir / "outputs"
+
+    async def write_result(self, result: dict[str, Any]) -> Path:
+        """Write a run's result as a Markdown document; returns its path."""
+        text = render_run(result)
+        return await asyncio.to_thread(
+            write_document,
+            self.outputs_folder(),
+            str(result.get("agent")),
+            str(result.get("id")),
+            text,
+            preview=False,
+        )
+
+    async def write_preview(self, agent: str, result: dict[str, Any]) -> Path:
+        """Write a context preview as a Markdown document; returns its path."""
+        text = render_preview(agent, result)
+        return await asyncio.to_thread(
+            write_document, self.outputs_folder(), agent, new_preview_id(), text, preview=True
+        )
+
+    # -- findings ----------------------------------------------------------------------------
+
+    def finding_collector(self, run_id: str) -> FindingCollector | None:
+        """The collector of a running diagnostics run (what a ``report_finding`` tool feeds)."""
+        return self._collectors.get(run_id)
+
+    def _finalizer(self, collector: FindingCollector) -> Callable[[RunRecord], RunRecord]:
+        """What completes a diagnostics run's record: its findings, which replace the agent's."""
+
+        def finalize(record: RunRecord) -> RunRecord:
+            self._collectors.pop(record.id, None)
+            if record.status != "succeeded":
+                return record  # an unfinished run leaves the previous findings standing
+            collector.read_output(record.output)
+            changed = self.findings.replace(record.agent, record.id, collector.findings)
+            if changed:
+                self.on_findings_changed(changed)
+            return replace(
+                record,
+                findings=[f.to_dict() for f in collector.findings],
+                findings_dropped=collector.dropped,
+            )
+
+        return finalize
+
+    def clear_findings(self, agent: str | None, uri: str | None) -> dict[str, Any]:
+        """``agentls.findings.clear``: drop findings (all, one agent's, one file's) for good.
+
+        The agent's run record in history is rewritten with what remains, so a restart does not
+        bring cleared findings back.
+        """
+        path = self.roots.resolve(uri) if uri is not None else None
+        before = self.findings.count()
+        changed, remaining = self.findings.clear(agent, path)
+        for name, kept in remaining.items():
+            run_id = self.findings.run_of(name)
+            record = self.history.get(run_id) if run_id else None
+            if record is not None:
+                self.history.add(replace(record, findings=[f.to_dict() for f in kept]))
+        if changed:
+            self.on_findings_changed(changed)
+        return {
+            "cleared": before - self.findings.count(),
+            "uris": sorted(p.as_uri() for p in changed),
+        }
+
+    def findings_for(self, path: Path) -> list[Finding]:
+        """The current findings about one file (for diagnostics and quick fixes)."""
+        return self.findings.for_path(path)
+
+    def file_text(self, path: Path) -> str | None:
+        """A workspace file's text to place diagnostics on when the editor does not have it open.
+
+        The registry's parse of a definition, else the context cache, else one read through the
+        safe reader (inside the workspace folders, not a secret file, at most
+        ``MAX_POSITION_FILE_BYTES``: it happens on the event loop). None when there is none, and
+        the diagnostics keep the positions they were given.
+        """
+        text = self.registry.text(path)
+        if text is not None:
+            return text
+        item = self.cache.get(path)
+        if item is not None:
+            return item.data.decode("utf-8", "replace")
+        got = read_regular(path, max_bytes=MAX_POSITION_FILE_BYTES, within=self.roots.folders)
+        return None if isinstance(got, str) else got.data.decode("utf-8", "replace")
+
+    def config_file_text(self, path: Path) -> str | None:
+        """The text of a configuration file ``backend_config_files`` named (go-to-definition).
+
+        Read through the safe reader like the settings were (``config._read_toml``): the user's
+        file as the user's, a workspace ``agentls.toml`` only inside its folder.
+        """
+        within = None if path == user_config_path() else self.roots.folders
+        got = read_regular(
+            path, max_bytes=MAX_CONFIG_FILE_BYTES, within=within, follow_symlink=True
+        )
+        return None if isinstance(got, str) else got.data.decode("utf-8", "replace")
+
+    def _restore_findings(self) -> None:
+        """Bring back each diagnostics agent's latest findings from history (a restart)."""
+        found: list[tuple[str, str, list[dict[str, Any]]]] = []
+        names = {
+            e.name
+            for e in self.registry.agents()
+            if e.definition is not None and e.definition.output == "diagnostics"
+        }
+        for name in sorted(names):
+            for record in self.history.list(limit=20, agent=name):
+                if record.findings is not None:
+                    found.append((name, record.id, record.findings))
+                    break
+        changed: set[Path] = set()
+        for name, run_id, findings in restore(found):
+            inside = [f for f in findings if self.roots.folder_of(f.path) is not None]
+            changed |= self.findings.replace(name, run_id, inside)
+        if changed:
+            self.on_findings_changed(changed)
 
     def cancel(self, run_id: str) -> dict[str, Any]:
         """``agentls.runs.cancel``: True when a queued or running run was cancelled."""

@@ -4,6 +4,7 @@ fake_agent.py echo        stream the prompt's <task> back in a few chunks, then 
 fake_agent.py slow PIDFILE  write its pid and a grandchild's pid to PIDFILE, then emit a
                           chunk every 0.1 s for a minute (cancellation must kill both)
 fake_agent.py fail        write to stderr and exit 3
+fake_agent.py lines FILE  write FILE's content as the output (a linter's report, scripted)
 """
 
 import os
@@ -33,6 +34,10 @@ def main() -> int:
             sys.stdout.write(f"tick {i}\n")
             sys.stdout.flush()
             time.sleep(0.1)
+        return 0
+    if mode == "lines":
+        with open(sys.argv[2], encoding="utf-8") as f:
+            sys.stdout.write(f.read())
         return 0
     if mode == "fail":
         sys.stderr.write("the model is unavailable\n")

@@ -44,6 +44,8 @@ commands = st.sampled_from(
         "agentls.cache.clear",
         "agentls.run",
         "agentls.context.preview",
+        "agentls.findings.clear",
+        "agentls.ask",
         "agentls.no.such",
     ]
 )

@@ -101,7 +101,7 @@ def test_p3_unknown_methods(start_server: Start, workspace: Path) -> None:
     server.initialize(workspace)
     assert _error(server, server.request("no/suchMethod", {}))["code"] == -32601
     assert _error(server, server.request("$/noSuchRequest", {}))["code"] == -32601
-    assert _error(server, server.request("textDocument/hover", {}))["code"] == -32601
+    assert _error(server, server.request("textDocument/formatting", {}))["code"] == -32601
     server.notify("no/suchNotification", {"x": 1})
     server.notify("$/noSuchNotification", {"x": 1})
     _healthy(server)
@@ -118,6 +118,10 @@ def test_p4_known_methods_with_invalid_params(start_server: Start, workspace: Pa
         ("workspace/executeCommand", "x", False),
         ("textDocument/didOpen", {"textDocument": {"uri": 5}}, False),
         ("workspace/didChangeWorkspaceFolders", {"event": {"added": 3}}, False),
+        ("textDocument/hover", {}, False),
+        ("textDocument/codeAction", {"textDocument": {"uri": 1}}, False),
+        ("textDocument/completion", {"textDocument": {"uri": "file:///x"}, "position": "x"}, False),
+        ("textDocument/codeLens", None, True),
     ]
     for method, params, omit in cases:
         started = time.monotonic()

@@ -96,6 +96,8 @@ STARTUP_MODULES = {
     "agentls.execution",
     "agentls.execution.records",
     "agentls.lsp",
+    "agentls.lsp.actions",
+    "agentls.lsp.agent_files",
     "agentls.lsp.commands",
     "agentls.lsp.documents",
     "agentls.lsp.lifecycle",

@@ -30,6 +30,8 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("calibration.py", "self._path.read_bytes"): "the calibration file in the data folder",
     ("calibration.py", "os.fdopen"): "writing the calibration file (atomic replace)",
     ("serve.py", "os.fdopen"): "a duplicate of stdout: the protocol stream",
+    ("execution/outputs.py", "os.open"): "creating a result document in the data folder (0600)",
+    ("execution/outputs.py", "os.fdopen"): "writing that result document (atomic replace)",
     (
         "backends/descendants.py",
         "open",

@@ -9,6 +9,7 @@ limit still applies. Trusted, the same file applies in full.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from tests.fakes.agent_commands import argv as fake_argv
 from tests.security.proc_helpers import Server, toml_list, write
@@ -102,3 +103,47 @@ def test_trusted_workspace_config_applies_in_full(tmp_path: Path) -> None:
     finally:
         server.kill()
     assert stolen.is_dir()
+
+
+def test_findings_on_agentls_toml_and_its_warnings_share_one_publish(tmp_path: Path) -> None:
+    """A publish for a URI replaces the last one: a finding on an untrusted ``agentls.toml``
+    must come with that file's ignored-key warnings, and clearing it must leave them."""
+    import sys
+
+    fake_agent = Path(__file__).resolve().parents[1] / "e2e" / "fake_agent.py"
+    report = tmp_path / "report.txt"
+    report.write_text("agentls.toml:1: error: a finding on the configuration\n")
+    ws = tmp_path / "ws"
+    write(ws, "agentls.toml", 'log_level = "DEBUG"\n')
+    write(ws, ".agents/lint.md", "---\noutput: diagnostics\n---\nLint.\n")
+    server = Server(tmp_path / "srv")
+    server.user_config(
+        f'default_backend = "lines"\n[backends.lines]\nkind = "command"\n'
+        f"argv = {toml_list((sys.executable, str(fake_agent), 'lines', str(report)))}\n"
+    )
+    toml_uri = (ws / "agentls.toml").resolve().as_uri()
+
+    def published(*wanted: str, absent: str = "\0") -> Any:
+        def match(m: dict[str, Any]) -> bool:
+            if m.get("method") != "textDocument/publishDiagnostics":
+                return False
+            if m["params"]["uri"] != toml_uri:
+                return False
+            text = "\n".join(d["message"] for d in m["params"]["diagnostics"])
+            return all(w in text for w in wanted) and absent not in text
+
+        return match
+
+    try:
+        server.initialize(ws, options={"trusted": False})
+        server.wait_for(published("log_level ignored"))
+        result = server.call("agentls.run", {"agent": "lint", "task": "x"})
+        assert result["status"] == "succeeded", result
+        assert [f["message"] for f in result["findings"]] == ["a finding on the configuration"]
+        server.wait_for(published("log_level ignored", "a finding on the configuration"))
+        cleared = server.call("agentls.findings.clear", {"agent": "lint"})
+        assert cleared["cleared"] == 1
+        server.wait_for(published("log_level ignored", absent="a finding"))
+        assert server.shutdown_and_exit() == 0
+    finally:
+        server.kill()

@@ -409,16 +409,29 @@ def test_a_hostile_deeply_nested_tree_is_walked_without_recursion(
         reg.load_folder(root)
         assert [e.name for e in reg.agents()] == ["bottom"]
     finally:
-        # pytest removes old temporary folders recursively (shutil.rmtree): a tree this deep
-        # would make that cleanup fail in a later session, so it goes now, bottom up.
-        os.chdir(deep)
-        for _ in range(depth):
+        _remove_chain(deep)
+
+
+def _remove_chain(top: Path) -> None:
+    """Remove a chain of nested ``d`` folders bottom-up without recursion.
+
+    pytest removes old temporary folders with a recursive walk, which this tree overflows: left
+    behind, it makes every later session on the machine end with a RecursionError.
+    """
+    here = os.getcwd()
+    os.chdir(top)
+    depth = 0
+    try:
+        while os.path.isdir("d"):
             os.chdir("d")
-        os.unlink("bottom.md")
+            depth += 1
+        for name in os.listdir("."):
+            os.unlink(name)
         for _ in range(depth):
             os.chdir("..")
             os.rmdir("d")
-        os.chdir(tmp_path)
+    finally:
+        os.chdir(here)
 
 
 def test_a_rescan_parses_only_the_files_that_changed(

@@ -10,6 +10,7 @@ from agentls.errors import InvalidArguments
 from agentls.requests import (
     MAX_FILES,
     MAX_TASK_CHARS,
+    parse_ask,
     parse_history_list,
     parse_run,
     parse_run_id,
@@ -21,6 +22,7 @@ def test_single_object() -> None:
     assert single_object([{"a": 1}]) == {"a": 1}
     assert single_object(None, optional=True) == {}
     assert single_object([], optional=True) == {}
+    assert single_object([[]], optional=True) == {}  # Neovim sends a Lua {} as []
     for bad in (None, [], ["text"], [1, 2], [[1]]):
         with pytest.raises(InvalidArguments):
             single_object(bad)
@@ -134,3 +136,18 @@ def test_files_lists_at_most_max_files_entries() -> None:
         parse_run({"agent": "a", "files": ["x"] * (MAX_FILES + 1)})
     assert e.value.field == "files"
     assert "1,000" in e.value.message
+
+
+def test_ask_takes_the_run_arguments_with_copilot_variables_and_preview() -> None:
+    parsed = parse_ask(
+        {"agent": "plan", "uri": "file:///a.py", "variables": {"goal": "ship"}, "preview": True}
+    )
+    assert parsed.preview and not parsed.task_given
+    assert parsed.run.agent == "plan" and dict(parsed.run.variables) == {"goal": "ship"}
+    for bad, field in (
+        ({"agent": "plan", "variables": {"goal": 1}}, "variables"),
+        ({"agent": "plan", "dry_run": True}, "dry_run"),
+        ({"agent": "plan", "preview": "yes"}, "preview"),
+    ):
+        with pytest.raises(InvalidArguments, match=field):
+            parse_ask(bad)

@@ -24,6 +24,7 @@ import {
   WorkDoneProgressCancelNotification,
   type WorkDoneProgressReport,
 } from "vscode-languageclient/node";
+import { type ListedAgent, withTask } from "./askTask";
 import { errorMessage, log } from "./log";
 import {
   Notifications,
@@ -289,6 +290,34 @@ export class ServerClient implements vscode.Disposable {
       },
       initializationFailedHandler: () => false,
       middleware: {
+        // "Ask <agent>" code actions and "▶ Run" lenses of agents without a default task ask for
+        // one here (the server would run them on an empty task); the agent list is the server's.
+        executeCommand: async (command, args, next): Promise<unknown> => {
+          if (command !== "agentls.ask") {
+            return (await next(command, args)) as unknown;
+          }
+          const listAgents = async (): Promise<ListedAgent[]> => {
+            const listed = (await next("agentls.agents.list", [{}])) as { agents?: ListedAgent[] };
+            return listed?.agents ?? [];
+          };
+          const sent = await withTask(
+            args,
+            listAgents,
+            (agent) =>
+              vscode.window.showInputBox({
+                title: `Ask ${agent}`,
+                prompt: "What should the agent do? The selection or the active file is attached.",
+                ignoreFocusOut: true,
+              }),
+            (agent, name, placeholder) =>
+              vscode.window.showInputBox({
+                title: `Ask ${agent}: ${name}`,
+                prompt: placeholder || `Value for \${input:${name}}`,
+                ignoreFocusOut: true,
+              }),
+          );
+          return sent === undefined ? undefined : ((await next(command, sent)) as unknown);
+        },
         workspace: {
           // The server asks for the "agentls" section; it gets the mapped settings, never the raw
           // VS Code object (which holds extension-only keys and unset nulls).

@@ -101,6 +101,10 @@ class AgentDefinition:
     max_turns: int | None = None
     """Model turns a tool-using run may take (``max_turns``, or Claude Code's ``maxTurns``); None
     leaves it to ``limits.max_turns``."""
+    task: str = ""
+    """The default task: what a run started from a code action or code lens asks for."""
+    code_action: bool = True
+    """Whether the agent is offered as a code action on workspace files."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Unknown front-matter keys, kept and reported as hints."""
     body_line: int = 0
@@ -141,6 +145,8 @@ KNOWN_KEYS: tuple[str, ...] = (
     "output",
     "tools",
     "max_turns",
+    "task",
+    "code_action",
 )
 """Front-matter keys agentls reads. Anything else is kept in ``extra`` and reported as a hint."""
 
@@ -748,6 +754,16 @@ class _FrontMatter:
         if not isinstance(value, str) or value not in OUTPUT_KINDS:
             shown = repr(value) if isinstance(value, str) else _kind(value)
             self.error(node, f"output {shown} is not one of: {', '.join(OUTPUT_KINDS)}")
+            return None
+        return value
+
+    def _check_task(self, node: yaml.Node, value: Any) -> str | None:
+        text = self._string(node, value, "task")
+        return None if text is None else text.strip()
+
+    def _check_code_action(self, node: yaml.Node, value: Any) -> bool | None:
+        if not isinstance(value, bool):
+            self.error(node, f"code_action must be true or false, not {_kind(value)}")
             return None
         return value
 

@@ -41,6 +41,7 @@ Scenario = Callable[[Plan, Path], Awaitable[ScenarioResult]]
 SCENARIOS: dict[str, Scenario] = {
     "startup": server_scenarios.scenario_startup,
     "roundtrip": server_scenarios.scenario_roundtrip,
+    "code_actions": server_scenarios.scenario_code_actions,
     "load": local_scenarios.scenario_load,
     "preview": server_scenarios.scenario_preview,
     "pack": local_scenarios.scenario_pack,

@@ -169,6 +169,54 @@ async def scenario_roundtrip(plan: Plan, work: Path) -> ScenarioResult:
     return result
 
 
+CODE_ACTION_AGENTS = 200
+"""Agents in the code-action scenario (the issue's figure: p99 <= 5 ms with 200 agents)."""
+
+
+async def scenario_code_actions(plan: Plan, work: Path) -> ScenarioResult:
+    """``textDocument/codeAction`` on a source file with 200 agents, answered from memory."""
+    result = ScenarioResult("code_actions")
+    folder = work / "actions"
+    for i in range(CODE_ACTION_AGENTS):
+        write_agent(folder, f"agent{i:03}", "Review.", f"description: Agent {i}\nbackend: local")
+    (folder / "agentls.toml").write_text(
+        'default_backend = "local"\n[backends.local]\nkind = "command"\nargv = ["cat"]\n',
+        encoding="utf-8",
+    )
+    source = folder / "src" / "app.py"
+    source.parent.mkdir(parents=True, exist_ok=True)
+    source.write_text("def main():\n    return 1\n", encoding="utf-8")
+    params = {
+        "textDocument": {"uri": source.as_uri()},
+        "range": {"start": {"line": 0, "character": 0}, "end": {"line": 1, "character": 4}},
+        "context": {"diagnostics": []},
+    }
+    server = await ServerProcess.spawn(server_env(work))
+    p50: list[float] = []
+    p99: list[float] = []
+    try:
+        await server.initialize(folder)
+        await server.wait_indexed()
+        for _ in range(50):
+            answer = await server.request("textDocument/codeAction", params)
+        if len(answer) != CODE_ACTION_AGENTS:
+            raise BenchError(f"expected {CODE_ACTION_AGENTS} code actions, got {len(answer)}")
+        for _ in range(plan.rtt_reps):
+            lat: list[float] = []
+            for _ in range(plan.rtt_requests // 4):
+                started = time.perf_counter()
+                await server.request("textDocument/codeAction", params)
+                lat.append(_ms(time.perf_counter() - started))
+            p50.append(percentile(lat, 0.5))
+            p99.append(percentile(lat, 0.99))
+    finally:
+        await server.close()
+    note = f"{CODE_ACTION_AGENTS} agents, {plan.rtt_requests // 4:,} sequential requests per run"
+    result.figures.append(summarise("code actions p50", "ms", p50, note=note))
+    result.figures.append(summarise("code actions p99", "ms", p99, target=("<=", 5.0), note=note))
+    return result
+
+
 async def _throughput(server: ServerProcess, total: int, inflight: int) -> float:
     """Requests per second with ``inflight`` requests outstanding at all times."""
     per_worker = total // inflight

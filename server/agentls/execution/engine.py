@@ -78,6 +78,8 @@ class RunJob:
     ``tools: []``)."""
     notes: tuple[str, ...] = ()
     """Notes known before the run starts (tools not offered, and why)."""
+    finalize: Callable[[RunRecord], RunRecord] | None = None
+    """Completes the record before anyone sees it (findings parsed from the output)."""
 
 
 class RunObserver(Protocol):
@@ -495,6 +497,11 @@ class ExecutionEngine:
             notes=run.notes,
         )
         run.chunks = []
+        if job.finalize is not None:
+            try:
+                record = job.finalize(record)
+            except Exception:
+                logger.exception("completing the record of run %s failed", job.id)
         self._runs.pop(job.id, None)
         self._hand_out(run, record)
 

@@ -35,6 +35,11 @@ class RunRecord:
     """Model calls made (1 for a run without tools)."""
     notes: list[str] = field(default_factory=list)
     """What the user should know about how the run went (a model without tools...)."""
+    findings: list[dict[str, Any]] | None = None
+    """For ``output: diagnostics`` agents: the findings this run reported (None otherwise, and
+    for runs that did not finish, which leave the agent's previous findings in place)."""
+    findings_dropped: int = 0
+    """Findings refused: paths outside the workspace, secret files, over the per-run limit."""
     output_secrets: list[dict[str, Any]] = field(default_factory=list)
     """``{"line", "kind"}`` of each secret removed from ``output`` (``context/secrets.py``): the
     output is stored and returned with ``[REDACTED:kind]`` in its place."""
@@ -53,6 +58,8 @@ class RunRecord:
         d.pop("manifest")
         d["tool_call_count"] = len(d.pop("tool_calls"))
         d["edit_count"] = len(d.pop("edits"))
+        findings = d.pop("findings")
+        d["findings_count"] = None if findings is None else len(findings)
         out = d.pop("output")
         d["output_preview"] = out[:200]
         d["output_chars"] = len(out)

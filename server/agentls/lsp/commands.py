@@ -17,6 +17,7 @@ from pygls.exceptions import JsonRpcException
 
 from agentls import requests
 from agentls.errors import AgentlsError
+from agentls.lsp import actions
 from agentls.lsp.documents import EditorBuffers, uri_to_path
 from agentls.lsp.progress import RunProgress
 from agentls.lsp.protocol import CURRENT_COMMAND, AgentlsProtocol
@@ -38,6 +39,7 @@ METRICS = "agentls.metrics"
 CACHE_CLEAR = "agentls.cache.clear"
 EDITS_APPLY = "agentls.edits.apply"
 EDITS_DISCARD = "agentls.edits.discard"
+FINDINGS_CLEAR = "agentls.findings.clear"
 MEMORY_PROFILE = "agentls.memory.profile"
 
 SERVICE_WAIT_SECONDS = 30.0
@@ -88,10 +90,18 @@ async def _run(ls: AgentLanguageServer, service: AgentService, args: tuple[Any, 
     buffers = EditorBuffers(ls)
     if run_args.dry_run:
         return await service.run(run_args, buffers)
+    progress = await run_progress(ls, service, run_args)
+    return await service.run(run_args, buffers, progress)
+
+
+async def run_progress(
+    ls: AgentLanguageServer, service: AgentService, run_args: requests.RunArgs
+) -> RunProgress:
+    """The progress reporter of a run: the client's token, or one created for it."""
     ctx = CURRENT_COMMAND.get()
     client_token = ctx.params.work_done_token if ctx is not None else None
     try:
-        progress = await asyncio.wait_for(
+        return await asyncio.wait_for(
             RunProgress.for_request(
                 ls, run_args.agent, run_args.task, client_token, service.engine.cancel
             ),
@@ -99,8 +109,7 @@ async def _run(ls: AgentLanguageServer, service: AgentService, args: tuple[Any, 
         )
     except TimeoutError:
         logger.warning("the client did not answer window/workDoneProgress/create; no progress")
-        progress = RunProgress(ls, run_args.agent, run_args.task, None, service.engine.cancel)
-    return await service.run(run_args, buffers, progress)
+        return RunProgress(ls, run_args.agent, run_args.task, None, service.engine.cancel)
 
 
 async def _preview(ls: AgentLanguageServer, service: AgentService, args: tuple[Any, ...]) -> Any:
@@ -192,6 +201,13 @@ async def _edits_discard(
     return service.edits_discard(requests.parse_run_id(requests.single_object(args)))
 
 
+async def _findings_clear(
+    ls: AgentLanguageServer, service: AgentService, args: tuple[Any, ...]
+) -> Any:
+    parsed = requests.parse_findings_clear(requests.single_object(args, optional=True))
+    return service.clear_findings(parsed.agent, parsed.uri)
+
+
 async def _memory_profile(
     ls: AgentLanguageServer, service: AgentService, args: tuple[Any, ...]
 ) -> Any:
@@ -210,6 +226,8 @@ COMMANDS: dict[str, Handler] = {
     CACHE_CLEAR: _cache_clear,
     EDITS_APPLY: _edits_apply,
     EDITS_DISCARD: _edits_discard,
+    FINDINGS_CLEAR: _findings_clear,
+    actions.ASK: actions.ask,
     MEMORY_PROFILE: _memory_profile,
 }
 

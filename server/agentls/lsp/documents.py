@@ -2,8 +2,10 @@
 
 Open buffers are owned by pygls' ``Workspace`` (it applies didOpen/didChange before our handlers
 run); ``EditorBuffers`` only reads them for the context builder, so unsaved text wins over disk.
-Agent-definition problems are published from one function, ``publish_problems``; the keys of an
-untrusted workspace's ``agentls.toml`` that were ignored, from ``publish_ignored_settings``.
+Agent-definition problems, agents' findings and the keys of an untrusted workspace's
+``agentls.toml`` that were ignored are all published from one place, ``_publish``: one
+``publishDiagnostics`` per file carries every kind, since a later publish for a URI replaces the
+earlier one (a finding on ``agentls.toml`` must not wipe its ignored-key warnings, nor the reverse).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pygls.workspace.position_codec import PositionCodec
 if TYPE_CHECKING:
     from agentls.agents.definition import Problem
     from agentls.config import IgnoredSetting
+    from agentls.findings import Finding
     from agentls.lsp.server import AgentLanguageServer
 
 _SEVERITY = {
@@ -108,13 +111,64 @@ def to_diagnostic(problem: Problem, lines: Sequence[str], codec: PositionCodec) 
     )
 
 
+def finding_range(finding: Finding, lines: Sequence[str], codec: PositionCodec) -> types.Range:
+    """Where a finding sits, in the client's units, with lines past the end of the file clamped.
+
+    A finding without a column starts at the line's first non-blank character; without an end it
+    runs to the end of its (last) line. Columns count code points and are converted against the
+    document's own lines (UTF-16 for most clients, UTF-8 for Neovim 0.11).
+    """
+    if not lines:
+        line = finding.line
+        return types.Range(
+            start=types.Position(line=line, character=0),
+            end=types.Position(line=line + 1, character=0),
+        )
+    last = len(lines) - 1
+
+    def text(n: int) -> str:
+        return lines[n].rstrip("\r\n")
+
+    line = min(finding.line, last)
+    end_line = min(max(finding.end_line if finding.end_line is not None else line, line), last)
+    first = text(line)
+    if finding.column is not None:
+        start_col = min(finding.column, len(first))
+    else:
+        start_col = len(first) - len(first.lstrip())
+    end_text = text(end_line)
+    if finding.end_column is not None:
+        end_col = min(finding.end_column, len(end_text))
+    else:
+        end_col = len(end_text)
+    if end_line == line and end_col <= start_col:
+        end_col = len(end_text)
+    start = codec.position_to_client_units(lines, types.Position(line=line, character=start_col))
+    end = codec.position_to_client_units(lines, types.Position(line=end_line, character=end_col))
+    return types.Range(start=start, end=end)
+
+
+def finding_diagnostic(
+    finding: Finding, lines: Sequence[str], codec: PositionCodec
+) -> types.Diagnostic:
+    """A finding as a diagnostic: ``source`` names the agent, ``code`` is the run id."""
+    return types.Diagnostic(
+        range=finding_range(finding, lines, codec),
+        message=finding.message,
+        severity=_SEVERITY.get(finding.severity, types.DiagnosticSeverity.Warning),
+        source=f"agentls: {finding.agent}",
+        code=finding.run_id,
+    )
+
+
 PUBLISH_BATCH = 100
 """Files published per loop turn: a collection of 1,000 agents loading must not hold up the
 requests (the first ``agents.list``) queued behind its diagnostics."""
 
 
 def publish_problems(ls: AgentLanguageServer, paths: set[Path]) -> None:
-    """Publish the current problems of each definition file (an empty list clears them).
+    """Publish each file's definition problems, findings and configuration warnings (an empty
+    list clears them).
 
     Beyond ``PUBLISH_BATCH`` files the rest follow in later loop turns. Each publish reads the
     problems when it is sent, so a later change to a file is never overtaken by a stale batch.
@@ -131,26 +185,25 @@ def publish_problems(ls: AgentLanguageServer, paths: set[Path]) -> None:
 
 def _publish(ls: AgentLanguageServer, paths: list[Path]) -> None:
     service = ls.service
-    if service is None:
-        return
     documents = ls.workspace.text_documents
     codec = ls.workspace.position_codec
     for path in paths:
         uri = from_fs_path(str(path)) or path.as_uri()
-        problems = service.registry.problems(path)
+        problems = service.registry.problems(path) if service is not None else []
+        findings = service.findings_for(path) if service is not None else []
         lines: Sequence[str] = ()
-        if problems:
+        if service is not None and (problems or findings):
             document = documents.get(unquote(uri))
             if document is not None:
                 lines = document.lines
             else:
-                text = service.registry.text(path)
+                text = service.file_text(path)
                 lines = tuple(text.splitlines(True)) if text else ()
+        diagnostics = [to_diagnostic(p, lines, codec) for p in problems]
+        diagnostics.extend(finding_diagnostic(f, lines, codec) for f in findings)
+        diagnostics.extend(ls.config_diagnostics.get(path, ()))
         ls.text_document_publish_diagnostics(
-            types.PublishDiagnosticsParams(
-                uri=uri,
-                diagnostics=[to_diagnostic(p, lines, codec) for p in problems],
-            )
+            types.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics)
         )
 
 
@@ -164,12 +217,10 @@ def open_text(ls: AgentLanguageServer, uri: str) -> str | None:
     return None if document is None else document.source
 
 
-def publish_ignored_settings(
-    ls: AgentLanguageServer, ignored: Sequence[IgnoredSetting], previous: set[Path]
-) -> set[Path]:
+def publish_ignored_settings(ls: AgentLanguageServer, ignored: Sequence[IgnoredSetting]) -> None:
     """A warning per ignored key on its ``agentls.toml`` (first line: the file is not read again
-    for positions); files in ``previous`` that have none left get an empty list. Returns the
-    files that now carry warnings."""
+    for positions), published with the file's other diagnostics; a file that had warnings and has
+    none left is published again without them."""
     by_file: dict[Path, list[types.Diagnostic]] = {}
     for item in ignored:
         by_file.setdefault(item.file, []).append(
@@ -183,9 +234,6 @@ def publish_ignored_settings(
                 source="agentls",
             )
         )
-    for path in sorted(previous | by_file.keys()):
-        uri = from_fs_path(str(path)) or path.as_uri()
-        ls.text_document_publish_diagnostics(
-            types.PublishDiagnosticsParams(uri=uri, diagnostics=by_file.get(path, []))
-        )
-    return set(by_file)
+    previous = set(ls.config_diagnostics)
+    ls.config_diagnostics = by_file
+    _publish(ls, sorted(previous | by_file.keys()))

@@ -34,7 +34,7 @@ from pygls.lsp.server import LanguageServer
 
 from agentls import __version__
 from agentls.errors import REQUEST_FAILED
-from agentls.lsp import commands
+from agentls.lsp import actions, agent_files, commands
 from agentls.lsp.documents import (
     EditorBuffers,
     open_text,
@@ -54,6 +54,9 @@ CONFIG_SECTION = "agentls"
 
 SHUTDOWN_SECONDS = 0.8
 """``shutdown`` is answered after at most this long; LSP clients wait ~1 s before killing us."""
+
+FEATURE_WAIT_SECONDS = 10.0
+"""How long a language feature waits for the service to start before answering without it."""
 
 ERROR_POPUP_INTERVAL = 600.0
 """At most one "internal error" pop-up per this many seconds: one tells the user, more nag."""
@@ -90,6 +93,8 @@ class AgentLanguageServer(LanguageServer):
         self._service_import: asyncio.Future[Any] | None = None
         """The import of ``agentls.service`` in a worker thread, started after ``initialize``."""
         self._last_popup = -ERROR_POPUP_INTERVAL
+        self.lens_refresher: actions.LensRefresher | None = None
+        """Recomputes code-lens summaries after workspace changes (made on first use)."""
         self.over_tcp = False
         """Set by ``agentls serve --tcp``: the client is a TCP peer, not necessarily the editor."""
         self.tcp_token: str | None = None
@@ -97,8 +102,9 @@ class AgentLanguageServer(LanguageServer):
         self.client_authenticated = True
         """False for a TCP peer that did not present the token: its settings may not define
         backends or declare trust (decided at ``initialize``)."""
-        self._config_files: set[Path] = set()
-        """``agentls.toml`` files that have diagnostics published (so they can be cleared)."""
+        self.config_diagnostics: dict[Path, list[types.Diagnostic]] = {}
+        """The ignored-key warnings of each ``agentls.toml`` (``publish_ignored_settings``), kept
+        so that every publish for that file carries them beside its findings."""
 
     @property
     def lsp(self) -> AgentlsProtocol:
@@ -215,6 +221,20 @@ class AgentLanguageServer(LanguageServer):
         assert self.service is not None
         return self.service
 
+    async def service_for_feature(self) -> AgentService | None:
+        """The service for a language feature: waits for start-up, None when there is none.
+
+        A request sent right after ``initialized`` (an editor restoring its open files) is
+        answered once the agents are loaded rather than with an empty answer.
+        """
+        if self._start_task is None:
+            return None
+        try:
+            await asyncio.wait_for(self._service_ready.wait(), FEATURE_WAIT_SECONDS)
+        except TimeoutError:
+            return None
+        return self.service
+
     def transport_stats(self) -> dict[str, Any]:
         """Bookkeeping sizes inside pygls, so leaks show up in ``agentls.metrics``."""
         return {
@@ -306,7 +326,7 @@ class AgentLanguageServer(LanguageServer):
 
     def publish_config_problems(self, settings: Settings) -> None:
         """Warnings on each ``agentls.toml`` whose keys were ignored; cleared when none are left."""
-        self._config_files = publish_ignored_settings(self, settings.ignored, self._config_files)
+        publish_ignored_settings(self, settings.ignored)
 
     async def start_service(self) -> None:
         """Build and start the session (called once, after ``initialized``)."""
@@ -330,6 +350,8 @@ class AgentLanguageServer(LanguageServer):
         # for the service: an editor's first agents.list must not queue behind 1,000 of them.
         first: set[Path] = set()
         service.on_problems_changed = first.update
+        service.on_findings_changed = first.update
+        service.on_context_changed = lambda: actions.lens_refresher(self).workspace_changed()
         service.on_config_file_changed = self.reload_settings_soon
         service.is_open_in_editor = buffers.is_open
         self.service = service
@@ -338,6 +360,7 @@ class AgentLanguageServer(LanguageServer):
         finally:
             self._service_ready.set()
             service.on_problems_changed = lambda paths: publish_problems(self, paths)
+            service.on_findings_changed = lambda paths: publish_problems(self, paths)
             asyncio.get_running_loop().call_soon(publish_problems, self, first)
         logger.info("agentls %s serving %s", __version__, [str(f) for f in service.roots.folders])
 
@@ -425,6 +448,52 @@ def create_server() -> AgentLanguageServer:
         path = uri_to_path(params.text_document.uri)
         if ls.service is not None and path is not None:
             ls.service.files_changed({path})
+
+    @ls.feature(
+        types.TEXT_DOCUMENT_CODE_ACTION,
+        types.CodeActionOptions(code_action_kinds=actions.ACTION_KINDS),
+    )
+    async def on_code_action(
+        ls: AgentLanguageServer, params: types.CodeActionParams
+    ) -> list[dict[str, Any]] | None:
+        await ls.service_for_feature()
+        return actions.code_actions(ls, params)
+
+    @ls.feature(types.TEXT_DOCUMENT_CODE_LENS, types.CodeLensOptions(resolve_provider=False))
+    async def on_code_lens(
+        ls: AgentLanguageServer, params: types.CodeLensParams
+    ) -> list[types.CodeLens]:
+        await ls.service_for_feature()
+        return actions.code_lenses(ls, params)
+
+    @ls.feature(
+        types.TEXT_DOCUMENT_COMPLETION,
+        types.CompletionOptions(trigger_characters=agent_files.TRIGGER_CHARACTERS),
+    )
+    async def on_completion(
+        ls: AgentLanguageServer, params: types.CompletionParams
+    ) -> types.CompletionList | None:
+        await ls.service_for_feature()
+        return agent_files.completion(ls, params)
+
+    @ls.feature(types.TEXT_DOCUMENT_HOVER)
+    async def on_hover(ls: AgentLanguageServer, params: types.HoverParams) -> types.Hover | None:
+        await ls.service_for_feature()
+        return agent_files.hover(ls, params)
+
+    @ls.feature(types.TEXT_DOCUMENT_DEFINITION)
+    async def on_definition(
+        ls: AgentLanguageServer, params: types.DefinitionParams
+    ) -> list[types.Location] | None:
+        await ls.service_for_feature()
+        return agent_files.definition(ls, params)
+
+    @ls.feature(types.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
+    async def on_symbols(
+        ls: AgentLanguageServer, params: types.DocumentSymbolParams
+    ) -> list[types.DocumentSymbol] | None:
+        await ls.service_for_feature()
+        return agent_files.document_symbols(ls, params)
 
     @ls.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
     def on_watched(ls: AgentLanguageServer, params: types.DidChangeWatchedFilesParams) -> None:
