@@ -8,7 +8,9 @@ session goes on after each.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -95,9 +97,18 @@ async def test_d6_notification_handler_raising(monkeypatch: pytest.MonkeyPatch) 
             }
         )
     await s.settle()
-    popups = [m for m in s.out.messages if m.get("method") == "window/showMessage"]
-    assert len(popups) == 1  # once, not per failure
-    text = popups[0]["params"]["message"]
+
+    def popups() -> list[dict[str, Any]]:
+        return [m for m in s.out.messages if m.get("method") == "window/showMessage"]
+
+    for _ in range(1000):  # the handlers wait for the service to start: 10 s only catches a hang
+        if popups():
+            break
+        await asyncio.sleep(0.01)
+    _status(s, 4)  # answered after the three notifications were handled (messages are in order)
+    await s.settle(timeout=10)
+    assert len(popups()) == 1  # once, not per failure
+    text = popups()[0]["params"]["message"]
     assert "internal error" in text and "RuntimeError" not in text and "ghp_" not in text
     assert CANARY not in str(s.out.messages)
     _status(s, 5)

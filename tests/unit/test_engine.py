@@ -401,6 +401,10 @@ async def test_shutdown_cancels_everything_and_refuses_new_runs(tmp_path: Path) 
     assert time.monotonic() - started < 15  # ended by the kill, not by the wait's bound
     records = [await asyncio.wait_for(h.wait(), 10) for h in [*running, queued]]  # hang bound
     assert [r.status for r in records] == ["cancelled"] * 3
+    for _ in range(500):  # killed, then reaped: 10 s only catches a hang
+        if all(is_gone(p) for p in pids):
+            break
+        await asyncio.sleep(0.02)
     assert all(is_gone(p) for p in pids)
     with pytest.raises(AgentlsError, match="shutting down"):
         engine.submit(job(command("hang")))
