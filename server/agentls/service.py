@@ -514,6 +514,8 @@ class AgentService:
             )
             self._collectors[run_id] = collector
             finalize = self._finalizer(collector)
+            if tools is not None:
+                tools.toolbox.reporter = collector.report  # report_finding, besides output lines
         job = RunJob(
             id=run_id,
             agent=agent.name,

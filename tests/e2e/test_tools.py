@@ -246,3 +246,46 @@ async def test_an_edit_to_an_open_buffer_targets_that_buffer_and_its_version(
         assert doc_edit.text_document.version == 7
     else:
         assert list(sent.edit.changes or {}) == [alias.as_uri()]
+
+
+async def test_a_diagnostics_agent_reports_findings_through_the_tool(
+    tool_session: tuple[Session, EditingClient], provider: FakeProvider
+) -> None:
+    session, _ = tool_session
+    write(
+        session.root,
+        ".claude/agents/checker.md",
+        "---\nname: checker\ndescription: Checks code.\ntools: Read\noutput: diagnostics\n---\n"
+        "Check.\n",
+    )
+    for _ in range(100):  # the watcher brings the new agent in; 10 s only catches a hang
+        listed = await session.command("agentls.agents.list", {})
+        if any(a["name"] == "checker" for a in listed["agents"]):
+            break
+        await asyncio.sleep(0.1)
+    found = Call(
+        "report_finding",
+        {"path": "src/app.py", "line": 1, "severity": "error", "message": "greets the disk"},
+    )
+    outside = Call("report_finding", {"path": "../outside.py", "line": 1, "message": "no"})
+    bad = Call("report_finding", {"path": "src/app.py", "line": 0, "message": "line 0"})
+    provider.script(tool_calls(found, outside, bad), stream("One problem."))
+    result = await session.command("agentls.run", {"agent": "checker", "task": "check"})
+    assert result["status"] == "succeeded", result
+    offered = {t["function"]["name"] if "function" in t else t["name"] for t in _tools_of(provider)}
+    assert "report_finding" in offered and "propose_edit" not in offered
+    assert [(c["tool"], c["status"]) for c in result["tool_calls"]] == [
+        ("report_finding", "succeeded"),
+        ("report_finding", "refused"),
+        ("report_finding", "refused"),
+    ]
+    assert [f["message"] for f in result["findings"]] == ["greets the disk"]
+    uri = session.uri("src/app.py")
+    diagnostics = await wait_until(lambda: session.client.diagnostics.get(uri))
+    assert [(d.message, d.source) for d in diagnostics] == [("greets the disk", "agentls: checker")]
+
+
+def _tools_of(provider: FakeProvider) -> list[dict[str, Any]]:
+    """The tools the first request of the last run offered (either API's shape)."""
+    body = provider.requests[-2].json
+    return list(body.get("tools") or [])

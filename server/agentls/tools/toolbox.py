@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +30,7 @@ from agentls.backends.base import ToolCall, ToolSpec
 from agentls.context.builder import BufferSource
 from agentls.context.secrets import Finding, SecretScanner
 from agentls.errors import AgentlsError
+from agentls.findings import REPORT_FINDING_TOOL, FindingError
 from agentls.tools.edits import ProposedEdit, propose
 from agentls.workspace.cache import CachedFile, FileCache
 from agentls.workspace.filters import looks_binary
@@ -144,6 +145,14 @@ _SPECS: dict[str, tuple[str, ToolSpec]] = {
     ),
 }
 
+REPORT_FINDING = str(REPORT_FINDING_TOOL["name"])
+_REPORT_FINDING = ToolSpec(
+    REPORT_FINDING,
+    str(REPORT_FINDING_TOOL["description"]),
+    dict(REPORT_FINDING_TOOL["parameters"]),
+)
+"""Offered (beside the granted groups) to ``output: diagnostics`` runs only."""
+
 _REASONS: dict[str, str] = {
     "outside_workspace": "is outside the workspace folders",
     "secret": "is a secret file (deny-listed); its content is never shown",
@@ -218,11 +227,15 @@ class Toolbox:
         self._max_result_bytes = max(1024, max_result_bytes)
         self._edits: list[ProposedEdit] = []
         """Edits proposed so far in this run (ids, overlaps)."""
+        self.reporter: Callable[[Mapping[str, Any]], str] | None = None
+        """Where ``report_finding`` calls go (an ``output: diagnostics`` run's
+        ``FindingCollector.report``); None: the tool is not offered."""
 
     @property
     def specs(self) -> tuple[ToolSpec, ...]:
-        """The tools offered to the model."""
-        return tuple(spec for group, spec in _SPECS.values() if group in self.groups)
+        """The tools offered to the model (``report_finding`` to a diagnostics run)."""
+        offered = tuple(spec for group, spec in _SPECS.values() if group in self.groups)
+        return (*offered, _REPORT_FINDING) if self.reporter is not None else offered
 
     def describe(self, call: ToolCall) -> str:
         """A line saying what a call is about to do ("reading src/app.py")."""
@@ -248,6 +261,8 @@ class Toolbox:
 
     async def call(self, call: ToolCall) -> ToolOutcome:
         """Run one call. Never raises for the model's mistakes: they are refused outcomes."""
+        if call.name == REPORT_FINDING and self.reporter is not None:
+            return self._report_finding(call)
         spec = _SPECS.get(call.name)
         if spec is None or spec[0] not in self.groups:
             offered = ", ".join(s.name for s in self.specs) or "none"
@@ -276,6 +291,27 @@ class Toolbox:
             return await self._propose_edit(args)
         except _Refusal as r:
             return ToolOutcome("refused", f"error: {r.message}", r.summary)
+
+    def _report_finding(self, call: ToolCall) -> ToolOutcome:
+        """A finding for the editor's diagnostics; a malformed one is explained to the model."""
+        assert self.reporter is not None
+        try:
+            args = orjson.loads(call.arguments or "{}")
+        except orjson.JSONDecodeError:
+            args = None
+        if not isinstance(args, dict):
+            return ToolOutcome(
+                "failed",
+                "error: the arguments must be a JSON object",
+                f"{REPORT_FINDING}: bad arguments",
+            )
+        where = f"{_short(str(args.get('path', '')), 80)}:{args.get('line', '?')}"
+        try:
+            answer = self.reporter(args)
+        except FindingError as e:
+            return ToolOutcome("refused", f"error: {e}", f"{REPORT_FINDING} {where}: refused")
+        status: ToolStatus = "succeeded" if answer == "recorded" else "refused"
+        return ToolOutcome(status, answer, f"{REPORT_FINDING} {where}: {answer}")
 
     # -- the one way to the workspace ------------------------------------------------------------
 
