@@ -73,9 +73,19 @@ async def test_a_symlinked_claude_agents_folder_with_category_folders(
         assert "You help with fix the build in the terminal." in run["prompt"]
 
         # a new agent in the linked folder is picked up through the link's name
-        write(root, "plugins/core/agents/testing/linter.md", HELPER.replace("helper", "linter"))
-        deadline = asyncio.get_running_loop().time() + 10
-        while "linter" not in listed and asyncio.get_running_loop().time() < deadline:
+        # (written again every 2 s: a write made before the watcher is live is not seen, and on
+        # a loaded machine the watcher may still be starting; 30 s only catches a hang)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        written = 0.0
+        while "linter" not in listed and loop.time() < deadline:
+            if loop.time() - written > 2:
+                write(
+                    root,
+                    "plugins/core/agents/testing/linter.md",
+                    HELPER.replace("helper", "linter"),
+                )
+                written = loop.time()
             await asyncio.sleep(0.05)
             listed = _by_name(await session.command("agentls.agents.list"))
         assert listed["linter"]["source"] == ".claude/agents/testing/linter.md"

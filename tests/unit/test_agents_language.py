@@ -47,7 +47,7 @@ def test_keys_offered_on_an_empty_line_are_the_unused_known_keys() -> None:
 def test_a_partial_key_filters_and_replaces_the_word() -> None:
     text = TEXT.replace("\n\n---", "\nmax\n---")
     items = language.complete(text, 6, 2, CATALOG)
-    assert [i.label for i in items] == ["max_files", "max_context_tokens"]
+    assert [i.label for i in items] == ["max_files", "max_context_tokens", "max_turns"]
     assert (items[0].start, items[0].end) == (0, 3)
 
 
