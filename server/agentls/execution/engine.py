@@ -155,7 +155,9 @@ class _Run:
         self.open_calls: dict[int, int] = {}
         """Calls started and not finished: ``id(ToolCall)`` -> index in ``tool_calls``."""
         self.edits: list[dict[str, Any]] = []
-        self.tool_reads: list[dict[str, Any]] = []
+        self.tool_reads: list[tuple[int, dict[str, Any]]] = []
+        """Manifest rows of the files tools read, each with its call's place in ``tool_calls``
+        (parallel reads finish in any order; the manifest lists them in the model's)."""
         self.notes: list[str] = list(job.notes)
         self.overflow: str | None = None
         """Set when the output went over the cap: the error the run fails with."""
@@ -492,7 +494,7 @@ class ExecutionEngine:
             started_at=run.handle.submitted_at,
             tool_calls=run.tool_calls,
             edits=run.edits,
-            tool_reads=run.tool_reads,
+            tool_reads=[read for _, read in sorted(run.tool_reads, key=lambda r: r[0])],
             turns=run.turns,
             notes=run.notes,
         )
@@ -580,9 +582,10 @@ class _Sink:
         index = run.open_calls.pop(id(call), None)
         if index is None:
             run.tool_calls.append(trace)
+            index = len(run.tool_calls) - 1
         else:
             run.tool_calls[index] = trace
-        run.tool_reads.extend(outcome.reads)
+        run.tool_reads.extend((index, read) for read in outcome.reads)
         if outcome.edit is not None:
             run.edits.append(outcome.edit.to_dict())
         event = {key: trace[key] for key in ("call_id", "tool", "status", "summary")}
