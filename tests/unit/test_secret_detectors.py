@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.unit.test_context_secrets import assert_redacted_on_line_3
 
-from agentls.context.secrets import KINDS, _reference_spans, _spans, redact, redact_text, scan
+from agentls.context.secrets import KINDS, _reference_spans, _spans, redact, redact_text
 
 # Built from pieces so this file itself does not look like it holds live credentials.
 OPENAI_LEGACY = "sk-" + "Xq7Lp2Vb9Rt4Mn8Ks3Dh6Fj1Gw5Ha0Ze2Yc4Ub7Io9Pe3Wr6Tl"
@@ -96,15 +97,7 @@ NEAR_MISSES = [
 
 @pytest.mark.parametrize(("text", "secret", "kind"), SECRETS, ids=[s[2] for s in SECRETS])
 def test_each_new_kind_is_redacted_and_reported(text: str, secret: str, kind: str) -> None:
-    before = "line one\nline two\n"
-    data = (before + text + "tail\n").encode()
-    result = redact(data)
-    out = result.data.decode()
-    assert secret not in out
-    assert f"[REDACTED:{kind}]" in out
-    assert out.startswith(before) and out.endswith("tail\n")
-    assert [(f.line, f.kind) for f in result.findings] == [(3, kind)]
-    assert scan(data) == [(3, kind)]
+    assert_redacted_on_line_3(text, secret, kind)
 
 
 @pytest.mark.parametrize("text", NEAR_MISSES)
