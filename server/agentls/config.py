@@ -117,6 +117,8 @@ class Limits:
     """Tool calls one run may make; later calls are answered with a refusal."""
     max_tool_result_bytes: int = 32 * 1024
     """Bytes of one tool result the model receives (the rest is cut, with a note)."""
+    max_fan_out: int = 200
+    """The most files one recipe step's ``for_each`` may run over; more refuses the recipe."""
     max_prompt_bytes: int | None = None
     """The expanded prompt (body with its variables filled in, plus the task) must stay under
     this many bytes, or the request fails before the prompt is built. None sizes it from each

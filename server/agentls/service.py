@@ -50,10 +50,17 @@ from agentls.context.builder import (
 )
 from agentls.context.summaries import ContextSummaries, Summary
 from agentls.context.tokens import bytes_within
-from agentls.errors import EditConflict, InvalidArguments, UnknownRun
+from agentls.errors import (
+    AgentlsError,
+    EditConflict,
+    InvalidAgent,
+    InvalidArguments,
+    UnknownRun,
+)
 from agentls.execution.engine import ExecutionEngine, RunJob, RunObserver
 from agentls.execution.history import EXPIRY_INTERVAL_SECONDS, ExecutionHistory, history_path
 from agentls.execution.outputs import new_preview_id, render_preview, render_run, write_document
+from agentls.execution.recipes import RecipeObserver, RecipeRun
 from agentls.execution.records import RunRecord
 from agentls.execution.tool_loop import ToolPlan
 from agentls.findings import Finding, FindingCollector, FindingStore, restore
@@ -166,6 +173,8 @@ class AgentService:
         """Findings of ``output: diagnostics`` agents, per agent (their latest finished run)."""
         self.on_findings_changed: Callable[[set[Path]], None] = lambda paths: None
         """Set by the adapter: files whose findings changed (publish diagnostics)."""
+        self._recipes: dict[str, RecipeRun] = {}
+        """Recipes running now, by their id (``agentls.runs.cancel`` reaches them here)."""
         self._collectors: dict[str, FindingCollector] = {}
         """Runs in flight that collect findings, by run id (``finding_collector``)."""
         self.summaries = ContextSummaries()
@@ -227,6 +236,8 @@ class AgentService:
         evicting what was just loaded. The loop stays free between batches.
         """
         await self.index.scan()
+        # recipes' for_each globs can be counted now
+        self.on_problems_changed(self.registry.set_fan_out_check(self._fan_out_problem))
         limits = self.settings.limits
         loaded = await self.cache.warm(
             [e.path for e in self.index.usable()],
@@ -421,7 +432,12 @@ class AgentService:
         }
 
     async def run(
-        self, args: RunArgs, buffers: BufferSource, observer: RunObserver | None = None
+        self,
+        args: RunArgs,
+        buffers: BufferSource,
+        observer: RunObserver | None = None,
+        *,
+        parent: str | None = None,
     ) -> dict[str, Any]:
         """``agentls.run``: plan the run, run it on the backend, record it.
 
@@ -429,8 +445,14 @@ class AgentService:
         once a run exists (untrusted backend, missing program, provider errors, timeouts) is a
         ``failed``/``timed_out`` run in the result and in history. Cancelling the awaiting task
         cancels the run, which is recorded as ``cancelled`` before the cancellation propagates.
+        A recipe's name runs the recipe (``run_recipe``, without step notifications); ``parent``
+        marks the run as a step of that recipe.
         """
-        plan = await self._plan(args, buffers)
+        if self.is_recipe(args.agent):
+            if parent is not None:
+                raise InvalidAgent(f"{args.agent!r} is a recipe; a recipe step runs an agent")
+            return await self.run_recipe(args, buffers)
+        plan = await self._plan(args, buffers, parent)
         job = plan.job
         if args.dry_run:
             duration = round((time.time() - job.started_at) * 1000, 3)
@@ -469,7 +491,9 @@ class AgentService:
             "token_estimate": estimate.to_dict(),
         }
 
-    async def _plan(self, args: RunArgs, buffers: BufferSource) -> RunPlan:
+    async def _plan(
+        self, args: RunArgs, buffers: BufferSource, parent: str | None = None
+    ) -> RunPlan:
         """Everything a run is, decided from one snapshot of the settings and the folders.
 
         The settings may be replaced while the context is built (a configuration reload); the
@@ -538,8 +562,148 @@ class AgentService:
             tools=tools,
             notes=notes,
             finalize=finalize,
+            parent=parent,
         )
         return RunPlan(job, config, context, estimate, refusal, choice)
+
+    # -- recipes -------------------------------------------------------------------------------
+
+    def is_recipe(self, name: str) -> bool:
+        """Whether ``name`` is a runnable recipe (False for agents and unknown names)."""
+        try:
+            return self.registry.get(name).is_recipe
+        except AgentlsError:
+            return False
+
+    async def run_recipe(
+        self, args: RunArgs, buffers: BufferSource, observer: RecipeObserver | None = None
+    ) -> dict[str, Any]:
+        """``agentls.run`` of a recipe: its steps as runs, then the parent record.
+
+        A dry run answers the plan (steps, their fan-out files) and runs nothing.
+
+        Raises:
+            InvalidArguments: a ``for_each`` matches more than ``limits.max_fan_out`` files.
+        """
+        recipe = self.registry.get(args.agent)
+        settings = self.settings
+        limits = settings.limits
+        if self.index.state != "ready":
+            await self.index.wait_ready(timeout=INDEX_WAIT_SECONDS)
+        items: dict[str, list[tuple[str, Path]]] = {}
+        for step in recipe.steps:
+            if step.for_each is not None:
+                found = await self._fan_out_items(step.for_each)
+                if len(found) > limits.max_fan_out:
+                    raise InvalidArguments(
+                        "agent",
+                        f"recipe {recipe.name!r}: step {step.id!r} for_each {step.for_each!r} "
+                        f"matches {len(found)} files, more than limits.max_fan_out "
+                        f"({limits.max_fan_out}); narrow the glob or raise the limit",
+                    )
+                items[step.id] = found
+        if args.dry_run:
+            return {
+                "id": None,
+                "agent": recipe.name,
+                "task": args.task,
+                "dry_run": True,
+                "status": "succeeded",
+                "steps": [
+                    {
+                        "id": step.id,
+                        "agent": step.agent,
+                        "needs": list(step.needs),
+                        **({"items": [i for i, _ in items[step.id]]} if step.for_each else {}),
+                    }
+                    for step in recipe.steps
+                ],
+            }
+        folders = self.roots.folders
+        recipe_run = RecipeRun(
+            uuid.uuid4().hex[:12],
+            recipe,
+            args,
+            items=items,
+            launch=lambda step_args, step_observer, parent: self.run(
+                step_args, buffers, step_observer, parent=parent
+            ),
+            default_task=self._default_task,
+            max_in_flight=limits.max_concurrent_runs,
+            max_output_chars=limits.max_output_bytes,
+            observer=observer,
+            on_finished=self._run_finished,
+            workspace=str(folders[0]) if folders else None,
+        )
+        self._recipes[recipe_run.id] = recipe_run
+        try:
+            record = await recipe_run.run()
+        finally:
+            self._recipes.pop(recipe_run.id, None)
+        return {**record.to_dict(), "edits": self._edits_of(record)}
+
+    def _default_task(self, agent: str) -> str:
+        try:
+            return self.registry.get(agent).task
+        except AgentlsError:
+            return ""
+
+    async def _fan_out_items(self, glob: str) -> list[tuple[str, Path]]:
+        """The usable workspace files a ``for_each`` glob selects, by path, as shown and real."""
+        found: list[tuple[str, Path]] = []
+        for folder in self.roots.folders:
+            entries, _ = await self.index.expand(folder, (glob,))
+            found.extend((self.roots.display_rel(e.folder, e.rel), e.path) for e in entries)
+        found.sort()
+        return found
+
+    def _fan_out_problem(self, glob: str) -> str | None:
+        """The registry's check of a ``for_each``: an error when it selects too many files.
+
+        Judged once the first scan is done (None before), by the index's cached match.
+        """
+        if self.index.state != "ready":
+            return None
+        limit = self.settings.limits.max_fan_out
+        try:
+            count = sum(len(self.index.match(f, (glob,))[0]) for f in self.roots.folders)
+        except AgentlsError:
+            return None
+        if count <= limit:
+            return None
+        return (
+            f"for_each {glob!r} matches {count} files, more than limits.max_fan_out ({limit}); "
+            "the recipe would be refused"
+        )
+
+    def _edits_of(self, record: RunRecord) -> list[dict[str, Any]]:
+        """The edits a record offers: its own, or for a recipe those of its steps' runs.
+
+        A recipe's edits are read from its steps' records (which own their state), each with a
+        recipe-wide id ``<step>/<edit>`` (``<step>[n]/<edit>`` for a fan-out file) and the
+        ``run_id``, ``step`` and ``item`` it came from.
+        """
+        if record.steps is None:
+            return record.edits
+        out: list[dict[str, Any]] = []
+        for step in record.steps:
+            run_id = step.get("run_id")
+            child = self.history.get(str(run_id)) if run_id else None
+            if child is None:
+                continue
+            index = step.get("index")
+            label = str(step["id"]) + (f"[{index}]" if index is not None else "")
+            for edit in child.edits:
+                entry = {
+                    **edit,
+                    "id": f"{label}/{edit['id']}",
+                    "run_id": child.id,
+                    "step": step["id"],
+                }
+                if step.get("item") is not None:
+                    entry["item"] = step["item"]
+                out.append(entry)
+        return out
 
     def _tools(
         self,
@@ -793,17 +957,42 @@ class AgentService:
 
     def cancel(self, run_id: str) -> dict[str, Any]:
         """``agentls.runs.cancel``: True when a queued or running run was cancelled."""
+        recipe = self._recipes.get(run_id)
+        if recipe is not None:
+            return {"cancelled": recipe.cancel()}
         return {"cancelled": self.engine.cancel(run_id)}
+
+    def cancel_run(self, run_id: str) -> bool:
+        """Cancel a run or a recipe by id (the progress Cancel button's callback)."""
+        return bool(self.cancel(run_id)["cancelled"])
 
     def status(self) -> dict[str, Any]:
         """``agentls.status``."""
         return {
-            "runs": self.engine.active(),
+            "runs": self.engine.active() + self._active_recipes(),
             "index": self.index.stats(),
             "trusted": self.settings.trusted,
             "folders": [str(f) for f in self.roots.folders],
             "config_problems": [*self.settings.problems, *map(str, self.settings.ignored)],
         }
+
+    def _active_recipes(self) -> list[dict[str, Any]]:
+        out = []
+        for recipe in self._recipes.values():
+            done, total, running = recipe.progress()
+            out.append(
+                {
+                    "id": recipe.id,
+                    "agent": recipe.recipe.name,
+                    "status": "running",
+                    "submitted_at": recipe.started_at,
+                    "kind": "recipe",
+                    "steps_done": done,
+                    "steps_total": total,
+                    "running": running,
+                }
+            )
+        return out
 
     def history_list(self, args: HistoryListArgs) -> dict[str, Any]:
         """``agentls.history.list``: newest first, short form."""
@@ -815,6 +1004,8 @@ class AgentService:
         record = self.history.get(run_id)
         if record is None:
             raise UnknownRun(run_id)
+        if record.steps is not None:
+            return {**record.to_dict(), "edits": self._edits_of(record)}
         return record.to_dict()
 
     async def edits_to_apply(self, args: EditsApplyArgs, buffers: BufferSource) -> EditBatch:
@@ -823,18 +1014,22 @@ class AgentService:
         Each edit's file is read again the way tools read it (unsaved buffer over disk); one whose
         text no longer hashes to the edit's ``base`` (or a new file that now exists) is refused
         with ``EditConflict`` naming the file, so an edit is never applied to different text.
+        A recipe's id applies the edits of its steps together; two of them that change the same
+        region of a file are refused.
 
         Raises:
             UnknownRun: no such run in history.
             InvalidArguments: an edit id the run does not have.
-            EditConflict: an edit already applied or discarded, or whose file changed.
+            EditConflict: an edit already applied or discarded, whose file changed, or that
+                overlaps another edit chosen with it.
         """
         record = self.history.get(args.id)
         if record is None:
             raise UnknownRun(args.id)
-        by_id = {e.get("id"): e for e in record.edits}
+        offered = self._edits_of(record)
+        by_id = {e.get("id"): e for e in offered}
         if args.edits is None:
-            chosen = [e for e in record.edits if e.get("state") == "proposed"]
+            chosen = [e for e in offered if e.get("state") == "proposed"]
             if not chosen:
                 raise EditConflict(f"run {args.id} has no proposed edits to apply")
         else:
@@ -848,8 +1043,9 @@ class AgentService:
         for edit in chosen:
             if edit.get("state") != "proposed":
                 raise EditConflict(f"edit {edit['id']} was already {edit.get('state')}")
-            if (record.id, edit.get("id")) in self._applying:
+            if _owner(record, edit) in self._applying:
                 raise EditConflict(f"edit {edit['id']} is being applied by another request")
+        _check_overlaps(chosen)
         paths = [self.roots.resolve(str(edit["uri"])) for edit in chosen]
         reader = Toolbox(
             frozenset(),
@@ -876,18 +1072,33 @@ class AgentService:
                     "applied. Run the agent again."
                 )
         # Held until edits_settled: a second request must not apply the same edit to new text.
-        self._applying.update((record.id, str(edit["id"])) for edit in chosen)
+        self._applying.update(_owner(record, edit) for edit in chosen)
         return EditBatch(record.id, record.agent, chosen)
 
     def edits_settled(self, run_id: str, edit_ids: Sequence[str], state: EditState | None) -> int:
         """Record that edits were applied or discarded (None: neither, the client declined).
 
-        Always called after ``edits_to_apply``, which holds the edits until then. Returns how many
+        Always called after ``edits_to_apply``, which holds the edits until then. A recipe's
+        edits are settled in the records of the steps' runs that own them. Returns how many
         edits changed state.
         """
-        self._applying.difference_update((run_id, i) for i in edit_ids)
+        record = self.history.get(run_id)
+        if record is None:
+            self._applying.difference_update((run_id, i) for i in edit_ids)
+            raise UnknownRun(run_id)
+        by_id = {str(e.get("id")): e for e in self._edits_of(record)}
+        owned: dict[str, list[str]] = {}
+        for edit_id in edit_ids:
+            edit = by_id.get(edit_id)
+            owner_run, owner_edit = _owner(record, edit) if edit else (run_id, edit_id)
+            self._applying.discard((owner_run, owner_edit))
+            owned.setdefault(owner_run, []).append(owner_edit)
         if state is None:
             return 0
+        return sum(self._settle(owner, ids, state) for owner, ids in owned.items())
+
+    def _settle(self, run_id: str, edit_ids: Sequence[str], state: EditState) -> int:
+        """Mark edits of one run's record (the owner of their state) applied or discarded."""
         record = self.history.get(run_id)
         if record is None:
             raise UnknownRun(run_id)
@@ -904,11 +1115,11 @@ class AgentService:
         return changed
 
     def edits_discard(self, run_id: str) -> dict[str, Any]:
-        """``agentls.edits.discard``: every proposed edit of a run is marked discarded."""
+        """``agentls.edits.discard``: every proposed edit of a run (or recipe) is discarded."""
         record = self.history.get(run_id)
         if record is None:
             raise UnknownRun(run_id)
-        ids = [str(e.get("id")) for e in record.edits if e.get("state") == "proposed"]
+        ids = [str(e.get("id")) for e in self._edits_of(record) if e.get("state") == "proposed"]
         return {"discarded": self.edits_settled(run_id, ids, "discarded")}
 
     def metrics_snapshot(self) -> dict[str, Any]:
@@ -1036,6 +1247,47 @@ def _manifest(context: ContextResult, estimate: Estimate) -> list[dict[str, Any]
         d["calibrated"] = estimate.calibrated
         entries.append(d)
     return entries
+
+
+def _owner(record: RunRecord, edit: dict[str, Any]) -> tuple[str, str]:
+    """The run whose record owns an edit's state, and the edit's id there."""
+    if record.steps is None:
+        return record.id, str(edit.get("id"))
+    return str(edit.get("run_id")), str(edit.get("id")).rsplit("/", 1)[-1]
+
+
+def _check_overlaps(edits: Sequence[dict[str, Any]]) -> None:
+    """Refuse edits chosen together that touch the same region of one file.
+
+    One run never proposes overlapping edits (``tools.edits``); the steps of a recipe may, and
+    ``workspace/applyEdit`` cannot apply two changes to one region, nor could a user want both.
+    """
+
+    def bounds(edit: dict[str, Any]) -> tuple[tuple[int, int], tuple[int, int]]:
+        r = edit.get("range") or {}
+        start, end = r.get("start") or {}, r.get("end") or {}
+        return (
+            (int(start.get("line", 0)), int(start.get("character", 0))),
+            (int(end.get("line", 0)), int(end.get("character", 0))),
+        )
+
+    by_file: dict[str, list[dict[str, Any]]] = {}
+    for edit in edits:
+        by_file.setdefault(str(edit.get("uri")), []).append(edit)
+    for same_file in by_file.values():
+        for i, a in enumerate(same_file):
+            for b in same_file[i + 1 :]:
+                (a0, a1), (b0, b1) = bounds(a), bounds(b)
+                if a.get("base") != b.get("base") and not (a.get("create") or b.get("create")):
+                    raise EditConflict(
+                        f"edits {a['id']} and {b['id']} were proposed against different versions "
+                        f"of {a.get('path')}; apply one of them (pass its id in edits)"
+                    )
+                if a.get("create") or b.get("create") or (a0 < b1 and b0 < a1) or a0 == b0:
+                    raise EditConflict(
+                        f"edits {a['id']} and {b['id']} both change {a.get('path')} in the same "
+                        "place; apply one of them (pass its id in edits)"
+                    )
 
 
 def _model_fields(choice: ModelChoice) -> dict[str, Any]:

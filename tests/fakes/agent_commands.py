@@ -24,6 +24,13 @@ Each mode behaves like one kind of agent program, good or bad::
     agent_commands.py ignore-term-family PIDFILE  the same, with a grandchild that also ignores
                                         SIGTERM; "<pid> <grandchild pid>" to PIDFILE
 
+    agent_commands.py step LOGDIR DELAY  a recipe step: read "I am <agent>." and the <task> from
+                                        the prompt; a task holding FAIL fails (exit 3), HANG
+                                        starts a grandchild, writes "<pid> <grandchild pid>" to
+                                        LOGDIR/pids-<pid> and ticks forever; otherwise sleep
+                                        DELAY s, append {agent, task, start, end} as a JSON line
+                                        to LOGDIR/log.jsonl and write "done <agent>: <task>"
+
 ``argv(mode, *args)`` builds the command line for a backend configuration.
 """
 
@@ -53,6 +60,33 @@ def _forever(tick: str | None = None) -> None:
             sys.stdout.flush()
         i += 1
         time.sleep(0.05)
+
+
+def _step(logdir: Path, delay: float) -> int:
+    import re
+
+    prompt = sys.stdin.read()
+    agent = re.search(r"I am (\S+)\.", prompt)
+    task = re.search(r"<task>\n?(.*?)\n?</task>", prompt, re.S)
+    name = agent.group(1) if agent else "?"
+    text = task.group(1).strip() if task else ""
+    if "FAIL" in text:
+        sys.stderr.write(f"{name} was told to fail\n")
+        return 3
+    if "HANG" in text:
+        child = subprocess.Popen(
+            [sys.executable, "-c", "import time\nwhile True: time.sleep(0.05)"],
+            stdout=subprocess.DEVNULL,
+        )
+        (logdir / f"pids-{os.getpid()}").write_text(f"{os.getpid()} {child.pid}\n")
+        _forever("tick")
+    start = time.time()
+    time.sleep(delay)
+    line = json.dumps({"agent": name, "task": text, "start": start, "end": time.time()})
+    with open(logdir / "log.jsonl", "a", encoding="utf-8") as f:
+        f.write(line + "\n")
+    sys.stdout.write(f"done {name}: {text}\n")
+    return 0
 
 
 def main() -> int:
@@ -89,6 +123,8 @@ def main() -> int:
     if mode == "cwd":
         out.write(os.getcwd())
         return 0
+    if mode == "step":
+        return _step(Path(args[0]), float(args[1]))
     if mode == "family":
         child = subprocess.Popen(
             [sys.executable, "-c", "import time\nwhile True: time.sleep(0.05)"],

@@ -398,6 +398,8 @@ def test_entries_serialise_for_the_agent_list(folder: Path) -> None:
         "tool_groups": [],
         "inputs": [],
         "format": "agentls",
+        "kind": "agent",
+        "steps": [],
         "source": ".agents/r.md",
         "valid": True,
         "problems": ["line 6: hint: unknown key 'colour'; agentls keeps it but does not use it"],

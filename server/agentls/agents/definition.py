@@ -32,6 +32,7 @@ from agentls.agents.locations import (
     format_of,
     is_definition_path,
 )
+from agentls.agents.recipe import RecipeStep, read_steps
 from agentls.agents.tools import OFFERED_GROUPS, read_tools, tool_groups
 
 __all__ = [
@@ -111,6 +112,16 @@ class AgentDefinition:
     """0-based line where the body starts in the file."""
     format: Format = "agentls"
     """Whose format the file is in (``agents.locations``): decides which variables the body uses."""
+    steps: tuple[RecipeStep, ...] = ()
+    """A recipe's steps (``agents.recipe``); ``()`` for an agent. A recipe's body is notes."""
+    continue_on_error: bool = False
+    """Recipes: whether a failed step leaves the steps that do not need it running, and the
+    recipe succeeding; by default the first failure stops the recipe."""
+
+    @property
+    def is_recipe(self) -> bool:
+        """Whether this definition chains agents (``steps:``) rather than being one."""
+        return bool(self.steps)
 
     @functools.cached_property
     def inputs(self) -> tuple[tuple[str, str], ...]:
@@ -147,6 +158,8 @@ KNOWN_KEYS: tuple[str, ...] = (
     "max_turns",
     "task",
     "code_action",
+    "steps",
+    "continue_on_error",
 )
 """Front-matter keys agentls reads. Anything else is kept in ``extra`` and reported as a hint."""
 
@@ -764,6 +777,17 @@ class _FrontMatter:
     def _check_code_action(self, node: yaml.Node, value: Any) -> bool | None:
         if not isinstance(value, bool):
             self.error(node, f"code_action must be true or false, not {_kind(value)}")
+            return None
+        return value
+
+    def _check_steps(self, node: yaml.Node, value: Any) -> tuple[RecipeStep, ...] | None:
+        steps, problems = read_steps(node, self.span, self.construct)
+        self.problems.extend(problems)
+        return steps
+
+    def _check_continue_on_error(self, node: yaml.Node, value: Any) -> bool | None:
+        if not isinstance(value, bool):
+            self.error(node, f"continue_on_error must be true or false, not {_kind(value)}")
             return None
         return value
 

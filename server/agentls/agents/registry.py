@@ -21,6 +21,7 @@ may run, whose results ``AgentRegistry.apply_scan`` then swaps in on the loop. T
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -44,6 +45,7 @@ from agentls.agents.locations import (
     location_of,
     may_hold_definitions,
 )
+from agentls.agents.recipe import RecipeStep
 from agentls.errors import InvalidAgent, UnknownAgent
 from agentls.workspace.reader import RawFile, read_regular
 
@@ -60,6 +62,9 @@ _PRECEDENCE: dict[str, int] = {location.format: i for i, location in enumerate(L
 
 ModelCheck = Callable[[AgentDefinition], "str | None"]
 """Says why an agent's ``model`` will not be sent as written (a hint), or None."""
+
+FanOutCheck = Callable[[str], "str | None"]
+"""Says why a recipe step's ``for_each`` glob cannot run (it matches too many files), or None."""
 
 
 @dataclass(frozen=True)
@@ -96,10 +101,22 @@ class AgentEntry:
             "tool_groups": list(d.tool_groups) if d else [],
             "inputs": [{"name": n, "placeholder": p} for n, p in d.inputs] if d else [],
             "format": self.format,
+            "kind": "recipe" if d is not None and d.is_recipe else "agent",
+            "steps": [step_summary(s) for s in d.steps] if d else [],
             "source": display(self.source),
             "valid": self.valid,
             "problems": [problem_text(p) for p in self.problems],
         }
+
+
+def step_summary(step: RecipeStep) -> dict[str, Any]:
+    """A recipe step as ``agents.list`` shows it (templates as written)."""
+    return {
+        "id": step.id,
+        "agent": step.agent,
+        "needs": list(step.needs),
+        "for_each": step.for_each,
+    }
 
 
 def problem_text(problem: Problem) -> str:
@@ -432,6 +449,8 @@ class AgentRegistry:
         """File -> its entry with every problem; what callers see."""
         self._model_check: ModelCheck | None = None
         """Set by ``set_model_check``: a hint for a model that will not be sent as written."""
+        self._fan_out_check: FanOutCheck | None = None
+        """Set by ``set_fan_out_check``: an error for a ``for_each`` over too many files."""
         self._skipped: dict[Path, tuple[SkippedLink, ...]] = {}
         """Folder -> symlinks its walk did not follow (they point out of it)."""
         self._followed: dict[Path, tuple[Path, ...]] = {}
@@ -562,6 +581,15 @@ class AgentRegistry:
         through ``[models]``, or replaced by the backend's own model), shown on its ``model`` key.
         """
         self._model_check = check
+        return self._refresh()
+
+    def set_fan_out_check(self, check: FanOutCheck | None) -> set[Path]:
+        """Record how to judge recipes' ``for_each`` globs (by the workspace index); revalidate.
+
+        ``check`` returns why a glob cannot run (it matches more files than ``max_fan_out``),
+        shown as an error on the step's ``for_each``.
+        """
+        self._fan_out_check = check
         return self._refresh()
 
     # -- reading ----------------------------------------------------------------------------
@@ -716,6 +744,40 @@ class AgentRegistry:
             return None
         return Problem(message, 0, 0, 0, 3)
 
+    def _recipe_problems(
+        self, recipe: AgentDefinition, owners: Mapping[str, tuple[tuple[int, str], Path]]
+    ) -> list[Problem]:
+        """A recipe's steps checked against the other files: each names an agent that exists
+        and is not itself a recipe; each ``for_each`` passes the fan-out check."""
+        problems: list[Problem] = []
+        names = sorted(n for n, (_, p) in owners.items() if not _is_recipe(self._parsed[p]))
+        for step in recipe.steps:
+            span = step.agent_span or Span(0, 0, 0, 3)
+            owner = owners.get(step.agent)
+            if owner is None:
+                close = difflib.get_close_matches(step.agent, names, n=1, cutoff=0.6)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
+                problems.append(
+                    span.problem(
+                        f"step {step.id!r}: no agent is named {step.agent!r} "
+                        f"(agents: {shown or 'none'}){hint}"
+                    )
+                )
+            elif _is_recipe(self._parsed[owner[1]]):
+                problems.append(
+                    span.problem(
+                        f"step {step.id!r}: {step.agent!r} is a recipe; a step runs an agent "
+                        "(list its steps here instead)"
+                    )
+                )
+            if step.for_each is not None and self._fan_out_check is not None:
+                why = self._fan_out_check(step.for_each)
+                if why is not None:
+                    where = step.for_each_span or span
+                    problems.append(where.problem(f"step {step.id!r}: {why}"))
+        return problems
+
     def _refresh(self) -> set[Path]:
         """Apply the cross-file rules to every file; return files whose problems changed.
 
@@ -743,7 +805,9 @@ class AgentRegistry:
             problems = list(result.problems)
             listed = True
             definition = result.definition
-            if definition is not None:
+            if definition is not None and definition.is_recipe:
+                problems.extend(self._recipe_problems(definition, owners))
+            elif definition is not None:
                 backend_problem = self._backend_problem(result, definition)
                 if backend_problem is not None:
                     problems.append(backend_problem)
@@ -787,6 +851,10 @@ class AgentRegistry:
             if (previous[path].problems if path in previous else ())
             != (entries[path].problems if path in entries else ())
         }
+
+
+def _is_recipe(result: ParseResult) -> bool:
+    return result.definition is not None and result.definition.is_recipe
 
 
 def _relative(path: Path, folder: Path) -> str | None:

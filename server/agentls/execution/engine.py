@@ -80,6 +80,8 @@ class RunJob:
     """Notes known before the run starts (tools not offered, and why)."""
     finalize: Callable[[RunRecord], RunRecord] | None = None
     """Completes the record before anyone sees it (findings parsed from the output)."""
+    parent: str | None = None
+    """The recipe run this run is a step of, if any (its record's ``parent``)."""
 
 
 class RunObserver(Protocol):
@@ -323,6 +325,7 @@ class ExecutionEngine:
             turns=turns,
             notes=notes or [],
             output_secrets=[{"line": f.line, "kind": f.kind} for f in secrets],
+            parent=job.parent,
         )
 
     # -- the life of a run ----------------------------------------------------------------------

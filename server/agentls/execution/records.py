@@ -44,6 +44,12 @@ class RunRecord:
     """``{"line", "kind"}`` of each secret removed from ``output`` (``context/secrets.py``): the
     output is stored and returned with ``[REDACTED:kind]`` in its place."""
 
+    parent: str | None = None
+    """The recipe run this run is a step of (``execution.recipes``); None for a run of its own."""
+    steps: list[dict[str, Any]] | None = None
+    """A recipe's record only: ``{id, agent, run_id, status, item?}`` per step and fan-out item,
+    in the recipe's order (None for an agent's run)."""
+
     def to_dict(self) -> dict[str, Any]:
         """The protocol form (also what history persists).
 

@@ -19,7 +19,7 @@ from agentls import requests
 from agentls.errors import AgentlsError
 from agentls.lsp import actions
 from agentls.lsp.documents import EditorBuffers, uri_to_path
-from agentls.lsp.progress import RunProgress
+from agentls.lsp.progress import RecipeProgress, RunProgress, progress_token
 from agentls.lsp.protocol import CURRENT_COMMAND, AgentlsProtocol
 
 if TYPE_CHECKING:
@@ -90,6 +90,9 @@ async def _run(ls: AgentLanguageServer, service: AgentService, args: tuple[Any, 
     buffers = EditorBuffers(ls)
     if run_args.dry_run:
         return await service.run(run_args, buffers)
+    if service.is_recipe(run_args.agent):
+        observer = await recipe_progress(ls, service, run_args)
+        return await service.run_recipe(run_args, buffers, observer)
     progress = await run_progress(ls, service, run_args)
     return await service.run(run_args, buffers, progress)
 
@@ -103,13 +106,27 @@ async def run_progress(
     try:
         return await asyncio.wait_for(
             RunProgress.for_request(
-                ls, run_args.agent, run_args.task, client_token, service.engine.cancel
+                ls, run_args.agent, run_args.task, client_token, service.cancel_run
             ),
             PROGRESS_CREATE_SECONDS,
         )
     except TimeoutError:
         logger.warning("the client did not answer window/workDoneProgress/create; no progress")
-        return RunProgress(ls, run_args.agent, run_args.task, None, service.engine.cancel)
+        return RunProgress(ls, run_args.agent, run_args.task, None, service.cancel_run)
+
+
+async def recipe_progress(
+    ls: AgentLanguageServer, service: AgentService, run_args: requests.RunArgs
+) -> RecipeProgress:
+    """The progress reporter of a recipe: one ``$/progress`` for all its steps."""
+    ctx = CURRENT_COMMAND.get()
+    client_token = ctx.params.work_done_token if ctx is not None else None
+    try:
+        token = await asyncio.wait_for(progress_token(ls, client_token), PROGRESS_CREATE_SECONDS)
+    except TimeoutError:
+        logger.warning("the client did not answer window/workDoneProgress/create; no progress")
+        token = None
+    return RecipeProgress(ls, run_args.agent, run_args.task, token, service.cancel_run)
 
 
 async def _preview(ls: AgentLanguageServer, service: AgentService, args: tuple[Any, ...]) -> Any:

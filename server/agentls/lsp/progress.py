@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
@@ -51,6 +51,10 @@ class RunProgress:
         self._cancel = cancel
         self._begun = False
         self._tail = ""
+        self.parent: str | None = None
+        """The recipe this run is a step of (its notifications say so), or None."""
+        self.step: str | None = None
+        self.item: str | None = None
 
     @classmethod
     async def for_request(
@@ -62,21 +66,15 @@ class RunProgress:
         cancel: Callable[[str], object],
     ) -> RunProgress:
         """Use the client's token, or create one when the client supports work-done progress."""
-        token = client_token
-        if token is None and ls.supports_work_done_progress:
-            candidate = f"agentls-run-{uuid.uuid4().hex}"
-            try:
-                await ls.work_done_progress.create_async(candidate)
-                token = candidate
-            except Exception:  # progress is a nicety; the run goes on without it
-                logger.warning("client refused a progress token; running without progress")
+        token = await progress_token(ls, client_token)
         return cls(ls, agent, task, token, cancel)
 
     def started(self, run_id: str) -> None:
         """The engine started the run (after any queueing)."""
-        self._ls.protocol.notify(
-            RUN_STARTED, {"id": run_id, "agent": self._agent, "task": self._task}
-        )
+        params: dict[str, Any] = {"id": run_id, "agent": self._agent, "task": self._task}
+        if self.parent is not None:
+            params.update(parent=self.parent, step=self.step, item=self.item)
+        self._ls.protocol.notify(RUN_STARTED, params)
         if self._token is None:
             return
         progress = self._ls.work_done_progress
@@ -115,6 +113,99 @@ class RunProgress:
                 self._token, types.WorkDoneProgressEnd(message=record.status)
             )
             self._ls.work_done_progress.tokens.pop(self._token, None)  # pygls never drops them
+        params: dict[str, Any] = {"id": record.id, "agent": record.agent, "status": record.status}
+        if self.parent is not None:
+            params.update(parent=self.parent, step=self.step, item=self.item)
+        self._ls.protocol.notify(RUN_FINISHED, params)
+
+
+async def progress_token(
+    ls: AgentLanguageServer, client_token: types.ProgressToken | None
+) -> types.ProgressToken | None:
+    """The client's work-done token, or one created when the client supports them, or None."""
+    if client_token is not None or not ls.supports_work_done_progress:
+        return client_token
+    candidate = f"agentls-run-{uuid.uuid4().hex}"
+    try:
+        await ls.work_done_progress.create_async(candidate)
+    except Exception:  # progress is a nicety; the run goes on without it
+        logger.warning("client refused a progress token; running without progress")
+        return None
+    return candidate
+
+
+class RecipeProgress:
+    """Observer of one recipe that reports to the client (``execution.recipes.RecipeObserver``).
+
+    The recipe gets ``agentls/runStarted`` / ``runFinished`` of its own and one ``$/progress``
+    ("3/7 steps · running: review, security"), whose Cancel button cancels the whole recipe. Each
+    step's run sends the ordinary run notifications, with ``parent``, ``step`` and ``item``.
+    """
+
+    def __init__(
+        self,
+        ls: AgentLanguageServer,
+        recipe: str,
+        task: str,
+        token: types.ProgressToken | None,
+        cancel: Callable[[str], object],
+    ) -> None:
+        self._ls = ls
+        self._recipe = recipe
+        self._task = task
+        self._token = token
+        self._cancel = cancel
+        self._begun = False
+
+    def started(self, recipe_id: str) -> None:
+        """The recipe began."""
         self._ls.protocol.notify(
-            RUN_FINISHED, {"id": record.id, "agent": record.agent, "status": record.status}
+            RUN_STARTED,
+            {"id": recipe_id, "agent": self._recipe, "task": self._task, "kind": "recipe"},
+        )
+        if self._token is None:
+            return
+        progress = self._ls.work_done_progress
+        progress.begin(
+            self._token,
+            types.WorkDoneProgressBegin(
+                title=f"agentls: {self._recipe}", cancellable=True, message="starting", percentage=0
+            ),
+        )
+        self._begun = True
+        future = progress.tokens.get(self._token)
+        if future is not None:
+            future.add_done_callback(lambda f: f.cancelled() and self._cancel(recipe_id))
+
+    def step(
+        self, recipe_id: str, step: str, agent: str, task: str, item: str | None
+    ) -> RunProgress:
+        """The observer of one step's run: notifications only (the recipe owns the progress)."""
+        child = RunProgress(self._ls, agent, task, None, self._cancel)
+        child.parent, child.step, child.item = recipe_id, step, item
+        return child
+
+    def progress(self, recipe_id: str, done: int, total: int, running: Sequence[str]) -> None:
+        """``3/7 steps · running: review, security``."""
+        if not self._begun or self._token is None:
+            return
+        message = f"{done}/{total} steps"
+        if running:
+            shown = ", ".join(running[:3]) + (", ..." if len(running) > 3 else "")
+            message += f" · running: {shown}"
+        percentage = int(done * 100 / total) if total else 100
+        self._ls.work_done_progress.report(
+            self._token, types.WorkDoneProgressReport(message=message, percentage=percentage)
+        )
+
+    def finished(self, record: RunRecord) -> None:
+        """The recipe ended."""
+        if self._begun and self._token is not None:
+            self._ls.work_done_progress.end(
+                self._token, types.WorkDoneProgressEnd(message=record.status)
+            )
+            self._ls.work_done_progress.tokens.pop(self._token, None)
+        self._ls.protocol.notify(
+            RUN_FINISHED,
+            {"id": record.id, "agent": record.agent, "status": record.status, "kind": "recipe"},
         )
