@@ -1,0 +1,290 @@
+"""Recipes end to end: the real server, its notifications and progress, the three ways to cancel,
+and a recipe's edits applied together through ``workspace/applyEdit``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+
+from tests.e2e.harness import Session, SessionFactory, wait_until, write
+from tests.e2e.test_tools import EditingClient
+from tests.fakes.providers import Call, FakeProvider, stream, tool_calls
+
+PIPELINE = """
+---
+name: pipeline
+description: Plan, then two reviews in parallel
+steps:
+  - id: plan
+    agent: reviewer
+    task: "plan {{task}}"
+  - id: left
+    agent: reviewer
+    needs: plan
+    task: "left after {{steps.plan.output}}"
+  - id: right
+    agent: reviewer
+    needs: plan
+---
+Runs the reviewer three times.
+"""
+
+
+async def test_a_recipe_reports_one_progress_and_parented_step_notifications(
+    session: Session,
+) -> None:
+    write(session.root, ".agents/pipeline.md", PIPELINE)
+    listed = await session.command("agentls.agents.list", {})
+    [recipe] = [a for a in listed["agents"] if a["name"] == "pipeline"]
+    assert recipe["kind"] == "recipe" and recipe["valid"], recipe
+    assert [s["id"] for s in recipe["steps"]] == ["plan", "left", "right"]
+    token = "recipe-progress"
+    session.client.progress_reports.setdefault(token, [])
+    result = await session.client.workspace_execute_command_async(
+        types.ExecuteCommandParams(
+            command="agentls.run",
+            arguments=[{"agent": "pipeline", "task": "alpha"}],
+            work_done_token=token,
+        )
+    )
+    assert result["status"] == "succeeded", result
+    recipe_id = result["id"]
+    assert [(s["id"], s["status"]) for s in result["steps"]] == [
+        ("plan", "succeeded"),
+        ("left", "succeeded"),
+        ("right", "succeeded"),
+    ]
+    await wait_until(lambda: len(session.recorded.finished) >= 4)
+    started = session.recorded.started
+    assert started[0] == {"id": recipe_id, "agent": "pipeline", "task": "alpha", "kind": "recipe"}
+    steps = [n for n in started if n.get("parent") == recipe_id]
+    assert sorted(n["step"] for n in steps) == ["left", "plan", "right"]
+    by_step = {n["step"]: n for n in steps}
+    assert by_step["plan"]["task"] == "plan alpha"
+    assert by_step["left"]["task"].startswith("left after echo: plan alpha")
+    finished = session.recorded.finished
+    assert finished[-1] == {
+        "id": recipe_id,
+        "agent": "pipeline",
+        "status": "succeeded",
+        "kind": "recipe",
+    }
+    assert sorted(n["id"] for n in finished if n.get("parent") == recipe_id) == sorted(
+        s["run_id"] for s in result["steps"]
+    )
+    # each step's output streams under its own run id
+    for step in result["steps"]:
+        assert any(o["id"] == step["run_id"] for o in session.recorded.output)
+    reports = session.client.progress_reports[token]
+    assert isinstance(reports[0], types.WorkDoneProgressBegin)
+    assert isinstance(reports[-1], types.WorkDoneProgressEnd)
+    messages = [r.message for r in reports if isinstance(r, types.WorkDoneProgressReport)]
+    assert "3/3 steps" in messages and any(m and m.startswith("1/3 steps") for m in messages)
+    stored = await session.command("agentls.history.get", {"id": recipe_id})
+    assert stored["steps"] == result["steps"] and stored["parent"] is None
+    child = await session.command("agentls.history.get", {"id": result["steps"][1]["run_id"]})
+    assert child["parent"] == recipe_id and child["agent"] == "reviewer"
+
+
+async def test_a_recipe_naming_a_missing_agent_is_an_error_diagnostic(session: Session) -> None:
+    typo = PIPELINE.replace(
+        "agent: reviewer\n    needs: plan\n    task", "agent: reviewr\n    needs: plan\n    task", 1
+    )
+    path = write(session.root, ".agents/pipeline.md", typo)
+
+    def published() -> list[types.Diagnostic]:
+        return [
+            d
+            for d in session.client.diagnostics.get(path.as_uri(), [])
+            if "no agent is named 'reviewr'" in d.message
+        ]
+
+    [diagnostic] = await wait_until(published, 10)
+    assert diagnostic.severity == types.DiagnosticSeverity.Error
+    assert diagnostic.range.start.line == 8  # the step's agent value
+    with pytest.raises(JsonRpcException) as info:
+        await session.command("agentls.run", {"agent": "pipeline", "task": "x"})
+    assert info.value.code == -32602
+    assert "no agent is named 'reviewr'" in info.value.message
+    assert "did you mean 'reviewer'" in info.value.message
+
+
+SLOW_RECIPE = """
+---
+name: slow-recipe
+steps:
+  - id: wait
+    agent: slow
+  - id: after
+    agent: reviewer
+    needs: wait
+---
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+@pytest.mark.parametrize("how", ["runs.cancel", "cancelRequest", "progress"])
+async def test_cancelling_a_recipe_stops_its_running_step(session: Session, how: str) -> None:
+    write(session.root, ".agents/slow-recipe.md", SLOW_RECIPE)
+    token = "recipe-cancel"
+    session.client.progress_reports.setdefault(token, [])
+    params = types.ExecuteCommandParams(
+        command="agentls.run",
+        arguments=[{"agent": "slow-recipe", "task": "x"}],
+        work_done_token=token if how == "progress" else None,
+    )
+    run = asyncio.ensure_future(
+        session.client.protocol.send_request_async(
+            types.WORKSPACE_EXECUTE_COMMAND, params, msg_id="recipe-1"
+        )
+    )
+    pidfile = session.root / "slow.pids"
+    await wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), timeout=20)
+    pids = [int(p) for p in pidfile.read_text().split()]
+    await wait_until(lambda: session.recorded.output)
+    [recipe_id] = [n["id"] for n in session.recorded.started if n.get("kind") == "recipe"]
+    if how == "runs.cancel":
+        answer = await session.command("agentls.runs.cancel", {"id": recipe_id})
+        assert answer == {"cancelled": True}
+    elif how == "cancelRequest":
+        session.client.cancel_request(types.CancelParams(id="recipe-1"))
+    else:
+        session.client.window_work_done_progress_cancel(
+            types.WorkDoneProgressCancelParams(token=token)
+        )
+    await wait_until(lambda: not any(_alive(p) for p in pids), timeout=10)
+    if how == "cancelRequest":
+        with pytest.raises(JsonRpcException) as info:
+            await asyncio.wait_for(run, 10)
+        assert info.value.code == -32800
+    else:
+        result = await asyncio.wait_for(run, 10)
+        assert result["status"] == "cancelled"
+    await wait_until(
+        lambda: any(n["id"] == recipe_id for n in session.recorded.finished), timeout=10
+    )
+    stored = await session.command("agentls.history.get", {"id": recipe_id})
+    assert stored["status"] == "cancelled"
+    assert [(s["id"], s["status"]) for s in stored["steps"]] == [
+        ("wait", "cancelled"),
+        ("after", "cancelled"),
+    ]
+    status = await session.command("agentls.status", {})
+    assert status["runs"] == []
+
+
+# -- edits -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def provider() -> Iterator[FakeProvider]:
+    with FakeProvider("openai") as fake:
+        yield fake
+
+
+@pytest.fixture
+async def edit_session(
+    open_session: SessionFactory, workspace: Path, provider: FakeProvider
+) -> AsyncIterator[tuple[Session, EditingClient]]:
+    write(workspace, ".agents/fixer.md", "---\ntools: [read, edit]\n---\nFix.\n")
+    write(
+        workspace,
+        ".agents/fix-twice.md",
+        """
+        ---
+        steps:
+          - id: first
+            agent: fixer
+          - id: second
+            agent: fixer
+            needs: first
+        ---
+        """,
+    )
+    backend: dict[str, Any] = {
+        "kind": provider.kind,
+        "base_url": provider.base_url,
+        "model": provider.model,
+        "max_retries": 0,
+    }
+    options = {"default_backend": "fake", "backends": {"fake": backend}}
+    async with open_session(workspace, init_options=options) as s:
+        editor = EditingClient()
+
+        async def on_apply_edit(ls: Any, params: types.ApplyWorkspaceEditParams) -> Any:
+            return await editor.answer(params)
+
+        s.client.feature(types.WORKSPACE_APPLY_EDIT)(on_apply_edit)
+        yield s, editor
+
+
+def _propose(path: str, old: str, new: str) -> Call:
+    return Call("propose_edit", {"path": path, "old_text": old, "new_text": new})
+
+
+async def test_a_recipes_edits_are_applied_together_by_its_id(
+    edit_session: tuple[Session, EditingClient], provider: FakeProvider
+) -> None:
+    session, editor = edit_session
+    provider.script(
+        tool_calls(_propose("src/app.py", "'hello from disk'", "'hello'")),
+        stream("first done"),
+        tool_calls(_propose("src/util.py", "return 42", "return 43")),
+        stream("second done"),
+    )
+    result = await session.command("agentls.run", {"agent": "fix-twice", "task": "fix"})
+    assert result["status"] == "succeeded", result
+    assert [e["id"] for e in result["edits"]] == ["first/e1", "second/e1"]
+    assert [e["step"] for e in result["edits"]] == ["first", "second"]
+    applied = await session.command("agentls.edits.apply", {"id": result["id"]})
+    assert applied["applied"] is True and applied["edits"] == ["first/e1", "second/e1"]
+    [params] = editor.received
+    assert params.label == "agentls: fix-twice"
+    assert (session.root / "src/app.py").read_text() == "def main():\n    return 'hello'\n"
+    assert (session.root / "src/util.py").read_text() == "def helper():\n    return 43\n"
+    stored = await session.command("agentls.history.get", {"id": result["id"]})
+    assert [e["state"] for e in stored["edits"]] == ["applied", "applied"]
+    # the state lives in the step's own run: it says applied too
+    child = await session.command("agentls.history.get", {"id": result["edits"][0]["run_id"]})
+    assert [e["state"] for e in child["edits"]] == ["applied"]
+
+
+async def test_conflicting_edits_of_two_steps_are_refused(
+    edit_session: tuple[Session, EditingClient], provider: FakeProvider
+) -> None:
+    session, editor = edit_session
+    provider.script(
+        tool_calls(_propose("src/app.py", "'hello from disk'", "'one'")),
+        stream("first done"),
+        tool_calls(_propose("src/app.py", "return 'hello from disk'", "return 'two'")),
+        stream("second done"),
+    )
+    result = await session.command("agentls.run", {"agent": "fix-twice", "task": "fix"})
+    assert result["status"] == "succeeded", result
+    with pytest.raises(JsonRpcException) as info:
+        await session.command("agentls.edits.apply", {"id": result["id"]})
+    assert info.value.code == -32602
+    assert "first/e1 and second/e1 both change src/app.py" in info.value.message
+    assert editor.received == []
+    assert "hello from disk" in (session.root / "src/app.py").read_text()
+    # one of them can still be chosen
+    applied = await session.command(
+        "agentls.edits.apply", {"id": result["id"], "edits": ["second/e1"]}
+    )
+    assert applied["applied"] is True
+    assert (session.root / "src/app.py").read_text() == "def main():\n    return 'two'\n"
+    stored = await session.command("agentls.history.get", {"id": result["id"]})
+    assert [e["state"] for e in stored["edits"]] == ["proposed", "applied"]
