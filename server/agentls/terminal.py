@@ -4,6 +4,9 @@ Output streams to stdout as the backend produces it; the run's status and any er
 as do the tool calls as they end, the run's notes, and its proposed edits as unified diffs (nothing
 is written).
 ``--json`` prints only the final result object (the same shape as ``agentls.run``) on stdout.
+A recipe prints one line per step on stderr as it starts and ends (steps run in parallel, so
+their streams are not interleaved on stdout), then the recipe's output (every step's, under a
+heading) on stdout.
 Exit codes: 0 succeeded, 1 failed / cancelled / timed out, 2 bad arguments or unknown agent.
 """
 
@@ -42,6 +45,59 @@ class _TerminalOutput:
         """End the output with a newline when the model did not."""
         if self._enabled and record.output and not record.output.endswith("\n"):
             sys.stdout.write("\n")
+
+
+class _StepLines:
+    """A step's ``RunObserver`` for the terminal: one stderr line when it starts and ends."""
+
+    def __init__(self, label: str) -> None:
+        self._label = label
+
+    def started(self, run_id: str) -> None:
+        """The step's run got a slot."""
+        sys.stderr.write(f"agentls: {self._label} started (run {run_id})\n")
+
+    def output(self, run_id: str, seq: int, text: str) -> None:
+        """Shown at the end, in the recipe's output."""
+
+    def tool_call(self, run_id: str, event: dict[str, Any]) -> None:
+        """Tool calls are in the step's run record."""
+
+    def finished(self, record: RunRecord) -> None:
+        """The step's run ended."""
+        error = f": {record.error}" if record.error else ""
+        seconds = record.duration_ms / 1000
+        sys.stderr.write(f"agentls: {self._label} {record.status} in {seconds:.1f} s{error}\n")
+
+
+class _TerminalRecipe:
+    """A ``RecipeObserver`` for the terminal: step lines and a count on stderr."""
+
+    def __init__(self, enabled: bool) -> None:
+        self._enabled = enabled
+        self._last = (-1, -1)
+
+    def started(self, recipe_id: str) -> None:
+        """The recipe began."""
+        if self._enabled:
+            sys.stderr.write(f"agentls: recipe {recipe_id} started\n")
+
+    def step(
+        self, recipe_id: str, step: str, agent: str, task: str, item: str | None
+    ) -> _StepLines | None:
+        """One line per step start and end."""
+        if not self._enabled:
+            return None
+        return _StepLines(f"step {step}" + (f" [{item}]" if item else "") + f" ({agent})")
+
+    def progress(self, recipe_id: str, done: int, total: int, running: Any) -> None:
+        """``n/m steps done`` whenever a step ends."""
+        if self._enabled and (done, total) != self._last and done:
+            self._last = (done, total)
+            sys.stderr.write(f"agentls: {done}/{total} steps done\n")
+
+    def finished(self, record: RunRecord) -> None:
+        """Printed by the caller (the summary output)."""
 
 
 def run_once(
@@ -95,7 +151,11 @@ async def _run(folder: Path, raw: dict[str, Any], *, as_json: bool, trust: bool)
     await service.start()
     try:
         args = parse_run(raw)
-        result = await service.run(args, NoBuffers(), _TerminalOutput(not as_json))
+        recipe = service.is_recipe(args.agent)
+        if recipe:
+            result = await service.run_recipe(args, NoBuffers(), _TerminalRecipe(not as_json))
+        else:
+            result = await service.run(args, NoBuffers(), _TerminalOutput(not as_json))
     except AgentlsError as e:
         sys.stderr.write(f"agentls: {e.message}\n")
         return 2
@@ -105,11 +165,18 @@ async def _run(folder: Path, raw: dict[str, Any], *, as_json: bool, trust: bool)
         sys.stderr.write(f"agentls: note: {result['model_note']}\n")
     if as_json:
         sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
+    elif args.dry_run and recipe:
+        for step in result["steps"]:
+            needs = f" after {', '.join(step['needs'])}" if step["needs"] else ""
+            items = f", {len(step['items'])} file(s)" if "items" in step else ""
+            sys.stdout.write(f"{step['id']}: {step['agent']}{needs}{items}\n")
     elif args.dry_run:
         sys.stdout.write(result["prompt"])
         sys.stdout.write("\n")
         _manifest_to_stderr(result["manifest"])
     else:
+        if recipe:
+            sys.stdout.write(result["output"])
         for note in result.get("notes") or ():
             sys.stderr.write(f"agentls: note: {note}\n")
         _edits_to_stderr(result.get("edits") or [])

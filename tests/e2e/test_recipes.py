@@ -4,6 +4,9 @@ and a recipe's edits applied together through ``workspace/applyEdit``."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -288,3 +291,45 @@ async def test_conflicting_edits_of_two_steps_are_refused(
     assert (session.root / "src/app.py").read_text() == "def main():\n    return 'two'\n"
     stored = await session.command("agentls.history.get", {"id": result["id"]})
     assert [e["state"] for e in stored["edits"]] == ["proposed", "applied"]
+
+
+# -- the command line --------------------------------------------------------------------------
+
+
+def test_agentls_run_prints_each_steps_progress(workspace: Path, tmp_path: Path) -> None:
+    write(workspace, ".agents/pipeline.md", PIPELINE)
+    env = {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
+        "AGENTLS_DATA_DIR": str(tmp_path / "data"),
+    }
+    command = [sys.executable, "-m", "agentls", "run", "--workspace", str(workspace), "--trust"]
+    done = subprocess.run(
+        [*command, "pipeline", "--task", "alpha"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert any(line.startswith("agentls: step plan (reviewer) started") for line in lines)
+    assert any(line.startswith("agentls: step right (reviewer) succeeded") for line in lines)
+    assert "agentls: 3/3 steps done" in lines
+    assert "## plan (succeeded)\n\necho: plan alpha" in done.stdout
+    assert "## left (succeeded)\n\necho: left after echo: plan alpha" in done.stdout
+    dry = subprocess.run(
+        [*command, "pipeline", "--dry-run"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.splitlines() == [
+        "plan: reviewer",
+        "left: reviewer after plan",
+        "right: reviewer after plan",
+    ]
