@@ -761,8 +761,8 @@ class AgentService:
         out = []
         for entry in self.registry.agents():
             d = entry.definition
-            if d is None or not entry.valid or not d.code_action:
-                continue
+            if d is None or not entry.valid or not d.code_action or d.is_recipe:
+                continue  # a recipe may fan out over many files: run it deliberately
             if d.include and not {"selection", "active_file"} & set(d.include):
                 continue
             out.append(d)

@@ -40,10 +40,26 @@ Runs the reviewer three times.
 """
 
 
+async def add_recipe(session: Session, rel: str, text: str) -> Path:
+    """Write a recipe into the running session's workspace; wait until the server lists it."""
+    path = write(session.root, rel, text)
+    name = path.name.removesuffix(".md")
+
+    async def listed() -> bool:
+        answer = await session.command("agentls.agents.list", {})
+        return any(a["name"] == name or a["source"] == rel for a in answer["agents"])
+
+    deadline = asyncio.get_running_loop().time() + 20
+    while not await listed():
+        assert asyncio.get_running_loop().time() < deadline, f"{rel} was never listed"
+        await asyncio.sleep(0.05)
+    return path
+
+
 async def test_a_recipe_reports_one_progress_and_parented_step_notifications(
     session: Session,
 ) -> None:
-    write(session.root, ".agents/pipeline.md", PIPELINE)
+    await add_recipe(session, ".agents/pipeline.md", PIPELINE)
     listed = await session.command("agentls.agents.list", {})
     [recipe] = [a for a in listed["agents"] if a["name"] == "pipeline"]
     assert recipe["kind"] == "recipe" and recipe["valid"], recipe
@@ -141,7 +157,7 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.parametrize("how", ["runs.cancel", "cancelRequest", "progress"])
 async def test_cancelling_a_recipe_stops_its_running_step(session: Session, how: str) -> None:
-    write(session.root, ".agents/slow-recipe.md", SLOW_RECIPE)
+    await add_recipe(session, ".agents/slow-recipe.md", SLOW_RECIPE)
     token = "recipe-cancel"
     session.client.progress_reports.setdefault(token, [])
     params = types.ExecuteCommandParams(
@@ -333,3 +349,22 @@ def test_agentls_run_prints_each_steps_progress(workspace: Path, tmp_path: Path)
         "left: reviewer after plan",
         "right: reviewer after plan",
     ]
+
+
+async def test_a_recipe_file_has_a_run_lens_and_is_no_code_action(session: Session) -> None:
+    path = await add_recipe(session, ".agents/pipeline.md", PIPELINE)
+    lenses = await session.client.text_document_code_lens_async(
+        types.CodeLensParams(text_document=types.TextDocumentIdentifier(uri=path.as_uri()))
+    )
+    titles = [lens.command.title for lens in lenses or [] if lens.command]
+    assert titles == ["▶ Run", "Recipe: 3 steps"]
+    src = session.root / "src" / "app.py"
+    actions = await session.client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=src.as_uri()),
+            range=types.Range(start=types.Position(0, 0), end=types.Position(0, 3)),
+            context=types.CodeActionContext(diagnostics=[]),
+        )
+    )
+    offered = [a.title for a in actions or []]
+    assert offered and not any("pipeline" in t for t in offered)

@@ -61,6 +61,16 @@ KEY_DOCS: Mapping[str, tuple[str, str]] = {
         "empty (the agent's body says what to do)",
     ),
     "code_action": ("`false` keeps the agent out of the code-action menu.", "`true`"),
+    "steps": (
+        "Makes this file a recipe: a list of steps, each `{id, agent, needs?, task?, for_each?, "
+        "max_parallel?}`, run as a DAG of agent runs (docs/agents.md, Recipes).",
+        "none (an agent, not a recipe)",
+    ),
+    "continue_on_error": (
+        "Recipes: `true` keeps independent steps running after a step fails, and the recipe "
+        "succeeds with a note.",
+        "`false` (the first failure stops the recipe)",
+    ),
 }
 """What each key means and its default, for completion and hover. A key of ``KNOWN_KEYS`` without
 an entry here is still offered, with a generic text."""
@@ -249,6 +259,8 @@ def value_choices(key: str, catalog: Catalog) -> list[tuple[str, str]]:
         return [(name, f"{group} tool") for name, group in TOOLS.items()]
     if key == "code_action":
         return [("true", "offered as a code action"), ("false", "not offered")]
+    if key == "continue_on_error":
+        return [("true", "independent steps go on"), ("false", "the first failure stops it")]
     return []
 
 

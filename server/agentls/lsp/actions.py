@@ -182,6 +182,15 @@ def code_lenses(ls: AgentLanguageServer, params: types.CodeLensParams) -> list[t
                 command=types.Command(title=f"{entry.name}: fix the errors to run it", command=""),
             )
         ]
+    run = types.CodeLens(
+        range=top,
+        command=types.Command(title="▶ Run", command=ASK, arguments=[{"agent": entry.name}]),
+    )
+    if entry.definition is not None and entry.definition.is_recipe:
+        steps = entry.definition.steps
+        fan_out = sum(1 for s in steps if s.for_each)
+        title = f"Recipe: {len(steps)} steps" + (f", {fan_out} over files" if fan_out else "")
+        return [run, types.CodeLens(range=top, command=types.Command(title=title, command=""))]
     summary, fresh = service.context_summary(entry.name)
     if not fresh:
         lens_refresher(ls).want(entry.name)
@@ -190,10 +199,7 @@ def code_lenses(ls: AgentLanguageServer, params: types.CodeLensParams) -> list[t
     else:
         context_title = f"Context: {summary.files} files, ~{summary.tokens} tokens"
     return [
-        types.CodeLens(
-            range=top,
-            command=types.Command(title="▶ Run", command=ASK, arguments=[{"agent": entry.name}]),
-        ),
+        run,
         types.CodeLens(
             range=top,
             command=types.Command(
@@ -287,7 +293,7 @@ async def show_document(ls: AgentLanguageServer, uri: str, summary: str) -> bool
 
 async def ask(ls: AgentLanguageServer, service: AgentService, args: tuple[Any, ...]) -> Any:
     """``agentls.ask``: run an agent (or preview its context) and show the result in the editor."""
-    from agentls.lsp.commands import run_progress  # commands imports this module
+    from agentls.lsp.commands import recipe_progress, run_progress  # commands imports this
 
     parsed = requests.parse_ask(requests.single_object(args))
     agent = service.registry.get(parsed.run.agent)
@@ -299,8 +305,12 @@ async def ask(ls: AgentLanguageServer, service: AgentService, args: tuple[Any, .
         uri = path.as_uri()
         shown = await show_document(ls, uri, f"{agent.name}: context preview")
         return {"agent": agent.name, "document": uri, "shown": shown}
-    progress = await run_progress(ls, service, run_args)
-    result = await service.run(run_args, buffers, progress)
+    if agent.is_recipe:  # a code lens runs it: one progress for all its steps
+        observer = await recipe_progress(ls, service, run_args)
+        result = await service.run_recipe(run_args, buffers, observer)
+    else:
+        progress = await run_progress(ls, service, run_args)
+        result = await service.run(run_args, buffers, progress)
     # Hook for proposed edits (tools branch): apply result["edits"] through agentls.edits.apply
     # (workspace/applyEdit with confirmation annotations) here, before showing the text.
     findings = result.get("findings")
