@@ -257,7 +257,15 @@ class AgentService:
     async def shutdown(self) -> None:
         """Cancel runs, stop watching, close history and backends. Safe to call twice."""
         self.loop_lag.stop()
+        recipes = list(self._recipes.values())
+        for recipe in recipes:
+            recipe.cancel()
         await self.engine.shutdown(timeout=1.0)
+        if recipes:  # their records go to history before it closes
+            ended = [asyncio.ensure_future(r.ended.wait()) for r in recipes]
+            _, pending = await asyncio.wait(ended, timeout=1.0)
+            for waiter in pending:
+                waiter.cancel()
         if self.memory.tracing:
             self.memory.stop()
         if self._watch_task is not None and not self._watch_task.done():

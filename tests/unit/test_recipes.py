@@ -493,3 +493,42 @@ async def test_a_fan_out_over_the_limit_is_refused_and_shown_on_the_file(
     [problem] = service.registry.problems(ws / ".agents/big.md")
     assert "matches 5 files, more than limits.max_fan_out (4)" in problem.message
     assert problem.line == 4  # the for_each value
+
+
+async def test_a_step_cancelled_by_its_own_id_fails_the_recipe(
+    tmp_path: Path, logdir: Path, settings: Callable[..., Settings], services: Start
+) -> None:
+    ws = tmp_path / "ws"
+    _write(ws, ".agents/one.md", "---\nsteps:\n  - id: s\n    agent: w\n    task: HANG\n---\n")
+    _agents(ws, "w")
+    service = await services(settings(ws), ws)
+    task = asyncio.create_task(service.run(RunArgs(agent="one", task="go"), NoBuffers()))
+    deadline = time.monotonic() + HANG_BOUND
+    while not [r for r in service.status()["runs"] if r.get("kind") != "recipe"]:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    [step_run] = [r for r in service.status()["runs"] if r.get("kind") != "recipe"]
+    assert service.cancel(step_run["id"]) == {"cancelled": True}
+    result = await asyncio.wait_for(task, HANG_BOUND)
+    assert result["status"] == "failed"
+    assert result["error"].startswith("step s cancelled")
+
+
+async def test_shutdown_during_a_recipe_records_it_cancelled(
+    tmp_path: Path, logdir: Path, settings: Callable[..., Settings], services: Start
+) -> None:
+    ws = tmp_path / "ws"
+    _write(ws, ".agents/one.md", "---\nsteps:\n  - id: s\n    agent: w\n    task: HANG\n---\n")
+    _agents(ws, "w")
+    service = await services(settings(ws), ws)
+    task = asyncio.create_task(service.run(RunArgs(agent="one", task="go"), NoBuffers()))
+    deadline = time.monotonic() + HANG_BOUND
+    while not list(logdir.glob("pids-*")):
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    await service.shutdown()
+    result = await asyncio.wait_for(task, HANG_BOUND)
+    assert result["status"] == "cancelled"
+    again = await services(settings(ws), ws)
+    stored = again.history_get(result["id"])
+    assert stored["status"] == "cancelled" and stored["steps"][0]["status"] == "cancelled"

@@ -193,6 +193,8 @@ class RecipeRun:
         self._cancelled = False
         self._tasks: list[asyncio.Task[None]] = []
         self._first_failure: Unit | None = None
+        self.ended = asyncio.Event()
+        """Set once the parent record exists (the service waits for it at shutdown)."""
 
     # -- control -----------------------------------------------------------------------------
 
@@ -328,10 +330,15 @@ class RecipeRun:
                 )
         return "\n".join(lines) or "(no edits)"
 
+    def _failed(self, unit: Unit) -> bool:
+        """Whether a unit failed: a run that did not succeed, unless the recipe was cancelled
+        (a step's run cancelled on its own, by its id, is a failure of the recipe)."""
+        if unit.status == "cancelled":
+            return not self._cancelled
+        return unit.status not in ("succeeded", "skipped")
+
     def _ended(self, unit: Unit) -> None:
-        if unit.status not in ("succeeded", "skipped", "cancelled") or (
-            unit.status == "cancelled" and not self._cancelled
-        ):
+        if self._failed(unit):
             if self._first_failure is None:
                 self._first_failure = unit
             if not self.recipe.continue_on_error:
@@ -360,7 +367,7 @@ class RecipeRun:
         status: RunStatus
         error = None
         notes: list[str] = []
-        failed = [u for u in self.units if u.status not in ("succeeded", "skipped", "cancelled")]
+        failed = [u for u in self.units if self._failed(u)]
         if self._cancelled:
             status = "cancelled"
         elif failed and not self.recipe.continue_on_error:
@@ -401,6 +408,7 @@ class RecipeRun:
                 self._observer.finished(record)
             except Exception:
                 logger.exception("recipe observer failed")
+        self.ended.set()
         return record
 
     def _summary_output(self) -> str:
