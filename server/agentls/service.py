@@ -611,21 +611,25 @@ class AgentService:
                     )
                 items[step.id] = found
         if args.dry_run:
+            steps = [
+                {
+                    "id": step.id,
+                    "agent": step.agent,
+                    "needs": list(step.needs),
+                    **({"items": [i for i, _ in items[step.id]]} if step.for_each else {}),
+                }
+                for step in recipe.steps
+            ]
             return {
                 "id": None,
                 "agent": recipe.name,
                 "task": args.task,
                 "dry_run": True,
                 "status": "succeeded",
-                "steps": [
-                    {
-                        "id": step.id,
-                        "agent": step.agent,
-                        "needs": list(step.needs),
-                        **({"items": [i for i, _ in items[step.id]]} if step.for_each else {}),
-                    }
-                    for step in recipe.steps
-                ],
+                "output": _recipe_plan(steps),
+                "manifest": [],
+                "duration_ms": 0.0,
+                "steps": steps,
             }
         folders = self.roots.folders
         recipe_run = RecipeRun(
@@ -1255,6 +1259,16 @@ def _manifest(context: ContextResult, estimate: Estimate) -> list[dict[str, Any]
         d["calibrated"] = estimate.calibrated
         entries.append(d)
     return entries
+
+
+def _recipe_plan(steps: Sequence[dict[str, Any]]) -> str:
+    """A recipe's dry run as text: one line per step, what it waits for, how many files."""
+    lines = []
+    for step in steps:
+        needs = f" after {', '.join(step['needs'])}" if step["needs"] else ""
+        items = f", {len(step['items'])} file(s)" if "items" in step else ""
+        lines.append(f"{step['id']}: {step['agent']}{needs}{items}")
+    return "\n".join(lines) + "\n"
 
 
 def _owner(record: RunRecord, edit: dict[str, Any]) -> tuple[str, str]:

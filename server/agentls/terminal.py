@@ -166,10 +166,7 @@ async def _run(folder: Path, raw: dict[str, Any], *, as_json: bool, trust: bool)
     if as_json:
         sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
     elif args.dry_run and recipe:
-        for step in result["steps"]:
-            needs = f" after {', '.join(step['needs'])}" if step["needs"] else ""
-            items = f", {len(step['items'])} file(s)" if "items" in step else ""
-            sys.stdout.write(f"{step['id']}: {step['agent']}{needs}{items}\n")
+        sys.stdout.write(result["output"])
     elif args.dry_run:
         sys.stdout.write(result["prompt"])
         sys.stdout.write("\n")

@@ -13,7 +13,7 @@ export interface AgentRow {
   description: string;
   tooltip: string;
   /** A codicon id; invalid agents get a warning icon. */
-  icon: "hubot" | "warning";
+  icon: "hubot" | "warning" | "list-ordered";
   /** The definition file, opened on click. */
   uri: string;
   valid: boolean;
@@ -31,6 +31,10 @@ export function problemText(problem: AgentProblem): string {
 }
 
 function backendText(agent: AgentInfo): string {
+  if (agent.kind === "recipe") {
+    const steps = agent.steps ?? [];
+    return `recipe · ${steps.length} step${steps.length === 1 ? "" : "s"}: ${steps.map((s) => s.agent).join(", ")}`;
+  }
   if (!agent.backend && !agent.model) {
     return "default backend";
   }
@@ -43,7 +47,7 @@ export function agentRow(agent: AgentInfo): AgentRow {
   const tooltip = [
     agent.name,
     agent.description,
-    `Backend: ${backendText(agent)}`,
+    agent.kind === "recipe" ? `Recipe: ${backendText(agent).replace(/^recipe · /, "")}` : `Backend: ${backendText(agent)}`,
     `Defined in ${agent.source}`,
     ...(agent.valid ? [] : ["Not runnable:", ...problems.map((p) => `• ${p}`)]),
   ].filter((s) => s !== "");
@@ -52,7 +56,7 @@ export function agentRow(agent: AgentInfo): AgentRow {
     label: agent.name,
     description: agent.valid ? agent.description : `invalid: ${problems[0] ?? "see the definition"}`,
     tooltip: tooltip.join("\n"),
-    icon: agent.valid ? "hubot" : "warning",
+    icon: !agent.valid ? "warning" : agent.kind === "recipe" ? "list-ordered" : "hubot",
     uri: agent.uri,
     valid: agent.valid,
     contextValue: agent.valid ? "agent" : "invalidAgent",
@@ -80,7 +84,7 @@ export function agentPicks(agents: readonly AgentInfo[]): AgentPick[] {
   return agentRows(agents).map((row) => {
     const agent = agents.find((a) => a.name === row.name) as AgentInfo;
     return {
-      label: row.valid ? `$(hubot) ${row.name}` : `$(warning) ${row.name}`,
+      label: `$(${row.icon}) ${row.name}`,
       description: backendText(agent),
       detail: row.valid
         ? agent.description || agent.source

@@ -21,6 +21,7 @@ import type {
   MemorySite,
   MemorySnapshot,
   ProposedEdit,
+  RecipeStepResult,
   RunResult,
   ToolCallTrace,
 } from "./protocol";
@@ -72,6 +73,8 @@ export interface RunView {
   requestError?: string;
   /** Tool calls announced so far (`agentls/toolCall`), by call id, in the order they started. */
   tools?: Map<string, Pick<ToolCallTrace, "tool" | "status" | "summary">>;
+  /** A recipe's steps announced so far (`agentls/runStarted` with `parent`), by their run id. */
+  steps?: Map<string, Pick<RecipeStepResult, "id" | "agent" | "status" | "item">>;
 }
 
 /** The Markdown of a run's document. */
@@ -88,6 +91,9 @@ export function renderRun(view: RunView): string {
     return lines.join("\n");
   }
   if (!result) {
+    if (view.steps !== undefined && view.steps.size > 0) {
+      lines.push(renderSteps([...view.steps.values()]), "");
+    }
     if (view.tools !== undefined && view.tools.size > 0) {
       lines.push(renderToolCalls([...view.tools.values()]), "");
     }
@@ -111,6 +117,9 @@ export function renderRun(view: RunView): string {
   }
   for (const note of result.notes ?? []) {
     lines.push(`> **Note:** ${note}`, "");
+  }
+  if ((result.steps ?? []).length > 0) {
+    lines.push(renderSteps(result.steps ?? []), "");
   }
   if ((result.tool_calls ?? []).length > 0) {
     lines.push(renderToolCalls(result.tool_calls ?? []), "");
@@ -142,6 +151,16 @@ export function runFooter(result: RunResult): string {
   }
   parts.push(`run ${result.id}`);
   return parts.join(" · ");
+}
+
+/** A recipe's steps: one line per step (per file of a `for_each` step), with its status. */
+export function renderSteps(steps: readonly Pick<RecipeStepResult, "id" | "agent" | "status" | "item">[]): string {
+  const rows = ["## Steps", ""];
+  for (const s of steps) {
+    const mark = s.status === "succeeded" ? "✓" : s.status === "running" ? "…" : s.status === "skipped" ? "–" : "✗";
+    rows.push(`- ${mark} **${s.id}**${s.item ? ` \`${s.item}\`` : ""} (${s.agent}): ${s.status}`);
+  }
+  return rows.join("\n");
 }
 
 /** What the agent did: one line per tool call, with its outcome. */

@@ -59,6 +59,10 @@ export interface AgentInfo {
   /** Copilot `${input:name}` variables the agent needs; a run must pass each in `variables`. */
   inputs?: { name: string; placeholder: string }[];
   format?: string;
+  /** `recipe` for a definition with `steps:` (it runs its steps' agents); `agent` otherwise. */
+  kind?: "agent" | "recipe";
+  /** A recipe's steps as written. */
+  steps?: { id: string; agent: string; needs: string[]; for_each: string | null }[];
   /** Workspace-relative path of the definition file. */
   source: string;
   /** File URI of the definition file. */
@@ -151,6 +155,22 @@ export interface RunResult {
   tool_calls?: ToolCallTrace[];
   edits?: ProposedEdit[];
   notes?: string[];
+  /** The recipe run this run is a step of. */
+  parent?: string | null;
+  /** A recipe's steps (each step, each file of a `for_each`), in order; absent for an agent's run. */
+  steps?: RecipeStepResult[] | null;
+}
+
+/** One step of a recipe run (one file of a `for_each` step). */
+export interface RecipeStepResult {
+  id: string;
+  agent: string;
+  run_id: string | null;
+  /** A run status, `skipped`, or `pending`/`running` while the recipe runs. */
+  status: string;
+  item?: string;
+  index?: number;
+  error?: string;
 }
 
 export interface EditsApplyResult {
@@ -213,6 +233,12 @@ export interface RunStartedParams {
   id: string;
   agent: string;
   task: string;
+  /** A recipe's step: the recipe run's id, the step id and the `for_each` file. */
+  parent?: string;
+  step?: string;
+  item?: string | null;
+  /** `recipe` for a recipe's own announcement. */
+  kind?: "recipe";
 }
 
 export interface OutputParams {
@@ -225,6 +251,10 @@ export interface RunFinishedParams {
   id: string;
   agent: string;
   status: RunStatus;
+  parent?: string;
+  step?: string;
+  item?: string | null;
+  kind?: "recipe";
 }
 
 /** `agentls.memory.profile` arguments: start tracing, take a snapshot, or stop. */

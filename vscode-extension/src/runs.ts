@@ -166,6 +166,18 @@ export class RunController implements vscode.Disposable {
 
   private started(p: RunStartedParams): void {
     this.live.set(p.id, { id: p.id, agent: p.agent, task: p.task, startedAt: Date.now() / 1000 });
+    if (p.parent !== undefined) {
+      // A recipe's step is never a run this window asked for; it is a line in its recipe's document.
+      const recipe = this.tracked.get(p.parent);
+      if (recipe !== undefined && recipe.view.result === undefined) {
+        recipe.view.steps ??= new Map();
+        const item = p.item ?? undefined;
+        recipe.view.steps.set(p.id, { id: p.step ?? p.agent, agent: p.agent, status: "running", item });
+        this.documents.set(recipe.uri, renderRun(recipe.view));
+      }
+      this.liveChanged.fire();
+      return;
+    }
     const at = this.unmatched.findIndex((r) => r.view.agent === p.agent && r.view.task === p.task);
     if (at >= 0) {
       const [run] = this.unmatched.splice(at, 1);
@@ -199,6 +211,12 @@ export class RunController implements vscode.Disposable {
   }
 
   private finished(p: RunFinishedParams): void {
+    const recipe = p.parent !== undefined ? this.tracked.get(p.parent) : undefined;
+    const step = recipe?.view.steps?.get(p.id);
+    if (recipe !== undefined && step !== undefined && recipe.view.result === undefined) {
+      step.status = p.status;
+      this.documents.set(recipe.uri, renderRun(recipe.view));
+    }
     if (this.live.delete(p.id)) {
       this.liveChanged.fire();
     }

@@ -78,3 +78,26 @@ test("problems read the same in either shape", () => {
   assert.equal(problemText("plain"), "plain");
   assert.equal(problemText({ message: "no line" }), "no line");
 });
+
+test("a recipe reads as one, with its steps' agents", () => {
+  const recipe: AgentInfo = {
+    name: "fix-and-review",
+    description: "Plan, fix, review",
+    backend: null,
+    model: null,
+    kind: "recipe",
+    steps: [
+      { id: "plan", agent: "planner", needs: [], for_each: null },
+      { id: "review", agent: "reviewer", needs: ["plan"], for_each: null },
+    ],
+    source: ".agents/fix-and-review.md",
+    uri: "file:///ws/.agents/fix-and-review.md",
+    valid: true,
+    problems: [],
+  };
+  const [pick] = agentPicks([recipe]);
+  assert.equal(pick?.label, "$(list-ordered) fix-and-review");
+  assert.equal(pick?.description, "recipe · 2 steps: planner, reviewer");
+  const [row] = agentRows([recipe]);
+  assert.ok(row?.tooltip.includes("Recipe: 2 steps: planner, reviewer"));
+});

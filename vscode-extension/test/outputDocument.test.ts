@@ -194,3 +194,31 @@ test("only the server's not-started refusal starts profiling", () => {
   assert.equal(isProfilingNotStarted(new Error("not started")), false);
   assert.equal(isProfilingNotStarted(null), false);
 });
+
+test("a running recipe lists its steps as they start and end", () => {
+  const steps = new Map([
+    ["s1", { id: "plan", agent: "planner", status: "succeeded" }],
+    ["s2", { id: "docs", agent: "writer", status: "running", item: "src/a.py" }],
+  ]);
+  const md = renderRun({ agent: "fix-and-review", task: "go", streamed: "", steps });
+  assert.ok(md.includes("## Steps"));
+  assert.ok(md.includes("- ✓ **plan** (planner): succeeded"));
+  assert.ok(md.includes("- … **docs** `src/a.py` (writer): running"));
+});
+
+test("a finished recipe shows every step with its status", () => {
+  const md = renderRun({
+    agent: "fix-and-review",
+    task: "go",
+    streamed: "",
+    result: result({
+      manifest: [],
+      steps: [
+        { id: "plan", agent: "planner", run_id: "a", status: "failed", error: "boom" },
+        { id: "impl", agent: "implementer", run_id: null, status: "skipped" },
+      ],
+    }),
+  });
+  assert.ok(md.includes("- ✗ **plan** (planner): failed"));
+  assert.ok(md.includes("- – **impl** (implementer): skipped"));
+});
