@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from agentls.agents.definition import AgentDefinition
-from agentls.agents.recipe import RecipeStep, fill
+from agentls.agents.recipe import TEMPLATE, RecipeStep, fill
 from agentls.errors import AgentlsError
 from agentls.execution.engine import INTERNAL_ERROR, RunObserver
 from agentls.execution.records import RunRecord, RunStatus
@@ -193,6 +193,8 @@ class RecipeRun:
         self._cancelled = False
         self._tasks: list[asyncio.Task[None]] = []
         self._first_failure: Unit | None = None
+        self._values: dict[str, str] = {}
+        """Filled ``{{steps.<id>.<field>}}`` values of finished steps (they no longer change)."""
         self.ended = asyncio.Event()
         """Set once the parent record exists (the service waits for it at shutdown)."""
 
@@ -291,11 +293,8 @@ class RecipeRun:
         values["task"] = self.args.task
         if unit.item is not None:
             values["item"] = unit.item
-        for other in self.recipe.steps:
-            state = self._steps[other.id]
-            if state.done.is_set():
-                values[f"steps.{other.id}.output"] = self._outputs(state.units)
-                values[f"steps.{other.id}.edits"] = self._edit_summary(state.units)
+        for name in TEMPLATE.findall(step.task or ""):
+            values.update(self._step_value(name))
         if step.task is not None:
             task = fill(step.task, values)
         else:
@@ -307,6 +306,22 @@ class RecipeRun:
         if unit.item is not None:
             variables["item"] = unit.item
         return replace(self.args, agent=step.agent, task=task, files=files, variables=variables)
+
+    def _step_value(self, name: str) -> dict[str, str]:
+        """``{{steps.<id>.output|edits}}`` of a finished step, built once and kept: a fan-out of
+        200 files reading another's 200 outputs must not join them 200 times."""
+        parts = name.split(".")
+        if len(parts) != 3 or parts[0] != "steps" or parts[1] not in self._steps:
+            return {}
+        state = self._steps[parts[1]]
+        if not state.done.is_set():
+            return {}
+        value = self._values.get(name)
+        if value is None:
+            units = state.units
+            value = self._outputs(units) if parts[2] == "output" else self._edit_summary(units)
+            self._values[name] = value
+        return {name: value}
 
     @staticmethod
     def _outputs(units: Sequence[Unit]) -> str:
