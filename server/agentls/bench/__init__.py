@@ -28,7 +28,12 @@ import orjson
 import psutil
 
 from agentls import __version__
-from agentls.bench import local_scenarios, registry_scenarios, server_scenarios
+from agentls.bench import (
+    local_scenarios,
+    recipe_scenarios,
+    registry_scenarios,
+    server_scenarios,
+)
 from agentls.bench.plan import DEFAULT, QUICK, BenchError, Plan
 from agentls.bench.stats import ScenarioResult
 
@@ -52,6 +57,7 @@ SCENARIOS: dict[str, Scenario] = {
     "memory": server_scenarios.scenario_memory,
     "streaming": server_scenarios.scenario_streaming,
     "registry": registry_scenarios.scenario_registry,
+    "recipe": recipe_scenarios.scenario_recipe,
 }
 """Every scenario, in the order they run."""
 
@@ -60,7 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="agentls bench",
         description="Measure agentls on this machine: startup, round trips, loading, context "
-        "assembly, packing vs files-to-prompt, invalidation, hit rate, memory, streaming runs.",
+        "assembly, packing vs files-to-prompt, invalidation, hit rate, memory, streaming runs, "
+        "a recipe's fan-out.",
     )
     parser.add_argument("--quick", action="store_true", help="the CI size: about 20 seconds")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")

@@ -52,6 +52,10 @@ class FakeProvider:
         self._server = fut.result(10)
         self.port = self._server.sockets[0].getsockname()[1]
 
+    def reset_peak(self) -> None:
+        """Start counting ``active_peak`` afresh (between phases, with no answer streaming)."""
+        self.active_peak = self._active
+
     def stop(self) -> None:
         """Stop listening and end the thread."""
         if self._server is not None:

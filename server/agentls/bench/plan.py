@@ -49,6 +49,12 @@ class Plan:
     """Rounds of the registry scenario (each: one in-process load, one server)."""
     registry_list_reps: int = 50
     """Warm ``agents.list`` requests per round."""
+    recipe_files: int = 200
+    """Files the recipe scenario's ``for_each`` step runs over (16 at a time)."""
+    recipe_rounds: int = 3
+    """Recipes run in the recipe scenario (each after timing single runs alone)."""
+    recipe_single_runs: int = 7
+    """Runs of the step's agent alone per round (their median is "one run")."""
 
 
 DEFAULT = Plan(
@@ -107,4 +113,7 @@ QUICK = Plan(
     streaming_rounds=1,
     registry_rounds=1,
     registry_list_reps=10,
+    recipe_files=48,
+    recipe_rounds=2,
+    recipe_single_runs=3,
 )
