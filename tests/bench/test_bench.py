@@ -20,6 +20,8 @@ import pytest
 
 from agentls.bench import SCENARIOS
 from agentls.bench.fake_provider import FakeProvider
+from agentls.bench.plan import QUICK, BenchError
+from agentls.bench.recipe_scenarios import MAX_PARALLEL, check_recipe, history_bound, timeline
 from agentls.bench.rpc import RpcError, ServerProcess
 from agentls.bench.server_scenarios import server_env
 from agentls.bench.stats import percentile, summarise
@@ -102,6 +104,68 @@ def test_quick_run_measured_correct_results(quick_report: dict[str, Any]) -> Non
     # the registry scenario checked every answer (1,000 valid agents on the backend's model)
     assert scenarios["registry"]["info"]["answer_bytes"] > 500_000
     assert figure("registry", "warm agents.list")["runs"] >= 10
+
+
+@pytest.mark.timeout(120)
+def test_quick_run_checked_every_step_of_the_recipe(quick_report: dict[str, Any]) -> None:
+    recipe = quick_report["scenarios"]["recipe"]
+    info = recipe["info"]
+    # check_recipe passed in each round: every file's step, its record with parent, the recipe's
+    assert info["files"] == QUICK.recipe_files and info["records_checked"] == QUICK.recipe_files + 1
+    assert len(info["provider_peak_concurrent"]) == QUICK.recipe_rounds
+    assert all(1 < peak <= MAX_PARALLEL for peak in info["provider_peak_concurrent"])
+    assert info["status_probes"] > 0
+    history = info["history"]
+    assert history["max_entries"] == history_bound(QUICK.recipe_files)
+    assert history["entries"] <= history["max_entries"]
+    assert history["disk_entries"] <= history["max_entries"]
+    assert len(info["rss_mb"]["after_each_recipe"]) == QUICK.recipe_rounds
+    names = {f["name"] for f in recipe["figures"]}
+    assert {"recipe / ideal", "agentls.status p99 during the recipe", "slots busy"} <= names
+
+
+def _step(recipe: str, n: int, status: str = "succeeded") -> dict[str, Any]:
+    return {"id": f"run{n}", "parent": recipe, "status": status, "started_at": 100.0 + n}
+
+
+def test_the_recipe_check_fails_on_a_missing_doubled_or_failed_step() -> None:
+    items = ["src/a.py", "src/b.py"]
+    answer = {
+        "id": "r1",
+        "status": "succeeded",
+        "steps": [
+            {"item": "src/a.py", "run_id": "run0", "status": "succeeded"},
+            {"item": "src/b.py", "run_id": "run1", "status": "succeeded"},
+        ],
+    }
+    parent = {"id": "r1", "steps": answer["steps"]}
+    history = [parent, _step("r1", 0), _step("r1", 1), _step("other", 2)]
+    assert [r["id"] for r in check_recipe(answer, history, items)] == ["run0", "run1"]
+    with pytest.raises(BenchError, match="1 step records"):
+        check_recipe(answer, [parent, _step("r1", 0)], items)  # a step's record missing
+    with pytest.raises(BenchError, match="recipe's record"):
+        check_recipe(answer, history[1:], items)  # the parent's record missing
+    with pytest.raises(BenchError, match="2 steps for 3 files"):
+        check_recipe(answer, history, [*items, "src/c.py"])
+    doubled = {**answer, "steps": [answer["steps"][0], {**answer["steps"][1], "run_id": "run0"}]}
+    with pytest.raises(BenchError, match="share a run id"):
+        check_recipe(doubled, history, items)
+    with pytest.raises(BenchError, match="not succeeded"):
+        check_recipe(answer, [parent, _step("r1", 0), _step("r1", 1, "failed")], items)
+    with pytest.raises(BenchError, match="did not succeed"):
+        check_recipe({**answer, "status": "failed"}, history, items)
+
+
+def test_the_timeline_pairs_each_start_with_the_end_that_freed_its_slot() -> None:
+    # two slots; runs of 1 s; each later step starts 0.1 s after the step that freed its slot
+    records = [
+        {"started_at": 10.0, "duration_ms": 1000.0},
+        {"started_at": 10.2, "duration_ms": 1000.0},
+        {"started_at": 11.1, "duration_ms": 1000.0},
+        {"started_at": 11.3, "duration_ms": 1000.0},
+    ]
+    lead, tail, handoff = timeline(records, sent=9.99, received=12.35, parallel=2)
+    assert (round(lead), round(tail), round(handoff)) == (10, 50, 100)
 
 
 def test_an_unknown_scenario_is_a_usage_error() -> None:
