@@ -115,6 +115,7 @@ def test_quick_run_checked_every_step_of_the_recipe(quick_report: dict[str, Any]
     assert len(info["provider_peak_concurrent"]) == QUICK.recipe_rounds
     assert all(1 < peak <= MAX_PARALLEL for peak in info["provider_peak_concurrent"])
     assert info["status_probes"] > 0
+    assert info["notifications"]["$/progress"] > 2 * QUICK.recipe_files  # as an editor sees it
     history = info["history"]
     assert history["max_entries"] == history_bound(QUICK.recipe_files)
     assert history["entries"] <= history["max_entries"]

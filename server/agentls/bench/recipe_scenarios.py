@@ -57,6 +57,10 @@ PROBE_PAUSE = 0.002
 RECIPE_TIMEOUT = 600.0
 """Seconds the bench waits for a recipe's answer (a 200-file recipe takes about 1.3 s)."""
 
+EDITOR = {"window": {"workDoneProgress": True}}
+"""The client supports work-done progress, as editors do: the recipe reports ``$/progress`` at
+every step's start and end, and each step's run sends its notifications."""
+
 RECIPE = "review-all"
 AGENT = "review"
 GLOB = "src/**/*.py"
@@ -329,7 +333,7 @@ async def scenario_recipe(plan: Plan, work: Path) -> ScenarioResult:
         items = [p.relative_to(folder).as_posix() for p in paths]
         server = await ServerProcess.spawn(server_env(work))
         try:
-            await server.initialize(folder, {"trusted": True})
+            await server.initialize(folder, {"trusted": True}, capabilities=EDITOR)
             await server.wait_indexed()
             rss_start = _rss_mb(server.pid)
             for item in items[:2]:  # warm up: the backend's HTTP client and connection, the cache
@@ -347,6 +351,7 @@ async def scenario_recipe(plan: Plan, work: Path) -> ScenarioResult:
         provider_peak_concurrent=out.peaks,
         records_checked=files + 1,
         status_probes=out.probes,
+        notifications=dict(server.notifications),
         history=out.history,
         rss_mb={
             "initialized": round(rss_start, 1),

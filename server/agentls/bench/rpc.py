@@ -2,9 +2,10 @@
 
 The bench measures the server as an editor sees it, so it speaks JSON-RPC over the child's
 stdin/stdout itself (``Content-Length`` framing, orjson) rather than through pygls: a client that
-costs as little as possible keeps the figures about the server. Requests the server sends (there
-are none with the empty capabilities used here, but a future server may ask) are answered with
-``null``; notifications are counted and otherwise ignored.
+costs as little as possible keeps the figures about the server. Requests the server sends (none
+with the empty capabilities most scenarios use; ``window/workDoneProgress/create`` when a
+scenario says the client supports work-done progress) are answered with ``null``;
+notifications are counted and otherwise ignored.
 """
 
 from __future__ import annotations
@@ -154,12 +155,13 @@ class ServerProcess:
         options: Mapping[str, Any] | None = None,
         *,
         more_folders: Sequence[Path] = (),
+        capabilities: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """``initialize`` (empty client capabilities) then ``initialized``."""
+        """``initialize`` then ``initialized``; the client's capabilities are empty unless given."""
         folders = [f for f in (folder, *more_folders) if f is not None]
         params: dict[str, Any] = {
             "processId": os.getpid(),
-            "capabilities": {},
+            "capabilities": dict(capabilities or {}),
             "rootUri": folder.as_uri() if folder else None,
             "workspaceFolders": [{"uri": f.as_uri(), "name": f.name} for f in folders] or None,
             "initializationOptions": dict(options or {}),
