@@ -51,7 +51,7 @@ class Plan:
     """Warm ``agents.list`` requests per round."""
     recipe_files: int = 200
     """Files the recipe scenario's ``for_each`` step runs over (16 at a time)."""
-    recipe_rounds: int = 3
+    recipe_rounds: int = 5
     """Recipes run in the recipe scenario (each after timing single runs alone)."""
     recipe_single_runs: int = 7
     """Runs of the step's agent alone per round (their median is "one run")."""
