@@ -223,6 +223,59 @@ async def _one_run(server: ServerProcess, folder: Path, item: str) -> float:
     return took
 
 
+CANCEL_ROUNDS = 3
+"""Recipes cancelled while their first ``max_parallel`` steps stream (each on a fresh recipe)."""
+
+
+async def _cancel_rounds(work: Path, files: int) -> list[float]:
+    """Milliseconds from ``agentls.runs.cancel`` of a running recipe to its answer, once every
+    step has ended (``agentls.status`` lists no run), against a provider whose answers would
+    last a minute: the issue's "every running and queued step within 1 s"."""
+    provider = FakeProvider(chunks=1200, interval=0.05)
+    provider.start()
+    took: list[float] = []
+    try:
+        folder, _ = make_workspace(work / "cancel", provider, files)
+        server = await ServerProcess.spawn(server_env(work / "cancel"))
+        try:
+            await server.initialize(folder, {"trusted": True}, capabilities=EDITOR)
+            await server.wait_indexed()
+            for n in range(CANCEL_ROUNDS):
+                recipe = asyncio.ensure_future(
+                    server.command("agentls.run", {"agent": RECIPE, "task": f"c{n}"}, 120)
+                )
+                deadline = time.monotonic() + 60
+                while True:
+                    runs = (await server.command("agentls.status"))["runs"]
+                    steps = [r for r in runs if r.get("kind") != "recipe"]
+                    if len([r for r in steps if r["status"] == "running"]) >= MAX_PARALLEL:
+                        break
+                    if time.monotonic() > deadline:
+                        raise BenchError("the recipe's first steps never all started")
+                    await asyncio.sleep(0.02)
+                [recipe_id] = [r["id"] for r in runs if r.get("kind") == "recipe"]
+                started = time.perf_counter()
+                cancelled = await server.command("agentls.runs.cancel", {"id": recipe_id})
+                answer = await recipe
+                while (await server.command("agentls.status"))["runs"]:  # noqa: ASYNC110 (polling the server)
+                    await asyncio.sleep(0.005)
+                took.append(_ms(time.perf_counter() - started))
+                statuses = {s["status"] for s in answer["steps"]}
+                if (
+                    not cancelled["cancelled"]
+                    or answer["status"] != "cancelled"
+                    or statuses != {"cancelled"}
+                ):
+                    raise BenchError(
+                        f"the recipe was not cancelled: {answer['status']}, {statuses}"
+                    )
+        finally:
+            await server.close()
+    finally:
+        provider.stop()
+    return took
+
+
 def _rss_mb(pid: int) -> float:
     return float(psutil.Process(pid).memory_info().rss) / 1e6
 
@@ -360,6 +413,16 @@ async def scenario_recipe(plan: Plan, work: Path) -> ScenarioResult:
         },
     )
     _figures(result, out.values, rss_before, files)
+    result.figures.append(
+        summarise(
+            "cancel -> every step ended",
+            "ms",
+            await _cancel_rounds(work, files),
+            target=("<=", 1000),
+            note=f"{MAX_PARALLEL} steps streaming, {files - MAX_PARALLEL} waiting; "
+            "until the answer and an empty agentls.status",
+        )
+    )
     return result
 
 
