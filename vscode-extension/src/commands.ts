@@ -206,15 +206,16 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
   }
 
   return [
-    // `{id, edits?}`: apply a run's proposed edits (used by tests and keybindings; the run's
-    // notification offers the same).
+    // `{id, edits?, confirm?}`: apply a run's proposed edits (used by tests and keybindings; the
+    // run's notification offers the same). Without `confirm: false`, VS Code's refactor preview
+    // asks about each change first.
     vscode.commands.registerCommand(
       "agentls.applyEdits",
-      guarded(async (arg?: { id?: string; edits?: string[] }) => {
+      guarded(async (arg?: { id?: string; edits?: string[]; confirm?: boolean }) => {
         if (typeof arg?.id !== "string") {
           throw new Error("agentls.applyEdits needs {id}: the run whose edits to apply.");
         }
-        return applyEdits(server, arg.id, arg.edits);
+        return applyEdits(server, arg.id, arg.edits, arg.confirm !== false);
       }),
     ),
     vscode.commands.registerCommand(

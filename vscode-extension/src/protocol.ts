@@ -153,6 +153,18 @@ export interface RunResult {
   notes?: string[];
 }
 
+/** `agentls.edits.apply` arguments. */
+export interface EditsApplyArgs {
+  id: string;
+  /** Edit ids to apply; default: every edit still proposed. */
+  edits?: string[];
+  /**
+   * Whether the editor asks the user to confirm each change (default true): VS Code's refactor
+   * preview, where such changes start unticked. False applies at once.
+   */
+  confirm?: boolean;
+}
+
 export interface EditsApplyResult {
   applied: boolean;
   edits: string[];
