@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from agentls.agents.definition import AgentDefinition
+from agentls.agents.handoffs import Handoff
 from agentls.agents.language import BackendInfo, Catalog
 from agentls.agents.locations import LOCATION_ROOTS, is_definition_path, may_hold_definitions
 from agentls.agents.registry import AgentRegistry, scan_folder
@@ -113,6 +114,8 @@ class RunPlan:
     """Why the run may not start (it is recorded as failed with this error); None if it may."""
     choice: ModelChoice
     """The effective model and why (``model_source``), for the result's model fields."""
+    handoffs: tuple[Handoff, ...] = ()
+    """The agent's next steps (``agents.handoffs``), copied into the result for the editor."""
 
 
 class AgentService:
@@ -437,7 +440,7 @@ class AgentService:
             record = ExecutionEngine.record(job, "succeeded", duration_ms=duration)
             return {
                 **record.to_dict(),
-                **_model_fields(plan.choice),
+                **_result_fields(plan),
                 "prompt": plan.context.prompt,
                 "dry_run": True,
                 "token_estimate": plan.estimate.to_dict(),
@@ -446,7 +449,7 @@ class AgentService:
             record = self.engine.refuse(job, plan.refusal, observer)
             return {
                 **record.to_dict(),
-                **_model_fields(plan.choice),
+                **_result_fields(plan),
                 "token_estimate": plan.estimate.to_dict(),
             }
         handle = self.engine.submit(job, observer)
@@ -465,7 +468,7 @@ class AgentService:
             )
         return {
             **record.to_dict(),
-            **_model_fields(plan.choice),
+            **_result_fields(plan),
             "token_estimate": estimate.to_dict(),
         }
 
@@ -539,7 +542,7 @@ class AgentService:
             notes=notes,
             finalize=finalize,
         )
-        return RunPlan(job, config, context, estimate, refusal, choice)
+        return RunPlan(job, config, context, estimate, refusal, choice, agent.handoffs)
 
     def _tools(
         self,
@@ -1036,6 +1039,12 @@ def _manifest(context: ContextResult, estimate: Estimate) -> list[dict[str, Any]
         d["calibrated"] = estimate.calibrated
         entries.append(d)
     return entries
+
+
+def _result_fields(plan: RunPlan) -> dict[str, Any]:
+    """What a run result adds to its record: the model fields, and the agent's handoffs (so the
+    editor can offer the next step without asking for the agent again)."""
+    return {**_model_fields(plan.choice), "handoffs": [h.to_dict() for h in plan.handoffs]}
 
 
 def _model_fields(choice: ModelChoice) -> dict[str, Any]:
