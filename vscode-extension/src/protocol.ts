@@ -42,6 +42,17 @@ export interface Range {
   end: Position;
 }
 
+/**
+ * A next step an agent offers after a run (Copilot's `handoffs` front matter): a button `label`
+ * that runs `agent` with `prompt` as its task, at once when `send`, else after the user edited it.
+ */
+export interface Handoff {
+  label: string;
+  agent: string;
+  prompt: string;
+  send: boolean;
+}
+
 /** A problem in an agent definition; older servers send plain strings. */
 export type AgentProblem = string | { message: string; line?: number; column?: number; severity?: string };
 
@@ -58,6 +69,8 @@ export interface AgentInfo {
   tool_groups?: string[];
   /** Copilot `${input:name}` variables the agent needs; a run must pass each in `variables`. */
   inputs?: { name: string; placeholder: string }[];
+  /** Next steps offered after a run; older servers leave it out. */
+  handoffs?: Handoff[];
   format?: string;
   /** Workspace-relative path of the definition file. */
   source: string;
@@ -151,6 +164,10 @@ export interface RunResult {
   tool_calls?: ToolCallTrace[];
   edits?: ProposedEdit[];
   notes?: string[];
+  /** The agent's next steps (run results only, not history); older servers leave it out. */
+  handoffs?: Handoff[];
+  /** Set on dry runs. */
+  dry_run?: boolean;
 }
 
 /** `agentls.edits.apply` arguments. */
