@@ -3,19 +3,23 @@
 One VS Code session serves the module: the ``.vsix`` is installed into code-server with a small
 test-only driver extension (``driver/``), a copy of ``docs/example`` is opened, and the driver runs
 the extension's own "Run Agent…" command: a dry run, a run that the test cancels with the progress
-notification's Cancel button, a run on the example's ``command`` backend, and a run of a ``fixer``
-agent whose model proposes an edit. That model is a scripted OpenAI-compatible fake on 127.0.0.1
-(``tests/fakes/providers.py``), defined as a backend in the (trusted) workspace's ``agentls.toml``:
-the edit comes through the real tool loop (a ``propose_edit`` call, its result, a final answer).
-The test accepts it as a user does, with real mouse clicks: "Accept All" in the extension's
-notification, "Apply" in VS Code's refactor preview (the server asks for confirmation through change
-annotations), then "File: Save All" from the command palette; the file on disk and the run's
-history record (edit ``applied``) show the outcome. The driver writes what the editor shows to a
-JSON report; when it needs a user's hand it writes ``<report>.ask-<what>`` and waits, and the test
-does that on the page (``USER_ACTIONS``). The tests read the report, read the History view straight
-from the page through the Chrome DevTools Protocol (what a user sees), run an agent once more
-through the command palette with real key presses, take screenshots, and check that every process
-the session started is gone afterwards.
+notification's Cancel button, a run on the example's ``command`` backend, and two runs of a
+``fixer`` agent whose model proposes an edit. That model is a scripted OpenAI-compatible fake on
+127.0.0.1 (``tests/fakes/providers.py``), defined as a backend in the (trusted) workspace's
+``agentls.toml``: each edit comes through the real tool loop (a ``propose_edit`` call, its result,
+a final answer). The test settles the edits as a user does, with real mouse clicks: for one run
+"Accept All" in the extension's notification (applied at once, no second question), for the other
+"Review…", then the change ticked and "Apply" pressed in VS Code's refactor preview; then "File:
+Save All" from the command palette. The file on disk and the runs' history records (edits
+``applied``) show the outcome. The fixer's ``handoffs`` (Copilot's format) are offered as buttons
+after its run: the test presses the one to the outline agent, finds the handoff's prompt in the
+task box, and runs it.
+
+The driver writes what the editor shows to a JSON report; when it needs a user's hand it writes
+``<report>.ask-<what>`` and waits, and the test does that on the page (``USER_ACTIONS``). The tests
+read the report, read the History view straight from the page through the Chrome DevTools Protocol
+(what a user sees), run an agent once more through the command palette with real key presses, take
+screenshots, and check that every process the session started is gone afterwards.
 
 Loopback only: code-server listens on 127.0.0.1 and its extension gallery points at a closed
 loopback port; Chromium runs with background networking off. Everything written goes to a
@@ -179,9 +183,18 @@ def _add_slow_agent(workspace: Path) -> None:
 FIXER_AGENT = """---
 description: Fixes the code it is given (added by the test; its model is a scripted fake)
 backend: scripted
+handoffs:
+  - label: Outline the result
+    agent: outline
+    prompt: Outline the fixed cart
+  - label: Ask Copilot
+    agent: agent
+    send: true
 ---
 Fix what the task asks. Propose each change with the propose_edit tool.
 """
+"""Its handoffs: one to the example's outline agent, one to Copilot's built-in agent (which agentls
+cannot run, so the extension does not offer it)."""
 CART_BUG = "existing.quantity += 1  # ignores item.quantity"
 CART_FIX = "existing.quantity += item.quantity"
 PRICE_BUG = "return int(euros) * 100 + int(cents or 0)"
@@ -468,27 +481,49 @@ def _button_center(session: VSCodeSession, container_js: str, label: str) -> dic
     return second if second == first else None
 
 
+def _click_button(session: VSCodeSession, container_js: str, label: str, what: str) -> str:
+    """Click (the mouse, at its place on the page) the button ``label`` of ``container_js`` once it
+    is there, until it goes away: notifications close, the refactor preview hides. Returns the
+    container's text as it was. Clicked again only if still there after 10 s: the toasts move
+    when another one closes, and a click can land where the button was."""
+    deadline = time.monotonic() + 60
+    text = None
+    while True:
+        place = _wait_until(what, lambda: _button_center(session, container_js, label), 30, 0.5)
+        text = text or str(place["text"])
+        session.cdp("click", f"{place['x']},{place['y']}")
+        try:
+            _wait_until(
+                f"{what} to close", lambda: not _button_center(session, container_js, label), 10
+            )
+            return text
+        except AssertionError:
+            session.observed.setdefault("clicked_again", []).append(what)
+            if time.monotonic() > deadline:
+                raise
+
+
 EDIT_OFFER = (
     "[...document.querySelectorAll('.notification-toast .notification-list-item')]"
     ".find(t => t.textContent.includes('fixer proposed'))"
+)
+HANDOFF_OFFER = (
+    "[...document.querySelectorAll('.notification-toast .notification-list-item')]"
+    ".find(t => t.textContent.includes('fixer is done'))"
 )
 REFACTOR_PREVIEW = "document.querySelector('.bulk-edit-panel')"
 CART_TAB_DIRTY = (
     "[...document.querySelectorAll('.tabs-container .tab')]"
     ".some(t => t.textContent.includes('cart.py') && t.classList.contains('dirty'))"
 )
-
-
-def _press_on_offer(session: VSCodeSession, label: str) -> str:
-    """Click ``label`` on the notification offering the fixer's edit; returns the offer's text."""
-    offer = _wait_until(
-        "the notification offering the fixer's edit",
-        lambda: _button_center(session, EDIT_OFFER, label),
-        30,
-        0.5,
-    )
-    session.cdp("click", f"{offer['x']},{offer['y']}")
-    return str(offer["text"])
+TASK_BOX = """(() => {
+  const widget = document.querySelector('.quick-input-widget');
+  if (!widget || widget.style.display === 'none') return null;
+  const title = widget.querySelector('.quick-input-title');
+  const box = widget.querySelector('input');
+  if (!title || !box || !title.textContent.startsWith('Run ')) return null;
+  return {title: title.textContent, value: box.value};
+})()"""
 
 
 def _save_all(session: VSCodeSession) -> None:
@@ -506,21 +541,41 @@ def _save_all(session: VSCodeSession) -> None:
 
 def _accept_edits(session: VSCodeSession) -> None:
     """Press "Accept All" on the fixer's offer: the cart's tab turns dirty with no further
-    question (no refactor preview); then save."""
-    session.observed["accept_offer"] = _press_on_offer(session, "Accept All")
+    question (no refactor preview). Then take the run's next step, its handoff to the outline
+    agent: the handoff's prompt fills the task box, Enter runs it. Then save."""
+    offer = "the notification offering the fixer's edit"
+    session.observed["accept_offer"] = _click_button(session, EDIT_OFFER, "Accept All", offer)
     _wait_until(
         "the cart's tab to show unsaved changes", lambda: session.evaluate(CART_TAB_DIRTY), 30
     )
     session.observed["preview_after_accept"] = session.evaluate(
         f"!!{REFACTOR_PREVIEW} && {REFACTOR_PREVIEW}.getBoundingClientRect().width > 0"
     )
+    _wait_until(
+        "the fixer's next steps",
+        lambda: _button_center(session, HANDOFF_OFFER, "Outline the result"),
+        30,
+        0.5,
+    )
+    session.observed["handoff_buttons"] = session.evaluate(
+        f"[...{HANDOFF_OFFER}.querySelectorAll('.monaco-button')].map(b => b.textContent.trim())"
+    )
+    session.observed["handoff_offer"] = _click_button(
+        session, HANDOFF_OFFER, "Outline the result", "the fixer's next steps"
+    )
+    session.observed["handoff_task_box"] = _wait_until(
+        "the task box of the handoff", lambda: session.evaluate(TASK_BOX), 20, 0.5
+    )
+    session.cdp("keys", json.dumps([{"key": "Enter", "wait": 500}]))
+    _wait_until("the task box to close", lambda: session.evaluate(TASK_BOX) is None, 20, 0.5)
     _save_all(session)
 
 
 def _review_edits(session: VSCodeSession) -> None:
     """Press "Review…" on the fixer's offer: VS Code's refactor preview lists the change unticked;
     tick the file, press "Apply", then save."""
-    session.observed["review_offer"] = _press_on_offer(session, "Review…")
+    offer = "the notification offering the fixer's edit"
+    session.observed["review_offer"] = _click_button(session, EDIT_OFFER, "Review…", offer)
     apply = _wait_until(
         "the refactor preview's Apply button",
         lambda: _button_center(session, REFACTOR_PREVIEW, "Apply"),
@@ -548,7 +603,7 @@ def _review_edits(session: VSCodeSession) -> None:
 
     session.observed["ticked_after"] = _wait_until("the change to be ticked", all_ticked, 20, 0.5)
     session.cdp("screenshot", str(session.root / "vscode-refactor-preview.png"))
-    session.cdp("click", f"{apply['x']},{apply['y']}")
+    _click_button(session, REFACTOR_PREVIEW, "Apply", "the refactor preview's Apply button")
     _wait_until(
         "the cart's tab to show unsaved changes", lambda: session.evaluate(CART_TAB_DIRTY), 30
     )
@@ -936,3 +991,29 @@ def test_reviewing_a_proposed_edit_in_the_refactor_preview(
     assert CART_FIX in on_disk and CART_BUG not in on_disk  # the accepted edit
     assert PRICE_FIX in on_disk and PRICE_BUG not in on_disk  # the reviewed one
     assert report["reviewed"]["saved"] == on_disk
+
+
+def test_a_runs_handoff_runs_the_next_agent_with_its_prompt(vscode_session: VSCodeSession) -> None:
+    """After the fixer's run, its handoff to the outline agent is a button; pressing it fills the
+    task box with the handoff's prompt (``send`` is false), and Enter runs the outline agent."""
+    session, observed = vscode_session, vscode_session.observed
+    run = session.report["accepted"]["run"]
+    assert [h["label"] for h in run["handoffs"]] == ["Outline the result", "Ask Copilot"]
+    assert "agentls: fixer is done. Next step?" in observed["handoff_offer"]
+    # Copilot's built-in agent cannot run here, so it is not offered.
+    assert observed["handoff_buttons"] == ["Outline the result"]
+    assert observed["handoff_task_box"] == {
+        "title": "Run outline",
+        "value": "Outline the fixed cart",
+    }
+    rows = _wait_until(
+        "the handoff's run in the History view",
+        lambda: [
+            r
+            for r in _history_view_rows(session)
+            if "outline: Outline the fixed cart" in r and "Succeeded" in r
+        ],
+        60,
+        0.5,
+    )
+    assert rows

@@ -1,6 +1,6 @@
 // Test-only driver for the real-VS-Code test. After the agentls extension activates, it runs the
 // agentls commands a user would (a dry run, a run to cancel, a real run on the example's `command`
-// backend, a run whose scripted model proposes an edit) with the cart file open and a selection
+// backend, two runs whose scripted model proposes an edit) with the cart file open and a selection
 // made, and writes what the editor then shows (the run documents' text, the Agents and History
 // view rows, the edited file) to the JSON file named by AGENTLS_E2E_REPORT. What only a user can do
 // (press a notification's button) the test does on the page: the driver asks for it by writing
