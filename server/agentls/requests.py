@@ -66,6 +66,10 @@ class EditsApplyArgs:
 
     id: str
     edits: tuple[str, ...] | None = None
+    confirm: bool = True
+    """Whether the editor is asked to confirm each change (LSP change annotations with
+    ``needsConfirmation``: VS Code's refactor preview) or to apply the edit at once (the user
+    already accepted it, e.g. with the extension's "Accept All")."""
 
 
 RUN_STATUSES = ("succeeded", "failed", "cancelled", "timed_out")
@@ -153,16 +157,19 @@ def parse_run_id(raw: Mapping[str, Any]) -> str:
 
 
 def parse_edits_apply(raw: Mapping[str, Any]) -> EditsApplyArgs:
-    """``agentls.edits.apply``: ``{id, edits?: [edit ids]}``."""
-    _no_unknown(raw, {"id", "edits"})
+    """``agentls.edits.apply``: ``{id, edits?: [edit ids], confirm?: bool}``."""
+    _no_unknown(raw, {"id", "edits", "confirm"})
     run_id = _str(raw, "id", required=True)
     assert run_id is not None
+    confirm = raw.get("confirm", True)
+    if not isinstance(confirm, bool):
+        raise InvalidArguments("confirm", f"expected a boolean, got {json_kind(confirm)}")
     edits = raw.get("edits")
     if edits is None:
-        return EditsApplyArgs(run_id)
+        return EditsApplyArgs(run_id, confirm=confirm)
     if not isinstance(edits, list) or not edits or not all(isinstance(e, str) and e for e in edits):
         raise InvalidArguments("edits", "expected a non-empty list of edit ids")
-    return EditsApplyArgs(run_id, tuple(dict.fromkeys(edits)))
+    return EditsApplyArgs(run_id, tuple(dict.fromkeys(edits)), confirm)
 
 
 def parse_history_list(raw: Mapping[str, Any]) -> HistoryListArgs:

@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from agentls.agents.definition import AgentDefinition
+from agentls.agents.handoffs import Handoff
 from agentls.agents.language import BackendInfo, Catalog
 from agentls.agents.locations import LOCATION_ROOTS, is_definition_path, may_hold_definitions
 from agentls.agents.registry import AgentRegistry, scan_folder
@@ -120,6 +121,8 @@ class RunPlan:
     """Why the run may not start (it is recorded as failed with this error); None if it may."""
     choice: ModelChoice
     """The effective model and why (``model_source``), for the result's model fields."""
+    handoffs: tuple[Handoff, ...] = ()
+    """The agent's next steps (``agents.handoffs``), copied into the result for the editor."""
 
 
 class AgentService:
@@ -467,7 +470,7 @@ class AgentService:
             record = ExecutionEngine.record(job, "succeeded", duration_ms=duration)
             return {
                 **record.to_dict(),
-                **_model_fields(plan.choice),
+                **_result_fields(plan),
                 "prompt": plan.context.prompt,
                 "dry_run": True,
                 "token_estimate": plan.estimate.to_dict(),
@@ -476,7 +479,7 @@ class AgentService:
             record = self.engine.refuse(job, plan.refusal, observer)
             return {
                 **record.to_dict(),
-                **_model_fields(plan.choice),
+                **_result_fields(plan),
                 "token_estimate": plan.estimate.to_dict(),
             }
         handle = self.engine.submit(job, observer)
@@ -495,7 +498,7 @@ class AgentService:
             )
         return {
             **record.to_dict(),
-            **_model_fields(plan.choice),
+            **_result_fields(plan),
             "token_estimate": estimate.to_dict(),
         }
 
@@ -572,7 +575,7 @@ class AgentService:
             finalize=finalize,
             parent=parent,
         )
-        return RunPlan(job, config, context, estimate, refusal, choice)
+        return RunPlan(job, config, context, estimate, refusal, choice, agent.handoffs)
 
     # -- recipes -------------------------------------------------------------------------------
 
@@ -1310,6 +1313,12 @@ def _check_overlaps(edits: Sequence[dict[str, Any]]) -> None:
                         f"edits {a['id']} and {b['id']} both change {a.get('path')} in the same "
                         "place; apply one of them (pass its id in edits)"
                     )
+
+
+def _result_fields(plan: RunPlan) -> dict[str, Any]:
+    """What a run result adds to its record: the model fields, and the agent's handoffs (so the
+    editor can offer the next step without asking for the agent again)."""
+    return {**_model_fields(plan.choice), "handoffs": [h.to_dict() for h in plan.handoffs]}
 
 
 def _model_fields(choice: ModelChoice) -> dict[str, Any]:

@@ -165,3 +165,64 @@ async def test_copilot_prompt_files_run_with_their_inputs(
             },
         )
         assert "Write a README for agentls in repo." in run["prompt"]
+
+
+PLANNER_WITH_HANDOFFS = """\
+---
+description: Plans a change
+handoffs:
+  - label: Review the plan
+    agent: reviewer
+    prompt: Review the plan above for risks.
+    send: true
+  - label: Implement
+    agent: implementer
+    prompt: Implement the plan above.
+---
+Plan {{task}}.
+"""
+
+
+async def test_copilot_handoffs_are_listed_and_come_back_with_each_run(
+    open_session: SessionFactory, workspace: Path
+) -> None:
+    """The buttons an editor offers after a run: in the agent list, in the run's result, and a
+    warning on the file for a handoff to an agent the workspace does not have."""
+    write(workspace, ".github/agents/planner.agent.md", PLANNER_WITH_HANDOFFS)
+    expected = [
+        {
+            "label": "Review the plan",
+            "agent": "reviewer",
+            "prompt": "Review the plan above for risks.",
+            "send": True,
+        },
+        {
+            "label": "Implement",
+            "agent": "implementer",
+            "prompt": "Implement the plan above.",
+            "send": False,
+        },
+    ]
+    async with open_session(workspace) as session:
+        planner = _by_name(await session.command("agentls.agents.list"))["planner"]
+        assert planner["valid"] is True
+        assert planner["handoffs"] == expected
+        assert planner["problems"] == [
+            "line 9: warning: handoff 'Implement': no agent named 'implementer' in this workspace"
+        ]
+        uri = session.uri(".github/agents/planner.agent.md")
+        await wait_until(lambda: uri in session.client.diagnostics)
+        [warning] = session.client.diagnostics[uri]
+        assert warning.severity == 2 and warning.range.start.line == 8
+        assert "no agent named 'implementer'" in warning.message
+
+        result = await session.command("agentls.run", {"agent": "planner", "task": "the export"})
+        assert result["status"] == "succeeded", result
+        assert result["handoffs"] == expected
+        dry = await session.command(
+            "agentls.run", {"agent": "planner", "task": "it", "dry_run": True}
+        )
+        assert dry["handoffs"] == expected
+        # an agent without handoffs says so with an empty list, never a missing field
+        plain = await session.command("agentls.run", {"agent": "reviewer", "task": "look"})
+        assert plain["handoffs"] == []

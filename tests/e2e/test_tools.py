@@ -214,6 +214,36 @@ async def test_an_edit_is_sent_once_while_the_editor_is_deciding(
     assert (session.root / "src" / "util.py").read_text().endswith("return 43\n")
 
 
+async def test_an_edit_the_user_already_accepted_is_applied_without_asking_again(
+    tool_session: tuple[Session, EditingClient], provider: FakeProvider, client_name: str
+) -> None:
+    """``confirm: false`` (the extension's "Accept All"): VS Code must not show its refactor
+    preview, where changes that need confirmation start unticked and "Apply" would apply none."""
+    session, editor = tool_session
+    propose = Call("propose_edit", {"path": "src/util.py", "old_text": "42", "new_text": "43"})
+    provider.script(tool_calls(propose), stream("Done."))
+    result = await session.command("agentls.run", {"agent": "fixer", "task": "fix"})
+    with pytest.raises(JsonRpcException) as bad:
+        await session.command("agentls.edits.apply", {"id": result["id"], "confirm": "no"})
+    assert bad.value.code == -32602 and str(bad.value).startswith("confirm: expected a boolean")
+    applied = await session.command("agentls.edits.apply", {"id": result["id"], "confirm": False})
+    assert applied == {"applied": True, "edits": ["e1"]}
+    [sent] = editor.received
+    if client_name == "visual-studio-code":
+        [doc_edit] = sent.edit.document_changes or []
+        assert isinstance(doc_edit, types.TextDocumentEdit)
+        [text_edit] = doc_edit.edits
+        assert isinstance(text_edit, types.AnnotatedTextEdit)
+        annotation = (sent.edit.change_annotations or {})[text_edit.annotation_id]
+        assert annotation.needs_confirmation is False
+        assert annotation.label == "agentls: fixer: edit src/util.py"
+    else:
+        assert list(sent.edit.changes or {}) == [(session.root / "src" / "util.py").as_uri()]
+    assert (session.root / "src" / "util.py").read_text().endswith("return 43\n")
+    stored = await session.command("agentls.history.get", {"id": result["id"]})
+    assert stored["edits"][0]["state"] == "applied"
+
+
 async def test_an_edit_to_an_open_buffer_targets_that_buffer_and_its_version(
     tool_session: tuple[Session, EditingClient], provider: FakeProvider, client_name: str
 ) -> None:

@@ -217,7 +217,14 @@ async def test_claude_aliases_map_on_an_anthropic_backend(tmp_path: Path) -> Non
 async def test_shapes_reproduced_by_hand(services: dict[str, tuple[Path, AgentService]]) -> None:
     root, service = services["handmade"]
     listed = {a["name"]: a for a in service.list_agents()["agents"]}
-    assert sorted(listed) == ["explain", "indented", "mapped-tools", "planner", "reviewer"]
+    assert sorted(listed) == [
+        "Technical Writer",
+        "explain",
+        "indented",
+        "mapped-tools",
+        "planner",
+        "reviewer",
+    ]
 
     def problems(rel: str) -> list[tuple[str, int, str]]:
         return [(p.severity, p.line, p.message) for p in service.registry.problems(root / rel)]
@@ -251,3 +258,25 @@ async def test_shapes_reproduced_by_hand(services: dict[str, tuple[Path, AgentSe
     )
     assert f"Write an implementation plan for export in {root.name}." in planner["prompt"]
     assert listed["explain"]["inputs"] == [{"name": "focus", "placeholder": ""}]
+    # Copilot handoffs, as real files write them: every entry read, nothing worse than a hint
+    writer = listed["Technical Writer"]
+    assert writer["valid"] and all(": hint: " in p for p in writer["problems"]), writer
+    assert writer["handoffs"] == [
+        {
+            "label": "Implement Documentation",
+            "agent": "agent",
+            "prompt": "Implement the documentation changes identified above.",
+            "send": False,
+        },
+        {
+            "label": "Review",
+            "agent": "reviewer",
+            "prompt": "Review the documentation changes above.",
+            "send": True,
+        },
+        {"label": "Plan Next Steps", "agent": "planner", "prompt": "", "send": False},
+    ]
+    hints = {line: message for _, line, message in problems(".github/agents/tech-writer.agent.md")}
+    assert "one of Copilot's built-in agents" in hints[6]  # `agent: agent`
+    assert hints[13] == "handoff key 'model' is not one agentls reads; it is ignored"
+    assert len(hints) == 2  # reviewer and planner are agents of this workspace

@@ -397,6 +397,7 @@ def test_entries_serialise_for_the_agent_list(folder: Path) -> None:
         "tools": [],
         "tool_groups": [],
         "inputs": [],
+        "handoffs": [],
         "format": "agentls",
         "kind": "agent",
         "steps": [],

@@ -11,6 +11,7 @@ from agentls.requests import (
     MAX_FILES,
     MAX_TASK_CHARS,
     parse_ask,
+    parse_edits_apply,
     parse_history_list,
     parse_run,
     parse_run_id,
@@ -151,3 +152,19 @@ def test_ask_takes_the_run_arguments_with_copilot_variables_and_preview() -> Non
     ):
         with pytest.raises(InvalidArguments, match=field):
             parse_ask(bad)
+
+
+def test_edits_apply_asks_for_confirmation_unless_told_not_to() -> None:
+    args = parse_edits_apply({"id": "r1"})
+    assert (args.id, args.edits, args.confirm) == ("r1", None, True)
+    args = parse_edits_apply({"id": "r1", "edits": ["e2", "e1", "e2"], "confirm": False})
+    assert (args.edits, args.confirm) == (("e2", "e1"), False)
+    for raw, field in (
+        ({"id": "r1", "confirm": 0}, "confirm"),
+        ({"id": "r1", "confirm": "false"}, "confirm"),
+        ({"id": "r1", "edits": []}, "edits"),
+        ({"id": "r1", "preview": True}, "preview"),
+    ):
+        with pytest.raises(InvalidArguments) as info:
+            parse_edits_apply(raw)
+        assert str(info.value).startswith(f"{field}:"), (raw, str(info.value))

@@ -2,11 +2,24 @@
 
 One VS Code session serves the module: the ``.vsix`` is installed into code-server with a small
 test-only driver extension (``driver/``), a copy of ``docs/example`` is opened, and the driver runs
-the extension's own "Run Agent…" command twice, a dry run and a run on the example's ``command``
-backend, then writes what the editor shows to a JSON report. The tests read that report, read the
-History view straight from the page through the Chrome DevTools Protocol (what a user sees), run an
-agent once more through the command palette with real key presses, take a screenshot, and check that
-every process the session started is gone afterwards.
+the extension's own "Run Agent…" command: a dry run, a run that the test cancels with the progress
+notification's Cancel button, a run on the example's ``command`` backend, and two runs of a
+``fixer`` agent whose model proposes an edit. That model is a scripted OpenAI-compatible fake on
+127.0.0.1 (``tests/fakes/providers.py``), defined as a backend in the (trusted) workspace's
+``agentls.toml``: each edit comes through the real tool loop (a ``propose_edit`` call, its result,
+a final answer). The test settles the edits as a user does, with real mouse clicks: for one run
+"Accept All" in the extension's notification (applied at once, no second question), for the other
+"Review…", then the change ticked and "Apply" pressed in VS Code's refactor preview; then "File:
+Save All" from the command palette. The file on disk and the runs' history records (edits
+``applied``) show the outcome. The fixer's ``handoffs`` (Copilot's format) are offered as buttons
+after its run: the test presses the one to the outline agent, finds the handoff's prompt in the
+task box, and runs it.
+
+The driver writes what the editor shows to a JSON report; when it needs a user's hand it writes
+``<report>.ask-<what>`` and waits, and the test does that on the page (``USER_ACTIONS``). The tests
+read the report, read the History view straight from the page through the Chrome DevTools Protocol
+(what a user sees), run an agent once more through the command palette with real key presses, take
+screenshots, and check that every process the session started is gone afterwards.
 
 Loopback only: code-server listens on 127.0.0.1 and its extension gallery points at a closed
 loopback port; Chromium runs with background networking off. Everything written goes to a
@@ -33,6 +46,7 @@ from typing import Any
 import psutil
 import pytest
 
+from tests.fakes.providers import Call, FakeProvider, stream, tool_calls
 from tests.vscode.vscode_toolchain import (
     EXTENSION_DIR,
     Toolchain,
@@ -47,7 +61,8 @@ REPO = HERE.parents[1]
 EXAMPLE = REPO / "docs" / "example"
 SCREENSHOT_DIR = EXTENSION_DIR / "media"
 REPORT_TIMEOUT = 150.0
-"""Seconds from launching the browser to the driver's report (first start of VS Code included)."""
+"""Seconds from launching the browser to the driver's report or its first request for a user's
+hand (first start of VS Code included), and from one of those to the next."""
 
 
 def _free_port() -> int:
@@ -165,6 +180,54 @@ def _add_slow_agent(workspace: Path) -> None:
         f.write(SLOW_BACKEND)
 
 
+FIXER_AGENT = """---
+description: Fixes the code it is given (added by the test; its model is a scripted fake)
+backend: scripted
+handoffs:
+  - label: Outline the result
+    agent: outline
+    prompt: Outline the fixed cart
+  - label: Ask Copilot
+    agent: agent
+    send: true
+---
+Fix what the task asks. Propose each change with the propose_edit tool.
+"""
+"""Its handoffs: one to the example's outline agent, one to Copilot's built-in agent (which agentls
+cannot run, so the extension does not offer it)."""
+CART_BUG = "existing.quantity += 1  # ignores item.quantity"
+CART_FIX = "existing.quantity += item.quantity"
+PRICE_BUG = "return int(euros) * 100 + int(cents or 0)"
+PRICE_FIX = 'return int(euros) * 100 + int((cents or "0").ljust(2, "0")[:2])'
+
+
+def _add_fixer_agent(workspace: Path, provider: FakeProvider) -> None:
+    """An agent on an OpenAI-compatible backend whose model is ``provider``, scripted for two runs
+    that each propose one edit to the cart through ``propose_edit``, then answer."""
+    (workspace / ".agents" / "fixer.md").write_text(FIXER_AGENT)
+    with (workspace / "agentls.toml").open("a") as f:
+        f.write(
+            f"""
+[backends.scripted]
+kind = "openai"
+base_url = "{provider.base_url}"
+model = "{provider.model}"
+max_retries = 0
+"""
+        )
+    cart = "src/shop/cart.py"
+    provider.script(
+        tool_calls(
+            Call("propose_edit", {"path": cart, "old_text": CART_BUG, "new_text": CART_FIX})
+        ),
+        stream("Each add now counts ", "the item's quantity."),
+        tool_calls(
+            Call("propose_edit", {"path": cart, "old_text": PRICE_BUG, "new_text": PRICE_FIX})
+        ),
+        stream("Cents are read ", "as two digits."),
+    )
+
+
 def _package_driver(out_dir: Path) -> Path:
     """The driver extension as a .vsix, packaged with the extension's own vsce."""
     driver = out_dir / "driver"
@@ -199,12 +262,18 @@ def _start(argv: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[
 
 @contextmanager
 def launch_vscode(
-    vsix: Path, root: Path, server_command: list[str], *, report: bool
+    vsix: Path,
+    root: Path,
+    server_command: list[str],
+    *,
+    report: bool,
+    provider: FakeProvider | None = None,
 ) -> Iterator[VSCodeSession]:
     """Start code-server with the extension on a copy of the example, and Chromium showing it.
 
-    With ``report`` the driver extension runs its steps and the session is yielded once its report
-    is in; without, the session is yielded as soon as the browser is up.
+    With ``report`` the driver extension runs its steps (the test doing on the page what it asks
+    for) and the session is yielded once its report is in; without, the session is yielded as soon
+    as the browser is up. ``provider`` is the model of the ``fixer`` agent the driver runs.
     """
     try:
         toolchain = ensure_toolchain()
@@ -216,6 +285,8 @@ def launch_vscode(
     workspace = root / "example"
     shutil.copytree(EXAMPLE, workspace)
     _add_slow_agent(workspace)
+    if provider is not None:
+        _add_fixer_agent(workspace, provider)
     user_data, extensions = root / "user-data", root / "extensions"
     (user_data / "User").mkdir(parents=True)
     # The agentls settings name programs and folders of the machine the server runs on, so they
@@ -238,6 +309,9 @@ def launch_vscode(
         "chat.disableAIFeatures": True,
         "workbench.colorTheme": "Default Dark Modern",
         "workbench.secondarySideBar.defaultVisibility": "hidden",
+        # VS Code in a browser saves after a second by default; the desktop app, whose users
+        # save themselves, does not. Like the desktop: an applied edit stays unsaved until saved.
+        "files.autoSave": "off",
     }
     (user_data / "User" / "settings.json").write_text(json.dumps(user, indent=2))
 
@@ -319,24 +393,7 @@ def launch_vscode(
             )
         )
         if report:
-            marker = report_file.with_name(report_file.name + ".cancel-me")
-            _wait_until("the slow run", lambda: marker.is_file() or report_file.is_file(), 120, 0.3)
-            if marker.is_file():
-                session.observed["status_bar"] = session.evaluate(
-                    "document.querySelector('.statusbar')?.textContent || ''"
-                )
-                session.observed["cancel_clicked"] = session.evaluate(
-                    """(() => {
-                      const toast = [...document.querySelectorAll('.notification-list-item')]
-                        .find(t => t.textContent.includes('agentls: slow'));
-                      const button = toast && [...toast.querySelectorAll('.monaco-button')]
-                        .find(b => b.textContent === 'Cancel');
-                      if (!button) return false;
-                      button.click();
-                      return true;
-                    })()"""
-                )
-            _wait_until("the driver's report", report_file.is_file, REPORT_TIMEOUT, 0.5)
+            _serve_driver(session, report_file)
             session.report = json.loads(report_file.read_text())
         else:
             _wait_until(
@@ -351,11 +408,231 @@ def launch_vscode(
         assert not leftovers, f"processes outlived the VS Code session: {leftovers}"
 
 
+def _serve_driver(session: VSCodeSession, report_file: Path) -> None:
+    """Do on the page what the driver asks for (``<report>.ask-<what>``) until its report is in."""
+    done: set[str] = set()
+
+    def asked() -> list[str]:
+        prefix = report_file.name + ".ask-"
+        return sorted(
+            p.name.removeprefix(prefix)
+            for p in report_file.parent.glob(prefix + "*")
+            if p.name.removeprefix(prefix) not in done
+        )
+
+    while True:
+        _wait_until(
+            "the driver's report or its next request",
+            lambda: report_file.is_file() or asked(),
+            REPORT_TIMEOUT,
+            0.3,
+        )
+        if report_file.is_file():
+            return
+        for what in asked():
+            done.add(what)
+            if what not in USER_ACTIONS:
+                raise AssertionError(f"the driver asked for {what!r}, which the test cannot do")
+            try:
+                USER_ACTIONS[what](session)
+            except AssertionError as e:
+                shot = session.root / f"failed-{what}.png"
+                with suppress(ToolchainUnavailable):
+                    session.cdp("screenshot", str(shot))
+                raise AssertionError(f"{what}: {e} (the page then: {shot})") from e
+
+
+def _press_cancel(session: VSCodeSession) -> None:
+    """The slow run is streaming: note the status bar, press its progress notification's Cancel."""
+    session.observed["status_bar"] = session.evaluate(
+        "document.querySelector('.statusbar')?.textContent || ''"
+    )
+    session.observed["cancel_clicked"] = session.evaluate(
+        """(() => {
+          const toast = [...document.querySelectorAll('.notification-list-item')]
+            .find(t => t.textContent.includes('agentls: slow'));
+          const button = toast && [...toast.querySelectorAll('.monaco-button')]
+            .find(b => b.textContent === 'Cancel');
+          if (!button) return false;
+          button.click();
+          return true;
+        })()"""
+    )
+
+
+def _button_center(session: VSCodeSession, container_js: str, label: str) -> dict[str, Any] | None:
+    """Where a visible button labelled ``label`` is inside the element ``container_js`` finds,
+    with that element's text; None while there is none (or it is still moving into place)."""
+    where = f"""(() => {{
+      const box = {container_js};
+      const button = box && [...box.querySelectorAll('.monaco-button')]
+        .find(b => b.textContent.trim() === {json.dumps(label)});
+      if (!button) return null;
+      const r = button.getBoundingClientRect();
+      if (r.width === 0 || r.height === 0) return null;
+      return {{x: Math.round(r.x + r.width / 2), y: Math.round(r.y + r.height / 2),
+               text: box.textContent}};
+    }})()"""
+    first = session.evaluate(where)
+    if first is None:
+        return None
+    time.sleep(0.3)  # a toast slides in: click only once it stands still
+    second = session.evaluate(where)
+    return second if second == first else None
+
+
+def _click_button(session: VSCodeSession, container_js: str, label: str, what: str) -> str:
+    """Click (the mouse, at its place on the page) the button ``label`` of ``container_js`` once it
+    is there, until it goes away: notifications close, the refactor preview hides. Returns the
+    container's text as it was. Clicked again only if still there after 10 s: the toasts move
+    when another one closes, and a click can land where the button was."""
+    deadline = time.monotonic() + 60
+    text = None
+    while True:
+        place = _wait_until(what, lambda: _button_center(session, container_js, label), 30, 0.5)
+        text = text or str(place["text"])
+        session.cdp("click", f"{place['x']},{place['y']}")
+        try:
+            _wait_until(
+                f"{what} to close", lambda: not _button_center(session, container_js, label), 10
+            )
+            return text
+        except AssertionError:
+            session.observed.setdefault("clicked_again", []).append(what)
+            if time.monotonic() > deadline:
+                raise
+
+
+EDIT_OFFER = (
+    "[...document.querySelectorAll('.notification-toast .notification-list-item')]"
+    ".find(t => t.textContent.includes('fixer proposed'))"
+)
+HANDOFF_OFFER = (
+    "[...document.querySelectorAll('.notification-toast .notification-list-item')]"
+    ".find(t => t.textContent.includes('fixer is done'))"
+)
+REFACTOR_PREVIEW = "document.querySelector('.bulk-edit-panel')"
+CART_TAB_DIRTY = (
+    "[...document.querySelectorAll('.tabs-container .tab')]"
+    ".some(t => t.textContent.includes('cart.py') && t.classList.contains('dirty'))"
+)
+TASK_BOX = """(() => {
+  const widget = document.querySelector('.quick-input-widget');
+  if (!widget || widget.style.display === 'none') return null;
+  const title = widget.querySelector('.quick-input-title');
+  const box = widget.querySelector('input');
+  if (!title || !box || !title.textContent.startsWith('Run ')) return null;
+  return {title: title.textContent, value: box.value};
+})()"""
+
+
+def _save_all(session: VSCodeSession) -> None:
+    """ "File: Save All" from the command palette, typed."""
+    session.cdp("keys", json.dumps([{"key": "Escape"}, {"key": "F1", "wait": 800}]))
+    session.cdp("keys", json.dumps([{"text": "File: Save All", "wait": 800}]))
+    _wait_until(
+        "File: Save All in the command palette",
+        lambda: [r for r in session.evaluate(QUICK_INPUT_ROWS) if "Save All" in r],
+        20,
+        0.5,
+    )
+    session.cdp("keys", json.dumps([{"key": "Enter", "wait": 500}]))
+
+
+def _accept_edits(session: VSCodeSession) -> None:
+    """Press "Accept All" on the fixer's offer: the cart's tab turns dirty with no further
+    question (no refactor preview). Then take the run's next step, its handoff to the outline
+    agent: the handoff's prompt fills the task box, Enter runs it. Then save."""
+    offer = "the notification offering the fixer's edit"
+    session.observed["accept_offer"] = _click_button(session, EDIT_OFFER, "Accept All", offer)
+    _wait_until(
+        "the cart's tab to show unsaved changes", lambda: session.evaluate(CART_TAB_DIRTY), 30
+    )
+    session.observed["preview_after_accept"] = session.evaluate(
+        f"!!{REFACTOR_PREVIEW} && {REFACTOR_PREVIEW}.getBoundingClientRect().width > 0"
+    )
+    _wait_until(
+        "the fixer's next steps",
+        lambda: _button_center(session, HANDOFF_OFFER, "Outline the result"),
+        30,
+        0.5,
+    )
+    session.observed["handoff_buttons"] = session.evaluate(
+        f"[...{HANDOFF_OFFER}.querySelectorAll('.monaco-button')].map(b => b.textContent.trim())"
+    )
+    session.observed["handoff_offer"] = _click_button(
+        session, HANDOFF_OFFER, "Outline the result", "the fixer's next steps"
+    )
+    session.observed["handoff_task_box"] = _wait_until(
+        "the task box of the handoff", lambda: session.evaluate(TASK_BOX), 20, 0.5
+    )
+    session.cdp("keys", json.dumps([{"key": "Enter", "wait": 500}]))
+    _wait_until("the task box to close", lambda: session.evaluate(TASK_BOX) is None, 20, 0.5)
+    _save_all(session)
+
+
+def _review_edits(session: VSCodeSession) -> None:
+    """Press "Review…" on the fixer's offer: VS Code's refactor preview lists the change unticked;
+    tick the file, press "Apply", then save."""
+    offer = "the notification offering the fixer's edit"
+    session.observed["review_offer"] = _click_button(session, EDIT_OFFER, "Review…", offer)
+    apply = _wait_until(
+        "the refactor preview's Apply button",
+        lambda: _button_center(session, REFACTOR_PREVIEW, "Apply"),
+        30,
+        0.5,
+    )
+    session.observed["refactor_preview"] = apply["text"]
+    checkboxes = f"[...{REFACTOR_PREVIEW}.querySelectorAll('.edit-checkbox')]"
+    session.observed["ticked_before"] = session.evaluate(
+        f"{checkboxes}.map(c => c.getAttribute('aria-checked'))"
+    )
+    file_box = session.evaluate(
+        f"""(() => {{
+          const r = {checkboxes}[0].getBoundingClientRect();
+          return `${{Math.round(r.x + r.width / 2)}},${{Math.round(r.y + r.height / 2)}}`;
+        }})()"""
+    )
+    session.cdp("click", file_box)
+
+    def all_ticked() -> list[str] | None:
+        states: list[str] = session.evaluate(
+            f"{checkboxes}.map(c => c.getAttribute('aria-checked'))"
+        )
+        return states if states and all(t == "true" for t in states) else None
+
+    session.observed["ticked_after"] = _wait_until("the change to be ticked", all_ticked, 20, 0.5)
+    session.cdp("screenshot", str(session.root / "vscode-refactor-preview.png"))
+    _click_button(session, REFACTOR_PREVIEW, "Apply", "the refactor preview's Apply button")
+    _wait_until(
+        "the cart's tab to show unsaved changes", lambda: session.evaluate(CART_TAB_DIRTY), 30
+    )
+    _save_all(session)
+
+
+USER_ACTIONS: dict[str, Callable[[VSCodeSession], None]] = {
+    "cancel": _press_cancel,
+    "accept-edits": _accept_edits,
+    "review-edits": _review_edits,
+}
+"""What the driver may ask the test to do on the page, by the name it asks with."""
+
+
 @pytest.fixture(scope="module")
-def vscode_session(vsix: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VSCodeSession]:
+def fixer_model() -> Iterator[FakeProvider]:
+    """The fixer agent's model: an OpenAI-compatible fake on 127.0.0.1, scripted to edit."""
+    with FakeProvider("openai") as provider:
+        yield provider
+
+
+@pytest.fixture(scope="module")
+def vscode_session(
+    vsix: Path, tmp_path_factory: pytest.TempPathFactory, fixer_model: FakeProvider
+) -> Iterator[VSCodeSession]:
     """code-server on the example with the real server, after the driver reported."""
     root = tmp_path_factory.mktemp("vscode")
-    with launch_vscode(vsix, root, [sys.executable, "-m", "agentls", "serve"], report=True) as s:
+    command = [sys.executable, "-m", "agentls", "serve"]
+    with launch_vscode(vsix, root, command, report=True, provider=fixer_model) as s:
         yield s
 
 
@@ -379,6 +656,8 @@ def test_driver_ran_every_step(vscode_session: VSCodeSession) -> None:
         "preview and metrics",
         "restarted",
         "run",
+        "edit accepted",
+        "edit reviewed",
         "views",
     ]
     assert report["serverState"] == "running"
@@ -666,3 +945,75 @@ def test_the_progress_cancel_button_stops_a_run(vscode_session: VSCodeSession) -
     assert report["cancelled"]["output"].startswith("working on it")
     assert report["cancelledDocument"].startswith("# slow: Cancelled")
     assert report["runsInFlightAfterCancel"] == 0
+
+
+def test_accepting_a_proposed_edit_writes_the_file(
+    vscode_session: VSCodeSession, fixer_model: FakeProvider
+) -> None:
+    """The model proposed an edit through the tool loop; "Accept All" in the notification puts it
+    in the cart's buffer at once (no second question), and "Save All" on disk."""
+    report, observed = vscode_session.report, vscode_session.observed
+    run, record = report["accepted"]["run"], report["accepted"]["record"]
+    assert run["status"] == "succeeded", run
+    assert run["output"] == "Each add now counts the item's quantity."
+    assert [(c["tool"], c["status"]) for c in run["tool_calls"]] == [("propose_edit", "succeeded")]
+    [proposed] = run["edits"]
+    assert proposed["path"] == "src/shop/cart.py" and proposed["state"] == "proposed"
+    # The model's second turn carried the tool's answer: the edit came through the real loop.
+    chats = [r for r in fixer_model.requests if r.path.endswith("/chat/completions")]
+    assert len(chats) == 4  # two runs of two turns
+    assert any(m.get("role") == "tool" for m in chats[1].json["messages"])
+
+    assert "agentls: fixer proposed 1 edit(s) to 1 file(s)" in observed["accept_offer"]
+    assert "Nothing is written until you accept" in observed["accept_offer"]
+    assert observed["preview_after_accept"] is False
+    assert CART_FIX in report["accepted"]["saved"]  # the editor's buffer, saved
+    [applied] = record["edits"]
+    assert applied["id"] == proposed["id"] and applied["state"] == "applied"
+    history = {row["id"]: row for row in report["historyRows"]}
+    assert history[run["id"]]["label"] == "fixer: Count every unit added"
+
+
+def test_reviewing_a_proposed_edit_in_the_refactor_preview(
+    vscode_session: VSCodeSession,
+) -> None:
+    """ "Review…" opens VS Code's refactor preview with the change unticked; ticked and applied
+    there, it reaches the file on disk after "Save All", and history says applied."""
+    report, observed = vscode_session.report, vscode_session.observed
+    run, record = report["reviewed"]["run"], report["reviewed"]["record"]
+    assert run["status"] == "succeeded", run
+    assert "cart.py" in observed["refactor_preview"]
+    assert observed["ticked_before"] == ["false", "false"]  # the file and its one change
+    assert observed["ticked_after"] == ["true", "true"]
+    assert [e["state"] for e in record["edits"]] == ["applied"]
+
+    on_disk = (vscode_session.workspace / "src" / "shop" / "cart.py").read_text()
+    assert CART_FIX in on_disk and CART_BUG not in on_disk  # the accepted edit
+    assert PRICE_FIX in on_disk and PRICE_BUG not in on_disk  # the reviewed one
+    assert report["reviewed"]["saved"] == on_disk
+
+
+def test_a_runs_handoff_runs_the_next_agent_with_its_prompt(vscode_session: VSCodeSession) -> None:
+    """After the fixer's run, its handoff to the outline agent is a button; pressing it fills the
+    task box with the handoff's prompt (``send`` is false), and Enter runs the outline agent."""
+    session, observed = vscode_session, vscode_session.observed
+    run = session.report["accepted"]["run"]
+    assert [h["label"] for h in run["handoffs"]] == ["Outline the result", "Ask Copilot"]
+    assert "agentls: fixer is done. Next step?" in observed["handoff_offer"]
+    # Copilot's built-in agent cannot run here, so it is not offered.
+    assert observed["handoff_buttons"] == ["Outline the result"]
+    assert observed["handoff_task_box"] == {
+        "title": "Run outline",
+        "value": "Outline the fixed cart",
+    }
+    rows = _wait_until(
+        "the handoff's run in the History view",
+        lambda: [
+            r
+            for r in _history_view_rows(session)
+            if "outline: Outline the fixed cart" in r and "Succeeded" in r
+        ],
+        60,
+        0.5,
+    )
+    assert rows

@@ -12,6 +12,7 @@ import { agentPicks } from "./agentsModel";
 import type { ServerClient } from "./client";
 import type { DocumentStore } from "./documents";
 import { applyEdits, offerEdits } from "./edits";
+import { offerHandoffs } from "./handoffs";
 import { historyPicks } from "./historyModel";
 import { errorMessage } from "./log";
 import { renderMemorySnapshot, renderMetrics, renderPreview, renderRun } from "./outputDocument";
@@ -20,6 +21,7 @@ import {
   type AgentsListResult,
   Commands,
   type ContextPreviewResult,
+  type Handoff,
   type HistoryListResult,
   isProfilingNotStarted,
   type MemorySnapshot,
@@ -107,12 +109,14 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
     return pick.agent;
   }
 
-  async function askTask(agent: string): Promise<string | undefined> {
+  /** Asks for a task; `draft` fills the box (a handoff's prompt, to edit before running). */
+  async function askTask(agent: string, draft?: string): Promise<string | undefined> {
     return vscode.window.showInputBox({
       title: `Run ${agent}`,
       prompt: "What should the agent do? The selection or the active file is attached.",
       placeHolder: "e.g. Review this change for bugs",
       ignoreFocusOut: true,
+      ...(draft ? { value: draft } : {}),
     });
   }
 
@@ -186,10 +190,31 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
     if (options.dryRun === true) args.dry_run = true;
     const result = await runs.run(args);
     historyView.refresh();
-    if (result !== undefined && (result.edits ?? []).length > 0) {
-      void offerEdits(server, result).then(() => historyView.refresh());
+    if (result !== undefined) {
+      // Edits first: a next step ("review the change") usually wants them settled.
+      const edits = (result.edits ?? []).length > 0 ? offerEdits(server, result) : Promise.resolve();
+      void edits
+        .then(() => {
+          historyView.refresh();
+          return offerHandoffs(result, runnableAgents, runHandoff);
+        })
+        .catch((error: unknown) => vscode.window.showErrorMessage(`agentls: ${errorMessage(error)}`));
     }
     return result;
+  }
+
+  async function runnableAgents(): Promise<ReadonlySet<string>> {
+    return new Set((await listAgents()).filter((a) => a.valid).map((a) => a.name));
+  }
+
+  /** A handoff chosen after a run: its agent, its prompt as the task (editable unless `send`). */
+  async function runHandoff(handoff: Handoff): Promise<RunResult | undefined> {
+    const send = handoff.send && handoff.prompt.trim() !== "";
+    const task = send ? handoff.prompt : await askTask(handoff.agent, handoff.prompt);
+    if (task === undefined) {
+      return undefined;
+    }
+    return runAgent({ agent: handoff.agent, task }, editorAttachment(false));
   }
 
   async function openRun(id: string): Promise<void> {
@@ -206,15 +231,16 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
   }
 
   return [
-    // `{id, edits?}`: apply a run's proposed edits (used by tests and keybindings; the run's
-    // notification offers the same).
+    // `{id, edits?, confirm?}`: apply a run's proposed edits (used by tests and keybindings; the
+    // run's notification offers the same). Without `confirm: false`, VS Code's refactor preview
+    // asks about each change first.
     vscode.commands.registerCommand(
       "agentls.applyEdits",
-      guarded(async (arg?: { id?: string; edits?: string[] }) => {
+      guarded(async (arg?: { id?: string; edits?: string[]; confirm?: boolean }) => {
         if (typeof arg?.id !== "string") {
           throw new Error("agentls.applyEdits needs {id}: the run whose edits to apply.");
         }
-        return applyEdits(server, arg.id, arg.edits);
+        return applyEdits(server, arg.id, arg.edits, arg.confirm !== false);
       }),
     ),
     vscode.commands.registerCommand(

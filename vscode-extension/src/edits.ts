@@ -1,19 +1,30 @@
 /**
- * A run's proposed edits in the editor: Accept all, Accept per file, or Discard.
+ * A run's proposed edits in the editor: Accept all, Accept per file, Review, or Discard.
  *
  * The server never writes an agent's edit. Accepting calls `agentls.edits.apply`, and the server
- * answers with a `workspace/applyEdit` whose changes carry `needsConfirmation` annotations, so VS
- * Code shows its refactor preview (a checkbox per change) before anything changes. An edit whose
- * file changed since it was proposed is refused by the server, and the message says which file.
+ * answers with a `workspace/applyEdit`. Accepting is the user's confirmation, so it asks for none
+ * (`confirm: false`): VS Code applies the edit at once to the files' buffers, unsaved and undoable.
+ * "Review…" asks for confirmation instead (`needsConfirmation` change annotations): VS Code then
+ * shows its refactor preview, where such changes start unticked and the user ticks those to apply.
+ * (Asking for confirmation after "Accept All" would make its "Apply" apply nothing unless every
+ * box was ticked first.) An edit whose file changed since it was proposed is refused by the server,
+ * and the message says which file.
  */
 
 import * as vscode from "vscode";
 import type { ServerClient } from "./client";
 import { errorMessage } from "./log";
-import { Commands, type EditsApplyResult, type EditsDiscardResult, type RunResult } from "./protocol";
+import {
+  Commands,
+  type EditsApplyArgs,
+  type EditsApplyResult,
+  type EditsDiscardResult,
+  type RunResult,
+} from "./protocol";
 
 export const ACCEPT_ALL = "Accept All";
 export const ACCEPT_PER_FILE = "Accept per File…";
+export const REVIEW = "Review…";
 export const DISCARD = "Discard";
 
 /** Offers the run's proposed edits; resolves once the user chose and the server answered. */
@@ -28,11 +39,14 @@ export async function offerEdits(server: ServerClient, result: RunResult): Promi
       "Nothing is written until you accept.",
     ACCEPT_ALL,
     ACCEPT_PER_FILE,
+    REVIEW,
     DISCARD,
   );
   try {
     if (choice === ACCEPT_ALL) {
-      await applyEdits(server, result.id);
+      await applyEdits(server, result.id, undefined, false);
+    } else if (choice === REVIEW) {
+      await applyEdits(server, result.id, undefined, true);
     } else if (choice === ACCEPT_PER_FILE) {
       const picked = await vscode.window.showQuickPick(files, {
         canPickMany: true,
@@ -40,7 +54,7 @@ export async function offerEdits(server: ServerClient, result: RunResult): Promi
       });
       if (picked !== undefined && picked.length > 0) {
         const ids = edits.filter((e) => picked.includes(e.path)).map((e) => e.id);
-        await applyEdits(server, result.id, ids);
+        await applyEdits(server, result.id, ids, false);
       }
     } else if (choice === DISCARD) {
       await server.execute<EditsDiscardResult>(Commands.editsDiscard, { id: result.id });
@@ -50,9 +64,17 @@ export async function offerEdits(server: ServerClient, result: RunResult): Promi
   }
 }
 
-/** Applies a run's edits (all still proposed, or the given ids) through `workspace/applyEdit`. */
-export async function applyEdits(server: ServerClient, id: string, edits?: string[]): Promise<EditsApplyResult> {
-  const args = edits === undefined ? { id } : { id, edits };
+/**
+ * Applies a run's edits (all still proposed, or the given ids) through `workspace/applyEdit`;
+ * with `confirm`, VS Code's refactor preview asks the user about each change first.
+ */
+export async function applyEdits(
+  server: ServerClient,
+  id: string,
+  edits?: string[],
+  confirm = true,
+): Promise<EditsApplyResult> {
+  const args: EditsApplyArgs = edits === undefined ? { id, confirm } : { id, edits, confirm };
   const answer = await server.execute<EditsApplyResult>(Commands.editsApply, args);
   if (!answer.applied) {
     void vscode.window.showWarningMessage(

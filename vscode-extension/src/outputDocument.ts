@@ -178,7 +178,7 @@ export function renderEdits(edits: readonly ProposedEdit[]): string {
   const rows = [
     "## Proposed edits",
     "",
-    "Nothing has been written: accept or discard them from the run's notification (VS Code shows a preview first).",
+    "Nothing has been written: accept, review or discard them from the run's notification.",
     "",
   ];
   for (const e of edits) {

@@ -42,6 +42,17 @@ export interface Range {
   end: Position;
 }
 
+/**
+ * A next step an agent offers after a run (Copilot's `handoffs` front matter): a button `label`
+ * that runs `agent` with `prompt` as its task, at once when `send`, else after the user edited it.
+ */
+export interface Handoff {
+  label: string;
+  agent: string;
+  prompt: string;
+  send: boolean;
+}
+
 /** A problem in an agent definition; older servers send plain strings. */
 export type AgentProblem = string | { message: string; line?: number; column?: number; severity?: string };
 
@@ -58,6 +69,8 @@ export interface AgentInfo {
   tool_groups?: string[];
   /** Copilot `${input:name}` variables the agent needs; a run must pass each in `variables`. */
   inputs?: { name: string; placeholder: string }[];
+  /** Next steps offered after a run; older servers leave it out. */
+  handoffs?: Handoff[];
   format?: string;
   /** `recipe` for a definition with `steps:` (it runs its steps' agents); `agent` otherwise. */
   kind?: "agent" | "recipe";
@@ -159,6 +172,10 @@ export interface RunResult {
   parent?: string | null;
   /** A recipe's steps (each step, each file of a `for_each`), in order; absent for an agent's run. */
   steps?: RecipeStepResult[] | null;
+  /** The agent's next steps (run results only, not history); older servers leave it out. */
+  handoffs?: Handoff[];
+  /** Set on dry runs. */
+  dry_run?: boolean;
 }
 
 /** One step of a recipe run (one file of a `for_each` step). */
@@ -171,6 +188,18 @@ export interface RecipeStepResult {
   item?: string;
   index?: number;
   error?: string;
+}
+
+/** `agentls.edits.apply` arguments. */
+export interface EditsApplyArgs {
+  id: string;
+  /** Edit ids to apply; default: every edit still proposed. */
+  edits?: string[];
+  /**
+   * Whether the editor asks the user to confirm each change (default true): VS Code's refactor
+   * preview, where such changes start unticked. False applies at once.
+   */
+  confirm?: boolean;
 }
 
 export interface EditsApplyResult {

@@ -24,6 +24,7 @@ from typing import Any, Literal
 import pathspec
 import yaml
 
+from agentls.agents.handoffs import Handoff, read_handoffs
 from agentls.agents.locations import (
     COPILOT_FORMATS,
     DEFINITION_GLOBS,
@@ -106,6 +107,8 @@ class AgentDefinition:
     """The default task: what a run started from a code action or code lens asks for."""
     code_action: bool = True
     """Whether the agent is offered as a code action on workspace files."""
+    handoffs: tuple[Handoff, ...] = ()
+    """Copilot's next steps after a run (``agents.handoffs``): its readable entries, in order."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Unknown front-matter keys, kept and reported as hints."""
     body_line: int = 0
@@ -160,6 +163,7 @@ KNOWN_KEYS: tuple[str, ...] = (
     "code_action",
     "steps",
     "continue_on_error",
+    "handoffs",
 )
 """Front-matter keys agentls reads. Anything else is kept in ``extra`` and reported as a hint."""
 
@@ -185,7 +189,6 @@ FOREIGN_KEYS: frozenset[str] = frozenset(
         "target",
         "infer",
         "mcp-servers",
-        "handoffs",
         "agents",
         "user-invocable",
         "user-invokable",
@@ -241,8 +244,9 @@ class ParseResult:
     definition can still be listed and asked for by name. ``name_known`` says whether the name
     really came from a readable front matter (or a file without one); the registry only lets such
     names collide, so a file with a YAML error never makes a good file with its stem a "duplicate".
-    ``spans`` maps the keys in ``SPAN_KEYS`` to the span of their value, for problems found later
-    (duplicate names, unknown backends, model hints).
+    ``spans`` maps the keys in ``SPAN_KEYS`` to the span of their value, and ``handoffs.<i>`` to
+    the span of the i-th handoff's ``agent``, for problems found later (duplicate names, unknown
+    backends, model hints, handoff targets).
     """
 
     name: str
@@ -790,6 +794,19 @@ class _FrontMatter:
             self.error(node, f"continue_on_error must be true or false, not {_kind(value)}")
             return None
         return value
+
+    def _check_handoffs(self, node: yaml.Node, value: Any) -> tuple[Handoff, ...]:
+        """Copilot's format, read as leniently as Copilot: what cannot be read is a hint.
+
+        The span of each kept entry's ``agent`` goes in ``spans`` as ``handoffs.<i>``, where the
+        registry shows a target no agent has.
+        """
+        read = read_handoffs(node, value)
+        for hint_node, message in read.hints:
+            self.problems.append(self.span(hint_node).problem(message, "hint"))
+        for i, agent_node in enumerate(read.agent_nodes):
+            self.spans[f"handoffs.{i}"] = self.span(agent_node)
+        return read.handoffs
 
     def _check_tools(self, node: yaml.Node, value: Any) -> tuple[str, ...] | None:
         """Any shape is accepted; what cannot be read is a hint, never an error."""

@@ -71,6 +71,11 @@ KEY_DOCS: Mapping[str, tuple[str, str]] = {
         "succeeds with a note.",
         "`false` (the first failure stops the recipe)",
     ),
+    "handoffs": (
+        "Next steps offered after a run (Copilot's format): a list of `{label, agent, prompt, "
+        "send}`; `send: true` runs the agent at once, else its prompt can be edited first.",
+        "none",
+    ),
 }
 """What each key means and its default, for completion and hover. A key of ``KNOWN_KEYS`` without
 an entry here is still offered, with a generic text."""

@@ -8,6 +8,7 @@ names the configuration maps. A broken file is an entry with problems, never an 
 never stops the others loading. Files that are not agents at all (a ``README.md``-like note without
 front matter in ``.claude/agents``) are entries with one piece of information and are not listed.
 Open editor buffers win over disk until the caller says the buffer is gone.
+A handoff (``agents.handoffs``) to a name no agent has is a problem of its file too.
 
 Symlinked folders are followed when their target is inside the workspace folder (Claude Code
 follows them, and many repositories link ``.claude/agents`` to a folder of their own); a link that
@@ -36,6 +37,7 @@ from agentls.agents.definition import (
     Span,
     parse_definition,
 )
+from agentls.agents.handoffs import target_problem
 from agentls.agents.locations import (
     LOCATIONS,
     Format,
@@ -100,6 +102,7 @@ class AgentEntry:
             "tools": list(d.tools or ()) if d else [],
             "tool_groups": list(d.tool_groups) if d else [],
             "inputs": [{"name": n, "placeholder": p} for n, p in d.inputs] if d else [],
+            "handoffs": [h.to_dict() for h in d.handoffs] if d else [],
             "format": self.format,
             "kind": "recipe" if d is not None and d.is_recipe else "agent",
             "steps": [step_summary(s) for s in d.steps] if d else [],
@@ -815,6 +818,11 @@ class AgentRegistry:
                 if hint is not None:
                     span = result.spans.get("model") or Span(0, 0, 0, 3)
                     problems.append(span.problem(hint, "hint"))
+                for i, handoff in enumerate(definition.handoffs):
+                    target = target_problem(handoff, owners)
+                    if target is not None:
+                        span = result.spans.get(f"handoffs.{i}") or Span(0, 0, 0, 3)
+                        problems.append(span.problem(*target))
             if result.name_known:
                 owner = owners[result.name][1]
                 if owner != path:

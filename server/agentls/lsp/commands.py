@@ -198,7 +198,9 @@ async def _edits_apply(
     applied = False
     try:
         edits = [{**e, "uri": editor_uri(str(e["uri"]))} for e in batch.edits]
-        edit = workspace_edit(batch.agent, edits, ls.client_capabilities, version_of)
+        edit = workspace_edit(
+            batch.agent, edits, ls.client_capabilities, version_of, confirm=parsed.confirm
+        )
         label = f"agentls: {batch.agent}"
         result = await ls.workspace_apply_edit_async(
             types.ApplyWorkspaceEditParams(edit=edit, label=label)

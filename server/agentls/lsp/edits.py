@@ -2,8 +2,12 @@
 
 Clients that support ``documentChanges`` get ``TextDocumentEdit``s (versioned when the document is
 open, so the client refuses an edit to a buffer that changed since) and ``CreateFile`` for new
-files; with change-annotation support every change carries an annotation with
-``needsConfirmation: true``, so VS Code shows its refactor preview with a checkbox per change.
+files; with change-annotation support every change carries an annotation naming the agent and the
+file. When the caller asks for confirmation, the annotations say ``needsConfirmation: true`` and VS
+Code shows its refactor preview, where such changes start unticked: the user ticks what to apply.
+A user who already accepted the edits (the extension's "Accept All") is not asked again: the
+annotations say ``needsConfirmation: false`` and VS Code applies the edit at once, to the buffers
+(unsaved, undoable).
 Other clients (Neovim, Helix, Emacs' eglot) get the plain ``changes`` map; a new file is an insert
 into a URI that does not exist yet, which those clients open as a new, unsaved buffer.
 """
@@ -21,8 +25,11 @@ def workspace_edit(
     edits: list[dict[str, Any]],
     capabilities: types.ClientCapabilities,
     version_of: Callable[[str], int | None],
+    *,
+    confirm: bool = True,
 ) -> types.WorkspaceEdit:
-    """The edit to send for ``edits`` (protocol dicts, in proposal order)."""
+    """The edit to send for ``edits`` (protocol dicts, in proposal order); ``confirm`` asks the
+    editor to have the user confirm each change where it can."""
     ws = capabilities.workspace
     caps = ws.workspace_edit if ws is not None else None
     document_changes = bool(caps and caps.document_changes)
@@ -51,7 +58,7 @@ def workspace_edit(
                 verb = "create" if edit.get("create") else "edit"
                 annotations[annotation] = types.ChangeAnnotation(
                     label=f"agentls: {agent}: {verb} {edit['path']}",
-                    needs_confirmation=True,
+                    needs_confirmation=confirm,
                     description=f"edit {edit['id']} proposed by {agent}",
                 )
             if edit.get("create") and can_create:

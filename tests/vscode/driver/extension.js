@@ -1,14 +1,19 @@
 // Test-only driver for the real-VS-Code test. After the agentls extension activates, it runs the
-// agentls commands a user would (a dry run, then a real run on the example's `command` backend)
-// with the cart file open and a selection made, and writes what the editor then shows (the run
-// documents' text, the Agents and History view rows) to the JSON file named by
-// AGENTLS_E2E_REPORT. Every step is timed out, and a failure is reported, never swallowed.
+// agentls commands a user would (a dry run, a run to cancel, a real run on the example's `command`
+// backend, two runs whose scripted model proposes an edit) with the cart file open and a selection
+// made, and writes what the editor then shows (the run documents' text, the Agents and History
+// view rows, the edited file) to the JSON file named by AGENTLS_E2E_REPORT. What only a user can do
+// (press a notification's button) the test does on the page: the driver asks for it by writing
+// `<report>.ask-<what>` and waits for the outcome. Every step is timed out, and a failure is
+// reported, never swallowed.
 "use strict";
 const fs = require("node:fs");
 const path = require("node:path");
 const vscode = require("vscode");
 
 const STEP_TIMEOUT_MS = 60_000;
+/** Waiting for the test to act on the page (several browser round trips, under CPU load). */
+const USER_TIMEOUT_MS = 180_000;
 
 function withTimeout(promise, what) {
   let timer;
@@ -18,8 +23,8 @@ function withTimeout(promise, what) {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-async function waitFor(what, check) {
-  const deadline = Date.now() + STEP_TIMEOUT_MS;
+async function waitFor(what, check, timeoutMs = STEP_TIMEOUT_MS) {
+  const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
     if (value) return value;
@@ -39,10 +44,44 @@ function finalText(result) {
   );
 }
 
+/** Asks the test to do what a user would on the page (see test_real_vscode.py, ``USER_ACTIONS``). */
+function ask(what) {
+  fs.writeFileSync(`${process.env.AGENTLS_E2E_REPORT}.ask-${what}`, "");
+}
+
 function agentlsDocuments() {
   return vscode.workspace.textDocuments
     .filter((d) => d.uri.scheme === "agentls")
     .map((d) => ({ uri: d.uri.toString(), languageId: d.languageId, text: d.getText() }));
+}
+
+/**
+ * Runs the fixer, asks the test to settle its proposed edit on the page (`what`), and waits for
+ * the outcome: the run's history record says applied, and the edited file is saved.
+ */
+async function editAndSettle(editor, task, what) {
+  const before = editor.document.getText();
+  const run = await withTimeout(vscode.commands.executeCommand("agentls.runAgent", { agent: "fixer", task }), task);
+  if (run?.status !== "succeeded") throw new Error(`fixer run: ${JSON.stringify(run)}`);
+  ask(what);
+  const record = await waitFor(
+    `the edit of "${task}" to be applied`,
+    async () => {
+      const r = await vscode.commands.executeCommand("agentls.history.get", { id: run.id });
+      const edits = r.edits ?? [];
+      return edits.length > 0 && edits.every((e) => e.state === "applied") ? r : undefined;
+    },
+    USER_TIMEOUT_MS,
+  );
+  const saved = await waitFor(
+    `the edit of "${task}" to be saved`,
+    () => {
+      const text = editor.document.getText();
+      return text !== before && !editor.document.isDirty ? text : undefined;
+    },
+    USER_TIMEOUT_MS,
+  );
+  return { run, record, saved };
 }
 
 async function drive(report) {
@@ -83,7 +122,7 @@ async function drive(report) {
   report.streamedWhileRunning = await waitFor("the slow run's first output", () =>
     agentlsDocuments().find((d) => d.text.includes("working on it"))?.text,
   );
-  fs.writeFileSync(`${process.env.AGENTLS_E2E_REPORT}.cancel-me`, "");
+  ask("cancel");
   report.cancelled = await withTimeout(slow, "the cancelled run");
   report.cancelledDocument = await finalText(report.cancelled);
   report.runsInFlightAfterCancel = api.runsInFlight();
@@ -118,6 +157,14 @@ async function drive(report) {
   report.runDocument = await finalText(report.run);
   report.steps.push("run");
 
+  // Two runs of an agent whose model (a scripted fake on 127.0.0.1) proposes an edit to the cart
+  // through the propose_edit tool. The extension offers each edit in a notification; the test
+  // presses "Accept All" for the first, and "Review…" then ticks the change and presses "Apply" in
+  // VS Code's refactor preview for the second, then saves, as a user would.
+  report.accepted = await editAndSettle(editor, "Count every unit added", "accept-edits");
+  report.steps.push("edit accepted");
+  report.reviewed = await editAndSettle(editor, "Read 1.5 as 150 cents", "review-edits");
+  report.steps.push("edit reviewed");
 
   await vscode.commands.executeCommand("workbench.view.extension.agentls");
   await withTimeout(api.refreshViews(), "refreshing views");
