@@ -17,7 +17,6 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,6 +34,7 @@ from agentls.agents.locations import (
 )
 from agentls.agents.recipe import RecipeStep, read_steps
 from agentls.agents.tools import OFFERED_GROUPS, read_tools, tool_groups
+from agentls.agents.yaml_values import kind as _kind
 
 __all__ = [
     "DEFINITION_GLOBS",
@@ -399,27 +399,6 @@ def _not_agent(result: ParseResult, reason: str) -> ParseResult:
         not_agent=reason,
         format=result.format,
     )
-
-
-def _kind(value: object) -> str:
-    """How a YAML value reads to a user, for error messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean (YAML reads yes/no/on/off/true/false as booleans)"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, date):
-        return "a date"
-    if isinstance(value, bytes):
-        return "binary data"
-    return type(value).__name__
 
 
 def _suggestion(key: str) -> str:

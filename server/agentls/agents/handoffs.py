@@ -28,6 +28,8 @@ from typing import Any, Literal
 
 import yaml
 
+from agentls.agents.yaml_values import kind as _kind
+
 __all__ = ["COPILOT_BUILT_IN_AGENTS", "Handoff", "HandoffsRead", "read_handoffs", "target_problem"]
 
 ENTRY_KEYS: tuple[str, ...] = ("label", "agent", "prompt", "send")
@@ -63,22 +65,6 @@ class HandoffsRead:
     is shown."""
     hints: tuple[tuple[yaml.Node, str], ...] = ()
     """What was left out or ignored, each at its node."""
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
 
 
 def read_handoffs(node: yaml.Node, value: Any) -> HandoffsRead:

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from agentls.agents.yaml_values import kind as _kind
+
 if TYPE_CHECKING:
     from agentls.agents.definition import Problem, Span
 
@@ -82,20 +84,6 @@ def upstream(steps: tuple[RecipeStep, ...], step_id: str) -> set[str]:
         seen.add(current)
         todo.extend(by_id[current].needs)
     return seen
-
-
-def _kind(value: object) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return "null" if value is None else type(value).__name__
 
 
 class _StepsReader:
