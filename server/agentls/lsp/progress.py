@@ -33,6 +33,56 @@ REPORT_TAIL_CHARS = 200
 """How much of the newest output a progress report shows (a notification area line, not a log)."""
 
 
+class _WorkDone:
+    """One ``$/progress`` on a token: a cancellable begin, reports, an end; none without a token.
+
+    The client's Cancel button (``window/workDoneProgress/cancel``) calls ``cancel`` with the id
+    given to ``begin``.
+    """
+
+    def __init__(
+        self,
+        ls: AgentLanguageServer,
+        token: types.ProgressToken | None,
+        cancel: Callable[[str], object],
+    ) -> None:
+        self._ls = ls
+        self._token = token
+        self._cancel = cancel
+        self.begun = False
+
+    def begin(
+        self, cancel_id: str, title: str, message: str, percentage: int | None = None
+    ) -> None:
+        """Show the progress; its Cancel button cancels ``cancel_id``."""
+        if self._token is None:
+            return
+        progress = self._ls.work_done_progress
+        progress.begin(
+            self._token,
+            types.WorkDoneProgressBegin(
+                title=title, cancellable=True, message=message, percentage=percentage
+            ),
+        )
+        self.begun = True
+        future = progress.tokens.get(self._token)
+        if future is not None:
+            future.add_done_callback(lambda f: f.cancelled() and self._cancel(cancel_id))
+
+    def report(self, message: str | None, percentage: int | None = None) -> None:
+        """A new message (and percentage) under the title, once begun."""
+        if self.begun and self._token is not None:
+            self._ls.work_done_progress.report(
+                self._token, types.WorkDoneProgressReport(message=message, percentage=percentage)
+            )
+
+    def end(self, message: str) -> None:
+        """Close the progress, once begun."""
+        if self.begun and self._token is not None:
+            self._ls.work_done_progress.end(self._token, types.WorkDoneProgressEnd(message=message))
+            self._ls.work_done_progress.tokens.pop(self._token, None)  # pygls never drops them
+
+
 class RunProgress:
     """Observer of one run that reports to the client."""
 
@@ -47,9 +97,7 @@ class RunProgress:
         self._ls = ls
         self._agent = agent
         self._task = task
-        self._token = token
-        self._cancel = cancel
-        self._begun = False
+        self._progress = _WorkDone(ls, token, cancel)
         self._tail = ""
         self.parent: str | None = None
         """The recipe this run is a step of (its notifications say so), or None."""
@@ -75,44 +123,24 @@ class RunProgress:
         if self.parent is not None:
             params.update(parent=self.parent, step=self.step, item=self.item)
         self._ls.protocol.notify(RUN_STARTED, params)
-        if self._token is None:
-            return
-        progress = self._ls.work_done_progress
-        progress.begin(
-            self._token,
-            types.WorkDoneProgressBegin(
-                title=f"agentls: {self._agent}", cancellable=True, message="running"
-            ),
-        )
-        self._begun = True
-        future = progress.tokens.get(self._token)
-        if future is not None:
-            future.add_done_callback(lambda f: f.cancelled() and self._cancel(run_id))
+        self._progress.begin(run_id, f"agentls: {self._agent}", "running")
 
     def output(self, run_id: str, seq: int, text: str) -> None:
         """One output chunk, in order."""
         self._ls.protocol.notify(RUN_OUTPUT, {"id": run_id, "seq": seq, "text": text})
-        if self._begun and self._token is not None:
+        if self._progress.begun:
             self._tail = (self._tail + text)[-REPORT_TAIL_CHARS:]
-            self._ls.work_done_progress.report(
-                self._token, types.WorkDoneProgressReport(message=self._tail.strip() or None)
-            )
+            self._progress.report(self._tail.strip() or None)
 
     def tool_call(self, run_id: str, event: dict[str, Any]) -> None:
         """A tool call started or ended; the progress report says what the agent is doing."""
         self._ls.protocol.notify(RUN_TOOL_CALL, {"id": run_id, **event})
-        if self._begun and self._token is not None and event.get("status") == "started":
-            self._ls.work_done_progress.report(
-                self._token, types.WorkDoneProgressReport(message=str(event.get("summary")))
-            )
+        if event.get("status") == "started":
+            self._progress.report(str(event.get("summary")))
 
     def finished(self, record: RunRecord) -> None:
         """The run ended (any status)."""
-        if self._begun and self._token is not None:
-            self._ls.work_done_progress.end(
-                self._token, types.WorkDoneProgressEnd(message=record.status)
-            )
-            self._ls.work_done_progress.tokens.pop(self._token, None)  # pygls never drops them
+        self._progress.end(record.status)
         params: dict[str, Any] = {"id": record.id, "agent": record.agent, "status": record.status}
         if self.parent is not None:
             params.update(parent=self.parent, step=self.step, item=self.item)
@@ -153,9 +181,8 @@ class RecipeProgress:
         self._ls = ls
         self._recipe = recipe
         self._task = task
-        self._token = token
         self._cancel = cancel
-        self._begun = False
+        self._progress = _WorkDone(ls, token, cancel)
 
     def started(self, recipe_id: str) -> None:
         """The recipe began."""
@@ -163,19 +190,7 @@ class RecipeProgress:
             RUN_STARTED,
             {"id": recipe_id, "agent": self._recipe, "task": self._task, "kind": "recipe"},
         )
-        if self._token is None:
-            return
-        progress = self._ls.work_done_progress
-        progress.begin(
-            self._token,
-            types.WorkDoneProgressBegin(
-                title=f"agentls: {self._recipe}", cancellable=True, message="starting", percentage=0
-            ),
-        )
-        self._begun = True
-        future = progress.tokens.get(self._token)
-        if future is not None:
-            future.add_done_callback(lambda f: f.cancelled() and self._cancel(recipe_id))
+        self._progress.begin(recipe_id, f"agentls: {self._recipe}", "starting", percentage=0)
 
     def step(
         self, recipe_id: str, step: str, agent: str, task: str, item: str | None
@@ -187,24 +202,17 @@ class RecipeProgress:
 
     def progress(self, recipe_id: str, done: int, total: int, running: Sequence[str]) -> None:
         """``3/7 steps · running: review, security``."""
-        if not self._begun or self._token is None:
+        if not self._progress.begun:
             return
         message = f"{done}/{total} steps"
         if running:
             shown = ", ".join(running[:3]) + (", ..." if len(running) > 3 else "")
             message += f" · running: {shown}"
-        percentage = int(done * 100 / total) if total else 100
-        self._ls.work_done_progress.report(
-            self._token, types.WorkDoneProgressReport(message=message, percentage=percentage)
-        )
+        self._progress.report(message, int(done * 100 / total) if total else 100)
 
     def finished(self, record: RunRecord) -> None:
         """The recipe ended."""
-        if self._begun and self._token is not None:
-            self._ls.work_done_progress.end(
-                self._token, types.WorkDoneProgressEnd(message=record.status)
-            )
-            self._ls.work_done_progress.tokens.pop(self._token, None)
+        self._progress.end(record.status)
         self._ls.protocol.notify(
             RUN_FINISHED,
             {"id": record.id, "agent": record.agent, "status": record.status, "kind": "recipe"},
