@@ -442,9 +442,11 @@ async def test_cancelling_a_running_fan_out_stops_every_step_and_process(
     assert service.cancel(recipe_id) == {"cancelled": False}
 
 
-async def test_cancelling_the_awaiting_task_cancels_the_recipe(
+async def _hanging_recipe(
     tmp_path: Path, logdir: Path, settings: Callable[..., Settings], services: Start
-) -> None:
+) -> tuple[AgentService, asyncio.Task[dict[str, Any]]]:
+    """A service running the one-step recipe ``one``, whose step's process has started and
+    streams until it is stopped."""
     ws = tmp_path / "ws"
     _write(ws, ".agents/one.md", "---\nsteps:\n  - id: s\n    agent: w\n    task: HANG\n---\n")
     _agents(ws, "w")
@@ -452,8 +454,15 @@ async def test_cancelling_the_awaiting_task_cancels_the_recipe(
     task = asyncio.create_task(service.run(RunArgs(agent="one", task="go"), NoBuffers()))
     deadline = time.monotonic() + HANG_BOUND
     while not list(logdir.glob("pids-*")):
-        assert time.monotonic() < deadline
+        assert time.monotonic() < deadline, "the step never started"
         await asyncio.sleep(0.05)
+    return service, task
+
+
+async def test_cancelling_the_awaiting_task_cancels_the_recipe(
+    tmp_path: Path, logdir: Path, settings: Callable[..., Settings], services: Start
+) -> None:
+    service, task = await _hanging_recipe(tmp_path, logdir, settings, services)
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await asyncio.wait_for(task, HANG_BOUND)
@@ -498,15 +507,7 @@ async def test_a_fan_out_over_the_limit_is_refused_and_shown_on_the_file(
 async def test_a_step_cancelled_by_its_own_id_fails_the_recipe(
     tmp_path: Path, logdir: Path, settings: Callable[..., Settings], services: Start
 ) -> None:
-    ws = tmp_path / "ws"
-    _write(ws, ".agents/one.md", "---\nsteps:\n  - id: s\n    agent: w\n    task: HANG\n---\n")
-    _agents(ws, "w")
-    service = await services(settings(ws), ws)
-    task = asyncio.create_task(service.run(RunArgs(agent="one", task="go"), NoBuffers()))
-    deadline = time.monotonic() + HANG_BOUND
-    while not [r for r in service.status()["runs"] if r.get("kind") != "recipe"]:
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.05)
+    service, task = await _hanging_recipe(tmp_path, logdir, settings, services)
     [step_run] = [r for r in service.status()["runs"] if r.get("kind") != "recipe"]
     assert service.cancel(step_run["id"]) == {"cancelled": True}
     result = await asyncio.wait_for(task, HANG_BOUND)
@@ -517,18 +518,11 @@ async def test_a_step_cancelled_by_its_own_id_fails_the_recipe(
 async def test_shutdown_during_a_recipe_records_it_cancelled(
     tmp_path: Path, logdir: Path, settings: Callable[..., Settings], services: Start
 ) -> None:
-    ws = tmp_path / "ws"
-    _write(ws, ".agents/one.md", "---\nsteps:\n  - id: s\n    agent: w\n    task: HANG\n---\n")
-    _agents(ws, "w")
-    service = await services(settings(ws), ws)
-    task = asyncio.create_task(service.run(RunArgs(agent="one", task="go"), NoBuffers()))
-    deadline = time.monotonic() + HANG_BOUND
-    while not list(logdir.glob("pids-*")):
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.05)
+    service, task = await _hanging_recipe(tmp_path, logdir, settings, services)
     await service.shutdown()
     result = await asyncio.wait_for(task, HANG_BOUND)
     assert result["status"] == "cancelled"
+    ws = tmp_path / "ws"
     again = await services(settings(ws), ws)
     stored = again.history_get(result["id"])
     assert stored["status"] == "cancelled" and stored["steps"][0]["status"] == "cancelled"
