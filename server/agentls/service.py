@@ -655,7 +655,11 @@ class AgentService:
             record = await recipe_run.run()
         finally:
             self._recipes.pop(recipe_run.id, None)
-        return {**record.to_dict(), "edits": self._edits_of(record)}
+        return {
+            **record.to_dict(),
+            "edits": self._edits_of(record),
+            "handoffs": [h.to_dict() for h in recipe.handoffs],  # a recipe may offer next steps
+        }
 
     def _default_task(self, agent: str) -> str:
         try:

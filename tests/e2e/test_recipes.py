@@ -24,6 +24,10 @@ PIPELINE = """
 ---
 name: pipeline
 description: Plan, then two reviews in parallel
+handoffs:
+  - label: Fix what they found
+    agent: reviewer
+    prompt: Fix the findings above.
 steps:
   - id: plan
     agent: reviewer
@@ -74,6 +78,14 @@ async def test_a_recipe_reports_one_progress_and_parented_step_notifications(
         )
     )
     assert result["status"] == "succeeded", result
+    assert result["handoffs"] == [
+        {
+            "label": "Fix what they found",
+            "agent": "reviewer",
+            "prompt": "Fix the findings above.",
+            "send": False,
+        }
+    ]
     recipe_id = result["id"]
     assert [(s["id"], s["status"]) for s in result["steps"]] == [
         ("plan", "succeeded"),
@@ -127,7 +139,7 @@ async def test_a_recipe_naming_a_missing_agent_is_an_error_diagnostic(session: S
 
     [diagnostic] = await wait_until(published, 10)
     assert diagnostic.severity == types.DiagnosticSeverity.Error
-    assert diagnostic.range.start.line == 8  # the step's agent value
+    assert diagnostic.range.start.line == 12  # the step's agent value
     with pytest.raises(JsonRpcException) as info:
         await session.command("agentls.run", {"agent": "pipeline", "task": "x"})
     assert info.value.code == -32602
