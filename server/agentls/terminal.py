@@ -6,7 +6,8 @@ is written).
 ``--json`` prints only the final result object (the same shape as ``agentls.run``) on stdout.
 A recipe prints one line per step on stderr as it starts and ends (steps run in parallel, so
 their streams are not interleaved on stdout), then the recipe's output (every step's, under a
-heading) on stdout.
+heading) on stdout. After a run that succeeded, the agent's ``handoffs`` (next steps) are printed
+on stderr as the ``agentls run`` commands that take them.
 Exit codes: 0 succeeded, 1 failed / cancelled / timed out, 2 bad arguments or unknown agent.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -177,6 +179,8 @@ async def _run(folder: Path, raw: dict[str, Any], *, as_json: bool, trust: bool)
         for note in result.get("notes") or ():
             sys.stderr.write(f"agentls: note: {note}\n")
         _edits_to_stderr(result.get("edits") or [])
+        if result["status"] == "succeeded":
+            _handoffs_to_stderr(result.get("handoffs") or [])
     if result["status"] != "succeeded":
         sys.stderr.write(f"agentls: run {result['id']} {result['status']}: {result.get('error')}\n")
         return 1
@@ -190,6 +194,15 @@ def _edits_to_stderr(edits: list[dict[str, Any]]) -> None:
     sys.stderr.write(f"\n--- {len(edits)} proposed edit(s), not written ---\n")
     for edit in edits:
         sys.stderr.write(edit["diff"])
+
+
+def _handoffs_to_stderr(handoffs: list[dict[str, Any]]) -> None:
+    """The next steps the agent offers (Copilot's ``handoffs``), as commands to copy."""
+    for h in handoffs:
+        task = f" --task {shlex.quote(h['prompt'])}" if h.get("prompt") else ""
+        sys.stderr.write(
+            f"agentls: next: {h['label']}: agentls run {shlex.quote(h['agent'])}{task}\n"
+        )
 
 
 def _manifest_to_stderr(manifest: list[dict[str, Any]]) -> None:

@@ -345,6 +345,10 @@ def test_agentls_run_prints_each_steps_progress(workspace: Path, tmp_path: Path)
     assert any(line.startswith("agentls: step plan (reviewer) started") for line in lines)
     assert any(line.startswith("agentls: step right (reviewer) succeeded") for line in lines)
     assert "agentls: 3/3 steps done" in lines
+    assert (
+        "agentls: next: Fix what they found: agentls run reviewer --task 'Fix the findings above.'"
+        in lines
+    )
     assert "## plan (succeeded)\n\necho: plan alpha" in done.stdout
     assert "## left (succeeded)\n\necho: left after echo: plan alpha" in done.stdout
     dry = subprocess.run(
