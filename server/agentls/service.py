@@ -69,6 +69,7 @@ from agentls.loop_lag import LoopLag
 from agentls.memory_profile import MemoryProfiler
 from agentls.metrics import Metrics
 from agentls.requests import EditsApplyArgs, HistoryListArgs, MemoryProfileArgs, RunArgs
+from agentls.run_limits import run_limits
 from agentls.tools.edits import EditState, content_hash
 from agentls.tools.toolbox import Toolbox, granted_groups
 from agentls.workspace.cache import FileCache
@@ -533,10 +534,10 @@ class AgentService:
         tools, notes = (
             (None, ()) if backend is None else self._tools(agent, config, model, buffers, settings)
         )
+        own = run_limits(agent, settings)
+        notes = (*own.notes, *notes)
         if tools is not None:
-            budget = bytes_within(
-                agent.max_context_tokens or limits.max_context_tokens, estimate.bytes_per_token
-            )
+            budget = bytes_within(own.max_context_tokens, estimate.bytes_per_token)
             tools = replace(
                 tools,
                 budget_bytes=max(0, budget - len(context.prompt_bytes)),
@@ -565,7 +566,7 @@ class AgentService:
                 model=model,
                 cwd=None if config is None else self._child_cwd(agent, config, settings),
             ),
-            timeout=agent.timeout or limits.run_timeout,
+            timeout=own.timeout,
             max_output_bytes=limits.max_output_bytes,
             manifest=_manifest(context, estimate),
             workspace=workspace,
@@ -764,7 +765,7 @@ class AgentService:
         )
         plan = ToolPlan(
             toolbox,
-            max_turns=max(1, agent.max_turns or limits.max_turns),
+            max_turns=run_limits(agent, settings).max_turns,
             max_tool_calls=max(0, limits.max_tool_calls),
             budget_bytes=0,
             bytes_per_token=1.0,
@@ -1190,6 +1191,7 @@ class AgentService:
         if self.index.state != "ready":
             await self.index.wait_ready(timeout=INDEX_WAIT_SECONDS)
         limits = settings.limits
+        own = run_limits(agent, settings)
         return await self.builder.build(
             agent,
             ContextRequest(
@@ -1200,8 +1202,8 @@ class AgentService:
                 variables=args.variables,
             ),
             buffers,
-            max_files=agent.max_files or limits.max_files,
-            max_context_tokens=agent.max_context_tokens or limits.max_context_tokens,
+            max_files=own.max_files,
+            max_context_tokens=own.max_context_tokens,
             bytes_per_token=estimate.bytes_per_token,
             max_prompt_bytes=limits.max_prompt_bytes,
         )

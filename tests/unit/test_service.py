@@ -242,3 +242,49 @@ async def test_cancelling_the_request_cancels_the_run(tmp_path: Path, services: 
     assert service.engine.active() == []
     [record] = service.history.list(limit=10)
     assert (record.id, record.status, record.output) == (run["id"], "cancelled", "partial\n")
+
+
+async def test_an_untrusted_workspaces_agent_may_only_narrow_the_limits(
+    tmp_path: Path, services: Start
+) -> None:
+    """An agent file in an untrusted workspace cannot raise what the user configured (as its
+    agentls.toml cannot): its limits are held to the configuration's, and the run says so."""
+    ws = tmp_path / "ws"
+    for name in ("a", "b", "c"):
+        _write(ws, f"src/{name}.py", f"{name} = 1\n")
+    _write(
+        ws,
+        ".agents/greedy.md",
+        """
+        ---
+        max_files: 100000
+        timeout: 86400
+        ---
+        Everything, for a day.
+        """,
+    )
+    user = _write(
+        tmp_path,
+        "user.toml",
+        '[backends.local]\nkind = "command"\n'
+        f'argv = [{_toml(sys.executable)}, "-c", "import sys; sys.stdin.read(); print(\'ok\')"]\n'
+        'default_backend = "local"\n[limits]\nmax_files = 2\nrun_timeout = 60\n',
+    )
+    files = ("src/a.py", "src/b.py", "src/c.py")
+    untrusted = load_settings([ws], user_file=user)
+    assert not untrusted.trusted
+    service = await services(untrusted, ws)
+    preview = await service.preview(RunArgs(agent="greedy", files=files), NoBuffers())
+    included = [m for m in preview["manifest"] if m["status"] == "included"]
+    assert len([m for m in included if m["path"].startswith("src/")]) == 2
+    result = await service.run(RunArgs(agent="greedy", task="t", files=files), NoBuffers())
+    assert result["status"] == "succeeded", result
+    assert any("max_files (100000) was held to limits.max_files (2)" in n for n in result["notes"])
+    assert any("timeout (86400) was held to limits.run_timeout (60)" in n for n in result["notes"])
+    await service.shutdown()
+    # the user's own trust lets the agent's values stand
+    trusted = load_settings([ws], {"trusted": True}, user_file=user)
+    service = await services(trusted, ws)
+    preview = await service.preview(RunArgs(agent="greedy", files=files), NoBuffers())
+    included = [m for m in preview["manifest"] if m["status"] == "included"]
+    assert len([m for m in included if m["path"].startswith("src/")]) == 3
