@@ -526,3 +526,17 @@ async def test_shutdown_during_a_recipe_records_it_cancelled(
     again = await services(settings(ws), ws)
     stored = again.history_get(result["id"])
     assert stored["status"] == "cancelled" and stored["steps"][0]["status"] == "cancelled"
+
+
+def test_one_broken_step_does_not_hide_the_others_problems() -> None:
+    text = (
+        textwrap.dedent(RECIPE)
+        .lstrip("\n")
+        .replace("agent: planner", "agent: planner\n    bogus: 1")
+        .replace("needs: impl", "needs: [impl, nope]")
+    )
+    problems = _problems(text)
+    assert any("unknown step key 'bogus'" in p for p in problems), problems
+    assert any("needs 'nope': no step has that id" in p for p in problems), problems
+    # the broken step's id still counts: needing it is not "no step has that id"
+    assert not any("needs 'plan'" in p for p in problems), problems

@@ -95,6 +95,9 @@ class _StepsReader:
         self.span_of = span_of
         self.construct = construct
         self.problems: list[Problem] = []
+        self.named: dict[str, None] = {}
+        """Every step id that could be read, also of steps with other errors: ``needs`` and
+        templates naming them are not reported as naming no step."""
 
     def error(self, node: yaml.Node, message: str) -> None:
         self.problems.append(self.span_of(node).problem(message))
@@ -111,21 +114,16 @@ class _StepsReader:
         if len(node.value) > MAX_STEPS:
             self.error(node, f"a recipe may have at most {MAX_STEPS} steps, not {len(node.value)}")
             return None
+        # Every step is read and checked, so one broken step does not hide the others' problems.
         read = [self.step(item) for item in node.value]
-        steps = [s for s in read if s is not None]
-        if len(steps) != len(read):
-            return None
-        ids_ok = self.check_ids(node.value, steps)
-        if not ids_ok:
-            return None
-        pairs = list(zip(steps, node.value, strict=True))
+        pairs = [(s, item) for s, item in zip(read, node.value, strict=True) if s is not None]
+        steps = tuple(s for s, _ in pairs)
+        if not self.check_ids([item for _, item in pairs], list(steps)):
+            return None  # the checks below key steps by id
         needs_nodes = {s.id: _child(item, "needs") or item for s, item in pairs}
         task_nodes = {s.id: _child(item, "task") or item for s, item in pairs}
-        if not self.check_needs(tuple(steps), needs_nodes):
-            return None
-        if not self.check_templates(tuple(steps), task_nodes):
-            return None
-        return tuple(steps)
+        ok = self.check_needs(steps, needs_nodes) and self.check_templates(steps, task_nodes)
+        return steps if ok and len(steps) == len(read) else None
 
     def step(self, node: yaml.Node) -> RecipeStep | None:
         if not isinstance(node, yaml.MappingNode):
@@ -166,6 +164,8 @@ class _StepsReader:
                 "'-' and '_' (templates name it: {{steps.<id>.output}})",
             )
             step_id = None
+        if step_id is not None:
+            self.named[step_id] = None
         agent = self.string(values.get("agent"), "agent")
         task = self.string(values.get("task"), "task")
         for_each = self.string(values.get("for_each"), "for_each")
@@ -240,7 +240,7 @@ class _StepsReader:
         return ok
 
     def check_needs(self, steps: tuple[RecipeStep, ...], nodes: Mapping[str, yaml.Node]) -> bool:
-        ids = [s.id for s in steps]
+        ids = list(self.named)
         ok = True
         for step in steps:
             node = nodes[step.id]
@@ -294,10 +294,10 @@ class _StepsReader:
                         "{{steps.<id>.edits}}",
                     )
                     ok = False
-                elif parts[1] not in ids:
+                elif parts[1] not in self.named:
                     self.error(node, f"{{{{{name}}}}} names no step of this recipe")
                     ok = False
-                elif parts[1] not in before:
+                elif parts[1] in ids and parts[1] not in before:
                     self.error(
                         node,
                         f"{{{{{name}}}}}: step {parts[1]!r} is not upstream of {step.id!r}, so its "
