@@ -265,6 +265,7 @@ async def _preview_in_process(
         default_backend="none",
         backends={"none": BackendConfig(name="none", kind="command", argv=("true",))},
         data_dir=work / "data-in-process",
+        trusted=True,  # the bench's own folder: its agent's budgets stand (run_limits)
     )
     service = AgentService(settings, [folder], watch=False)
     out: dict[str, list[float]] = {"service": [], "build": [], "build_changed": [], "encode": []}
@@ -367,7 +368,8 @@ async def pack_server(work: Path, tree: Path) -> ServerProcess:
     )
     server = await ServerProcess.spawn(server_env(work))
     try:
-        await server.initialize(tree, more_folders=[agents])
+        # the bench's own folders: trusted, so the agent's budgets stand (run_limits)
+        await server.initialize(tree, {"trusted": True}, more_folders=[agents])
         await server.wait_indexed()
     except BaseException:
         await server.close()
@@ -400,7 +402,7 @@ async def scenario_preview(plan: Plan, work: Path) -> ScenarioResult:
     for _ in range(plan.preview_rounds):
         server = await ServerProcess.spawn(env)
         try:
-            await server.initialize(folder)
+            await server.initialize(folder, {"trusted": True})  # its agent's budgets stand
             await server.wait_indexed()
             drop_page_cache(paths)
             started = time.perf_counter()
