@@ -57,11 +57,23 @@ class FakeProvider:
         self.active_peak = self._active
 
     def stop(self) -> None:
-        """Stop listening and end the thread."""
-        if self._server is not None:
-            self._loop.call_soon_threadsafe(self._server.close)
+        """Stop listening, end the connections still being served, and end the thread."""
+        if self._thread.is_alive():
+            fut = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
+            with contextlib.suppress(Exception):
+                fut.result(5)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+
+    async def _shutdown(self) -> None:
+        """Close the listener and cancel every connection's task (a client cancelled mid-answer
+        leaves one waiting), so none is destroyed pending when the loop stops."""
+        if self._server is not None:
+            self._server.close()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Answer requests on one connection until the client closes it."""
