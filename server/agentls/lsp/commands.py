@@ -97,35 +97,31 @@ async def _run(ls: AgentLanguageServer, service: AgentService, args: tuple[Any, 
     return await service.run(run_args, buffers, progress)
 
 
-async def run_progress(
-    ls: AgentLanguageServer, service: AgentService, run_args: requests.RunArgs
-) -> RunProgress:
-    """The progress reporter of a run: the client's token, or one created for it."""
+async def _request_token(ls: AgentLanguageServer) -> types.ProgressToken | None:
+    """The work-done token of the current request: the client's, or one created for it, or None
+    when the client supports none or does not answer ``window/workDoneProgress/create``."""
     ctx = CURRENT_COMMAND.get()
     client_token = ctx.params.work_done_token if ctx is not None else None
     try:
-        return await asyncio.wait_for(
-            RunProgress.for_request(
-                ls, run_args.agent, run_args.task, client_token, service.cancel_run
-            ),
-            PROGRESS_CREATE_SECONDS,
-        )
+        return await asyncio.wait_for(progress_token(ls, client_token), PROGRESS_CREATE_SECONDS)
     except TimeoutError:
         logger.warning("the client did not answer window/workDoneProgress/create; no progress")
-        return RunProgress(ls, run_args.agent, run_args.task, None, service.cancel_run)
+        return None
+
+
+async def run_progress(
+    ls: AgentLanguageServer, service: AgentService, run_args: requests.RunArgs
+) -> RunProgress:
+    """The progress reporter of a run."""
+    token = await _request_token(ls)
+    return RunProgress(ls, run_args.agent, run_args.task, token, service.cancel_run)
 
 
 async def recipe_progress(
     ls: AgentLanguageServer, service: AgentService, run_args: requests.RunArgs
 ) -> RecipeProgress:
     """The progress reporter of a recipe: one ``$/progress`` for all its steps."""
-    ctx = CURRENT_COMMAND.get()
-    client_token = ctx.params.work_done_token if ctx is not None else None
-    try:
-        token = await asyncio.wait_for(progress_token(ls, client_token), PROGRESS_CREATE_SECONDS)
-    except TimeoutError:
-        logger.warning("the client did not answer window/workDoneProgress/create; no progress")
-        token = None
+    token = await _request_token(ls)
     return RecipeProgress(ls, run_args.agent, run_args.task, token, service.cancel_run)
 
 

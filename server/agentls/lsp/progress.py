@@ -104,19 +104,6 @@ class RunProgress:
         self.step: str | None = None
         self.item: str | None = None
 
-    @classmethod
-    async def for_request(
-        cls,
-        ls: AgentLanguageServer,
-        agent: str,
-        task: str,
-        client_token: types.ProgressToken | None,
-        cancel: Callable[[str], object],
-    ) -> RunProgress:
-        """Use the client's token, or create one when the client supports work-done progress."""
-        token = await progress_token(ls, client_token)
-        return cls(ls, agent, task, token, cancel)
-
     def started(self, run_id: str) -> None:
         """The engine started the run (after any queueing)."""
         params: dict[str, Any] = {"id": run_id, "agent": self._agent, "task": self._task}
