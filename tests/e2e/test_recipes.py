@@ -9,7 +9,6 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import psutil
 import pytest
@@ -17,7 +16,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
 from tests.e2e.harness import Session, SessionFactory, wait_until, write
-from tests.e2e.test_tools import EditingClient
+from tests.e2e.test_tools import EditingClient, editing_session
 from tests.fakes.providers import Call, FakeProvider, stream, tool_calls
 
 PIPELINE = """
@@ -245,21 +244,8 @@ async def edit_session(
         ---
         """,
     )
-    backend: dict[str, Any] = {
-        "kind": provider.kind,
-        "base_url": provider.base_url,
-        "model": provider.model,
-        "max_retries": 0,
-    }
-    options = {"default_backend": "fake", "backends": {"fake": backend}}
-    async with open_session(workspace, init_options=options) as s:
-        editor = EditingClient()
-
-        async def on_apply_edit(ls: Any, params: types.ApplyWorkspaceEditParams) -> Any:
-            return await editor.answer(params)
-
-        s.client.feature(types.WORKSPACE_APPLY_EDIT)(on_apply_edit)
-        yield s, editor
+    async with editing_session(open_session, workspace, provider) as pair:
+        yield pair
 
 
 def _propose(path: str, old: str, new: str) -> Call:

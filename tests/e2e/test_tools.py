@@ -4,6 +4,7 @@ pytest-lsp client that answers ``workspace/applyEdit`` by writing the edit to di
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -75,12 +76,11 @@ def _offset(text: str, pos: types.Position) -> int:
     return before + len(units)
 
 
-@pytest.fixture
-async def tool_session(
+@contextlib.asynccontextmanager
+async def editing_session(
     open_session: SessionFactory, workspace: Path, provider: FakeProvider
 ) -> AsyncIterator[tuple[Session, EditingClient]]:
-    fixer = "---\nname: fixer\ndescription: Fixes code.\ntools: Read, Edit\n---\nFix.\n"
-    write(workspace, ".claude/agents/fixer.md", fixer)  # Claude Code needs a description
+    """A session whose default backend is ``provider`` and whose client applies workspace edits."""
     backend: dict[str, Any] = {
         "kind": provider.kind,
         "base_url": provider.base_url,
@@ -96,6 +96,16 @@ async def tool_session(
 
         s.client.feature(types.WORKSPACE_APPLY_EDIT)(on_apply_edit)
         yield s, editor
+
+
+@pytest.fixture
+async def tool_session(
+    open_session: SessionFactory, workspace: Path, provider: FakeProvider
+) -> AsyncIterator[tuple[Session, EditingClient]]:
+    fixer = "---\nname: fixer\ndescription: Fixes code.\ntools: Read, Edit\n---\nFix.\n"
+    write(workspace, ".claude/agents/fixer.md", fixer)  # Claude Code needs a description
+    async with editing_session(open_session, workspace, provider) as pair:
+        yield pair
 
 
 async def test_a_review_agent_reads_two_files_and_answers(
