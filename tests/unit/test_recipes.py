@@ -13,7 +13,7 @@ import contextlib
 import json
 import textwrap
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,9 @@ from agentls.errors import InvalidArguments
 from agentls.execution.records import RunRecord
 from agentls.requests import RunArgs
 from agentls.service import AgentService, NoBuffers
+
+Start = Callable[[Settings, Path], Awaitable[AgentService]]
+"""The ``services`` fixture (tests/unit/conftest.py): starts a service on one folder."""
 
 HANG_BOUND = 30.0
 """Seconds a wait may take before the test calls it a hang."""
@@ -192,24 +195,6 @@ def settings(tmp_path: Path, logdir: Path) -> Callable[[Path], Settings]:
         return load_settings([ws], user_file=user)
 
     return make
-
-
-Start = Callable[[Settings, Path], Awaitable[AgentService]]
-
-
-@pytest.fixture
-async def services() -> AsyncIterator[Start]:
-    started: list[AgentService] = []
-
-    async def start(settings: Settings, folder: Path) -> AgentService:
-        service = AgentService(settings, [folder], watch=False)
-        await service.start()
-        started.append(service)
-        return service
-
-    yield start
-    for service in started:
-        await service.shutdown()
 
 
 def _log(logdir: Path) -> list[dict[str, Any]]:

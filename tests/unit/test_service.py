@@ -12,7 +12,7 @@ import contextlib
 import json
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,9 @@ import pytest
 from agentls.config import Settings, load_settings
 from agentls.requests import RunArgs
 from agentls.service import AgentService, NoBuffers
+
+Start = Callable[[Settings, Path], Awaitable[AgentService]]
+"""The ``services`` fixture (tests/unit/conftest.py): starts a service on one folder."""
 
 FAKES = Path(__file__).resolve().parents[1] / "fakes" / "agent_commands.py"
 
@@ -78,25 +81,6 @@ def workspace(tmp_path: Path, marker: Path) -> Path:
         """,
     )
     return ws
-
-
-Start = Callable[[Settings, Path], Awaitable[AgentService]]
-
-
-@pytest.fixture
-async def services() -> AsyncIterator[Start]:
-    """Start services on demand; every one is shut down at the end of the test."""
-    started: list[AgentService] = []
-
-    async def start(settings: Settings, folder: Path) -> AgentService:
-        service = AgentService(settings, [folder], watch=False)
-        await service.start()
-        started.append(service)
-        return service
-
-    yield start
-    for service in started:
-        await service.shutdown()
 
 
 async def test_untrusted_workspace_backend_is_refused_before_it_starts(
