@@ -197,6 +197,14 @@ def settings(tmp_path: Path, logdir: Path) -> Callable[[Path], Settings]:
     return make
 
 
+async def _until(predicate: Callable[[], object], what: str) -> None:
+    """Poll until ``predicate()`` is true; fail the test after ``HANG_BOUND`` seconds."""
+    deadline = time.monotonic() + HANG_BOUND
+    while not predicate():
+        assert time.monotonic() < deadline, f"{what}: not within {HANG_BOUND:.0f} s"
+        await asyncio.sleep(0.05)
+
+
 def _log(logdir: Path) -> list[dict[str, Any]]:
     path = logdir / "log.jsonl"
     if not path.exists():
@@ -406,10 +414,7 @@ async def test_cancelling_a_running_fan_out_stops_every_step_and_process(
     _agents(ws, "w")
     service = await services(settings(ws), ws)
     task = asyncio.create_task(service.run(RunArgs(agent="fan", task="go"), NoBuffers()))
-    deadline = time.monotonic() + HANG_BOUND
-    while len(list(logdir.glob("pids-*"))) < 3:
-        assert time.monotonic() < deadline, "three steps never started"
-        await asyncio.sleep(0.05)
+    await _until(lambda: len(list(logdir.glob("pids-*"))) >= 3, "three steps never started")
     [recipe_id] = [r["id"] for r in service.status()["runs"] if r.get("kind") == "recipe"]
     pids = [int(p) for f in logdir.glob("pids-*") for p in f.read_text().split()]
     assert all(_alive(p) for p in pids)
@@ -419,10 +424,7 @@ async def test_cancelling_a_running_fan_out_stops_every_step_and_process(
     statuses = [s["status"] for s in result["steps"]]
     assert statuses.count("cancelled") == 9 and "running" not in statuses
     assert len(list(logdir.glob("pids-*"))) == 3  # the queued ones never started
-    deadline = time.monotonic() + HANG_BOUND
-    while any(_alive(p) for p in pids):
-        assert time.monotonic() < deadline, "a step's process outlived the cancel"
-        await asyncio.sleep(0.05)
+    await _until(lambda: not any(_alive(p) for p in pids), "a step's process outlived the cancel")
     assert service.status()["runs"] == []
     assert service.cancel(recipe_id) == {"cancelled": False}
 
@@ -437,10 +439,7 @@ async def _hanging_recipe(
     _agents(ws, "w")
     service = await services(settings(ws), ws)
     task = asyncio.create_task(service.run(RunArgs(agent="one", task="go"), NoBuffers()))
-    deadline = time.monotonic() + HANG_BOUND
-    while not list(logdir.glob("pids-*")):
-        assert time.monotonic() < deadline, "the step never started"
-        await asyncio.sleep(0.05)
+    await _until(lambda: list(logdir.glob("pids-*")), "the step never started")
     return service, task
 
 
@@ -480,10 +479,9 @@ async def test_a_fan_out_over_the_limit_is_refused_and_shown_on_the_file(
         await service.run(RunArgs(agent="big", task="go"), NoBuffers())
     assert _log(logdir) == []
     await service.index.wait_ready(timeout=HANG_BOUND)
-    deadline = time.monotonic() + HANG_BOUND
-    while not service.registry.problems(ws / ".agents/big.md"):
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.05)
+    await _until(
+        lambda: service.registry.problems(ws / ".agents/big.md"), "the fan-out problem on the file"
+    )
     [problem] = service.registry.problems(ws / ".agents/big.md")
     assert "matches 5 files, more than limits.max_fan_out (4)" in problem.message
     assert problem.line == 4  # the for_each value
